@@ -1,0 +1,91 @@
+//! Random tokens, token digests and password hashing.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Argon2, password_hash::rand_core::OsRng};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+/// A random string of `[A-Za-z0-9]` from the operating system's CSPRNG.
+pub fn random_token(len: usize) -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// SHA-256 of a token: what the database stores instead of the token itself.
+pub fn token_digest(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Hex SHA-256, for keys that must not reveal what they were made from.
+pub fn hex_digest(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+/// Hashes a password with argon2id on a blocking thread (it takes tens of milliseconds).
+pub async fn hash_password(password: SecretString) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.expose_secret().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("hashing a password failed: {e}"))
+    })
+    .await?
+}
+
+/// A hash of a random password, verified against when an account does not exist so that
+/// a failed login costs the same time either way.
+static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(random_token(24).as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+});
+
+/// Checks a password against a stored hash (or against a dummy when there is none).
+pub async fn verify_password(password: SecretString, hash: Option<String>) -> bool {
+    let known = hash.is_some();
+    tokio::task::spawn_blocking(move || {
+        let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
+        let Ok(parsed) = PasswordHash::new(&hash) else {
+            return false;
+        };
+        let ok = Argon2::default()
+            .verify_password(password.expose_secret().as_bytes(), &parsed)
+            .is_ok();
+        ok && known
+    })
+    .await
+    .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_tokens_are_alphanumeric_and_distinct() {
+        let a = random_token(32);
+        let b = random_token(32);
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+
+    #[tokio::test]
+    async fn passwords_verify_only_against_their_own_hash() {
+        let hash = hash_password(SecretString::from("correct horse battery"))
+            .await
+            .unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password(SecretString::from("correct horse battery"), Some(hash.clone())).await);
+        assert!(!verify_password(SecretString::from("wrong horse battery"), Some(hash)).await);
+        assert!(!verify_password(SecretString::from("anything"), None).await);
+    }
+}

@@ -1,0 +1,32 @@
+//! Ender's domain: accounts and their tokens, mail, rate limits, sessions, the embedded
+//! database and the one migration entry point. Nothing here knows about HTTP.
+
+pub mod account;
+pub mod config;
+pub mod cron;
+pub mod crypto;
+pub mod db;
+pub mod mail;
+pub mod maintenance;
+pub mod ratelimit;
+pub mod session;
+pub mod setup;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+/// A value that failed validation, with the form field it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Housekeeping: removing rows whose time has passed.
+
+use sqlx::PgConnection;
+
+/// How many rows one purge removed, per table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub sessions: u64,
+    pub email_tokens: u64,
+    pub setup_tokens: u64,
+    pub rate_limits: u64,
+    pub cron_ticks: u64,
+}
+
+/// Deletes expired sessions and tokens, finished rate-limit windows and old cron claims.
+/// Safe to run from several workers at once.
+pub async fn purge_expired(conn: &mut PgConnection) -> sqlx::Result<PurgeReport> {
+    let sessions = sqlx::query!("DELETE FROM sessions WHERE expiry_date <= now()")
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    // Used tokens are kept a day so a second click can say "already used".
+    let email_tokens = sqlx::query!(
+        "DELETE FROM email_tokens WHERE expires_at <= now() OR used_at <= now() - interval '1 day'"
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let setup_tokens = sqlx::query!("DELETE FROM setup_tokens WHERE expires_at <= now()")
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    let rate_limits = sqlx::query!("DELETE FROM rate_limits WHERE window_start < now() - interval '1 day'")
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    let cron_ticks = sqlx::query!("DELETE FROM cron_ticks WHERE fire_at < now() - interval '7 days'")
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(PurgeReport {
+        sessions,
+        email_tokens,
+        setup_tokens,
+        rate_limits,
+        cron_ticks,
+    })
+}

@@ -1,0 +1,139 @@
+//! The web server's settings, read once at start by clap from flags and the environment.
+
+use std::net::SocketAddr;
+
+use ender_core::config::{DatabaseConfig, LogConfig, MailConfig};
+use ender_worker::WorkerConfig;
+use ipnet::IpNet;
+use secrecy::SecretString;
+use url::Url;
+
+fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s.to_owned()))
+}
+
+fn net(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{s}` is not an IP address or CIDR range"))
+}
+
+/// Everything `ender-web serve` needs.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub web: WebConfig,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub mail: MailConfig,
+    #[command(flatten)]
+    pub worker: WorkerConfig,
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct WebConfig {
+    /// Address and port to listen on.
+    #[arg(long, env = "ENDER_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// The address people use to reach Ender: base of links in mails and of OAuth
+    /// redirect URIs. `https://` turns on Secure cookies and HSTS.
+    #[arg(long, env = "ENDER_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_url: Url,
+
+    /// Proxies (IPs or CIDR ranges, comma-separated) whose X-Forwarded-For is believed.
+    #[arg(long, env = "ENDER_TRUSTED_PROXIES", value_delimiter = ',', value_parser = net)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// New accounts must confirm their email before they can sign in.
+    #[arg(long, env = "ENDER_REQUIRE_EMAIL_VERIFICATION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub require_email_verification: bool,
+
+    /// A session unused for this many minutes ends.
+    #[arg(long, env = "ENDER_SESSION_IDLE_MINUTES", default_value_t = 10_080)]
+    pub session_idle_minutes: i64,
+
+    /// A session ends this many hours after sign-in, however active.
+    #[arg(long, env = "ENDER_SESSION_MAX_HOURS", default_value_t = 720)]
+    pub session_max_hours: i64,
+
+    /// Run the background worker inside this process.
+    #[arg(long, env = "ENDER_EMBEDDED_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub embedded_worker: bool,
+
+    /// Do not run the background worker here (run `ender-worker` separately).
+    #[arg(long)]
+    pub no_worker: bool,
+
+    #[command(flatten)]
+    pub oauth: OAuthConfig,
+}
+
+impl WebConfig {
+    pub fn runs_worker(&self) -> bool {
+        self.embedded_worker && !self.no_worker
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// An absolute URL under the public base.
+    pub fn absolute(&self, path_and_query: &str) -> String {
+        format!(
+            "{}{}",
+            self.public_url.as_str().trim_end_matches('/'),
+            path_and_query
+        )
+    }
+}
+
+/// OAuth providers. A provider without a client id is shown disabled.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OAuthConfig {
+    #[arg(long, env = "ENDER_GOOGLE_CLIENT_ID")]
+    pub google_client_id: Option<String>,
+    #[arg(long, env = "ENDER_GOOGLE_CLIENT_SECRET", value_parser = secret, hide_env_values = true)]
+    pub google_client_secret: Option<SecretString>,
+    #[arg(
+        long,
+        env = "ENDER_GOOGLE_AUTH_URL",
+        default_value = "https://accounts.google.com/o/oauth2/v2/auth"
+    )]
+    pub google_auth_url: Url,
+    #[arg(
+        long,
+        env = "ENDER_GOOGLE_TOKEN_URL",
+        default_value = "https://oauth2.googleapis.com/token"
+    )]
+    pub google_token_url: Url,
+    #[arg(
+        long,
+        env = "ENDER_GOOGLE_USERINFO_URL",
+        default_value = "https://openidconnect.googleapis.com/v1/userinfo"
+    )]
+    pub google_userinfo_url: Url,
+
+    #[arg(long, env = "ENDER_GITHUB_CLIENT_ID")]
+    pub github_client_id: Option<String>,
+    #[arg(long, env = "ENDER_GITHUB_CLIENT_SECRET", value_parser = secret, hide_env_values = true)]
+    pub github_client_secret: Option<SecretString>,
+    #[arg(
+        long,
+        env = "ENDER_GITHUB_AUTH_URL",
+        default_value = "https://github.com/login/oauth/authorize"
+    )]
+    pub github_auth_url: Url,
+    #[arg(
+        long,
+        env = "ENDER_GITHUB_TOKEN_URL",
+        default_value = "https://github.com/login/oauth/access_token"
+    )]
+    pub github_token_url: Url,
+    #[arg(long, env = "ENDER_GITHUB_API_URL", default_value = "https://api.github.com")]
+    pub github_api_url: Url,
+}

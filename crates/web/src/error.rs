@@ -1,0 +1,137 @@
+//! The one mapping from failures to responses: pages get an error page (or a redirect to
+//! sign in), `/api/` routes get the JSON envelope. Causes are logged once, here.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use ender_core::account::AccountError;
+
+use crate::routes::paths;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("the security token of the form was missing or wrong")]
+    Csrf,
+    #[error("sign-in required")]
+    LoginRequired { next: String },
+    #[error("too many requests")]
+    RateLimited,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("database unavailable")]
+    Unavailable,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        if ender_core::db::is_unavailable(&e) {
+            Self::Unavailable
+        } else {
+            Self::Internal(e.into())
+        }
+    }
+}
+
+impl From<tower_sessions::session::Error> for AppError {
+    fn from(e: tower_sessions::session::Error) -> Self {
+        Self::Internal(anyhow::anyhow!("session: {e}"))
+    }
+}
+
+impl From<AccountError> for AppError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Database(e) => e.into(),
+            AccountError::NotFound => Self::NotFound,
+            other => Self::Internal(anyhow::anyhow!("unhandled account error: {other}")),
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub code: u16,
+    pub title: &'static str,
+    pub message: &'static str,
+}
+
+impl ErrorPage {
+    pub fn for_status(status: StatusCode) -> Self {
+        let (title, message) = match status.as_u16() {
+            400 => ("Bad request", "The request could not be understood."),
+            403 => (
+                "Forbidden",
+                "You do not have access to this page, or the form expired. Go back, reload the page and try again.",
+            ),
+            404 => ("Page not found", "There is nothing at this address."),
+            405 => (
+                "Method not allowed",
+                "This address does not accept that kind of request.",
+            ),
+            413 => ("Too large", "What you sent is larger than this server accepts."),
+            429 => (
+                "Too many attempts",
+                "Too many attempts in a short time. Wait a minute and try again.",
+            ),
+            503 => (
+                "Temporarily unavailable",
+                "Ender cannot reach its database right now. It recovers on its own; try again in a moment.",
+            ),
+            _ => (
+                "Something went wrong",
+                "An unexpected error happened. It has been logged; try again.",
+            ),
+        };
+        Self {
+            code: status.as_u16(),
+            title,
+            message,
+        }
+    }
+}
+
+/// An error page with the right status.
+pub fn error_page(status: StatusCode) -> Response {
+    (status, ErrorPage::for_status(status)).into_response()
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Forbidden | Self::Csrf => StatusCode::FORBIDDEN,
+            Self::LoginRequired { next } => {
+                let to = format!(
+                    "{}?next={}",
+                    paths::LOGIN,
+                    url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+                );
+                return Redirect::to(&to).into_response();
+            }
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable => {
+                tracing::warn!("database unavailable; answering 503");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        error_page(status)
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,115 @@
+//! Ender's web server: the dashboard pages, the JSON API and the device APIs, all on one
+//! axum router over Postgres. `main.rs` parses the command line and calls [`run`].
+
+pub mod config;
+pub mod csrf;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod routes;
+pub mod session;
+pub mod state;
+pub mod views;
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use axum::Router;
+use ender_core::db::Database;
+use ender_core::mail::Mailer;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{ServeConfig, WebConfig};
+pub use state::AppState;
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    routes::router(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` is cancelled, then drains open requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+}
+
+/// `ender-web serve`: database (embedded when unconfigured), migrations, the setup link
+/// when there is no administrator, the embedded worker, and the server, until SIGINT/SIGTERM.
+pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
+    let db = Database::connect(&cfg.database).await?;
+    let result = run_with(&db, &cfg).await;
+    db.close().await;
+    result
+}
+
+async fn run_with(db: &Database, cfg: &ServeConfig) -> anyhow::Result<()> {
+    ender_core::db::migrate(&db.pool).await?;
+    let mailer = Mailer::from_config(&cfg.mail, &cfg.database.data_dir)?;
+    announce_setup_link(db, &cfg.web).await?;
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let worker = cfg.web.runs_worker().then(|| {
+        tokio::spawn(ender_worker::run(
+            db.pool.clone(),
+            cfg.worker.clone(),
+            shutdown.clone(),
+        ))
+    });
+
+    let listener = TcpListener::bind(cfg.web.bind)
+        .await
+        .with_context(|| format!("cannot listen on {} (ENDER_BIND)", cfg.web.bind))?;
+    tracing::info!(bind = %cfg.web.bind, public_url = %cfg.web.public_url, worker = cfg.web.runs_worker(), "Ender is serving");
+    let state = AppState::new(db.pool.clone(), cfg.web.clone(), mailer);
+    let served = serve(listener, state, shutdown.clone()).await;
+    shutdown.cancel();
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
+    tracing::info!("Ender stopped");
+    Ok(served?)
+}
+
+/// Prints the one-time administrator setup link while no administrator exists. It goes to
+/// standard error, not the log, because it is a secret.
+async fn announce_setup_link(db: &Database, web: &WebConfig) -> anyhow::Result<()> {
+    if let Some(token) = ender_core::setup::issue_token_if_needed(&db.pool).await? {
+        let link = web.absolute(&format!("{}?token={token}", routes::paths::SETUP));
+        eprintln!(
+            "\n  No administrator exists yet. Create the first one here (valid 24 hours):\n\n    {link}\n"
+        );
+    }
+    Ok(())
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+    token.cancel();
+}

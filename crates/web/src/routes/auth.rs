@@ -1,0 +1,548 @@
+//! Sign up, email verification, sign in and out, forgotten and reset passwords.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use ender_core::account::{self, AccountError, Email, FullName, Password, TokenError};
+use ender_core::crypto::hex_digest;
+use ender_core::mail::Mail;
+use ender_core::ratelimit::{self, Limit};
+use tower_sessions::Session;
+
+use super::{paths, safe_next};
+use crate::error::{AppError, AppResult};
+use crate::extract::Form;
+use crate::middleware::ClientIp;
+use crate::session::{MaybeUser, flash, log_in, log_out};
+use crate::state::AppState;
+use crate::views::{Errors, Shell};
+
+/// Failed sign-ins allowed per minute, per IP and per account.
+const LOGIN_FAILURES: Limit = Limit::per_minute(5);
+/// Sign-ups per hour per IP.
+const SIGNUPS: Limit = Limit::per_hour(10);
+/// Mail requests (reset, resend) per minute per IP, and per hour per account.
+const MAIL_REQUESTS_IP: Limit = Limit::per_minute(5);
+const MAIL_REQUESTS_ACCOUNT: Limit = Limit::per_hour(3);
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(paths::LOGIN, get(login_form).post(login))
+        .route(paths::LOGOUT, post(logout))
+        .route(paths::SIGNUP, get(signup_form).post(signup))
+        .route(paths::VERIFY_EMAIL, get(verify_email))
+        .route(paths::RESEND_VERIFICATION, get(resend_form).post(resend))
+        .route(paths::FORGOT_PASSWORD, get(forgot_form).post(forgot))
+        .route(paths::RESET_PASSWORD, get(reset_form).post(reset))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/login.html")]
+pub struct LoginPage {
+    pub shell: Shell,
+    pub email: String,
+    pub next: String,
+    pub error: String,
+    pub unverified: bool,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+async fn login_form(shell: Shell, MaybeUser(user): MaybeUser, Query(q): Query<NextQuery>) -> Response {
+    let next = safe_next(q.next.as_deref());
+    if user.is_some() {
+        return Redirect::to(&next).into_response();
+    }
+    LoginPage {
+        shell,
+        email: String::new(),
+        next,
+        error: String::new(),
+        unverified: false,
+    }
+    .into_response()
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    next: Option<String>,
+}
+
+fn account_key(kind: &str, email: &str) -> String {
+    format!("{kind}:acct:{}", &hex_digest(&email.trim().to_lowercase())[..32])
+}
+
+async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    shell: Shell,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<LoginForm>,
+) -> AppResult<Response> {
+    let ip_key = format!("login:ip:{ip}");
+    let acct_key = account_key("login", &form.email);
+    {
+        let mut conn = state.pool.acquire().await?;
+        if ratelimit::exhausted(&mut conn, &ip_key, LOGIN_FAILURES).await?
+            || ratelimit::exhausted(&mut conn, &acct_key, LOGIN_FAILURES).await?
+        {
+            return Err(AppError::RateLimited);
+        }
+    }
+    let next = safe_next(form.next.as_deref());
+    let page = |error: &str, unverified: bool| LoginPage {
+        shell: shell.clone(),
+        email: form.email.trim().to_owned(),
+        next: next.clone(),
+        error: error.to_owned(),
+        unverified,
+    };
+    match account::authenticate(
+        &state.pool,
+        &form.email,
+        &form.password,
+        state.config.require_email_verification,
+    )
+    .await
+    {
+        Ok(user) => {
+            log_in(&session, &user).await?;
+            tracing::info!(user.id = %user.id, "signed in");
+            Ok(Redirect::to(&next).into_response())
+        }
+        Err(AccountError::InvalidCredentials) => {
+            let mut conn = state.pool.acquire().await?;
+            ratelimit::hit(&mut conn, &ip_key, LOGIN_FAILURES).await?;
+            ratelimit::hit(&mut conn, &acct_key, LOGIN_FAILURES).await?;
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page("Incorrect email or password.", false),
+            )
+                .into_response())
+        }
+        Err(AccountError::EmailNotVerified) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page(
+                "Confirm your email address first: follow the link we mailed you.",
+                true,
+            ),
+        )
+            .into_response()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn logout(session: Session) -> AppResult<Redirect> {
+    log_out(&session).await?;
+    Ok(Redirect::to(paths::LOGIN))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/signup.html")]
+pub struct SignupPage {
+    pub shell: Shell,
+    pub email: String,
+    pub full_name: String,
+    pub errors: Errors,
+}
+
+async fn signup_form(shell: Shell, MaybeUser(user): MaybeUser) -> Response {
+    if user.is_some() {
+        return Redirect::to(paths::HOME).into_response();
+    }
+    SignupPage {
+        shell,
+        email: String::new(),
+        full_name: String::new(),
+        errors: Errors::default(),
+    }
+    .into_response()
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct SignupForm {
+    email: String,
+    password: String,
+    full_name: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/check_email.html")]
+pub struct CheckEmailPage {
+    pub shell: Shell,
+    pub title: &'static str,
+    pub message: String,
+}
+
+async fn signup(
+    State(state): State<AppState>,
+    session: Session,
+    shell: Shell,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<SignupForm>,
+) -> AppResult<Response> {
+    if !ratelimit::allow(
+        &mut *state.pool.acquire().await?,
+        &format!("signup:ip:{ip}"),
+        SIGNUPS,
+    )
+    .await?
+    {
+        return Err(AppError::RateLimited);
+    }
+    let mut errors = Errors::default();
+    let email = Email::parse(&form.email).map_err(|e| errors.push(e)).ok();
+    let password = Password::parse(&form.password, "password")
+        .map_err(|e| errors.push(e))
+        .ok();
+    let full_name = FullName::parse(&form.full_name).map_err(|e| errors.push(e)).ok();
+    let rerender = |errors: Errors| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            SignupPage {
+                shell: shell.clone(),
+                email: form.email.trim().to_owned(),
+                full_name: form.full_name.trim().to_owned(),
+                errors,
+            },
+        )
+            .into_response()
+    };
+    let (Some(email), Some(password), Some(full_name)) = (email, password, full_name) else {
+        return Ok(rerender(errors));
+    };
+    let require = state.config.require_email_verification;
+    let created = match account::sign_up(&state.pool, &email, &password, &full_name, require).await {
+        Ok(created) => created,
+        Err(AccountError::EmailTaken) => {
+            return Ok(rerender(Errors::one(ender_core::FieldError::new(
+                "email",
+                "An account with this email already exists. Sign in, or reset your password.",
+            ))));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(user.id = %created.user.id, "account created");
+    match created.verify_token {
+        Some(token) => {
+            send_verification(&state, &created.user.email, &token).await;
+            Ok(CheckEmailPage {
+                shell,
+                title: "Check your email",
+                message: format!(
+                    "We sent a link to {} to confirm the address. Follow it to finish creating your account.",
+                    created.user.email
+                ),
+            }
+            .into_response())
+        }
+        None => {
+            log_in(&session, &created.user).await?;
+            flash(&session, "success", "Welcome to Ender.").await?;
+            Ok(Redirect::to(paths::HOME).into_response())
+        }
+    }
+}
+
+async fn send_verification(state: &AppState, to: &str, token: &str) {
+    let link = state
+        .config
+        .absolute(&format!("{}?token={token}", paths::VERIFY_EMAIL));
+    let mail = Mail {
+        to: to.to_owned(),
+        subject: "Confirm your email address for Ender".to_owned(),
+        text: format!(
+            "Hello,\n\nConfirm your email address to start using Ender:\n\n{link}\n\nThe link works for 48 hours. If you did not sign up, ignore this mail.\n"
+        ),
+    };
+    if let Err(e) = state.mailer.send(&mail).await {
+        tracing::error!(error = %e, "sending the verification mail failed");
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/token_error.html")]
+pub struct TokenErrorPage {
+    pub shell: Shell,
+    pub message: String,
+    pub retry_path: &'static str,
+    pub retry_label: &'static str,
+}
+
+/// The page for a refused link, offering a new one.
+pub fn token_error(
+    shell: Shell,
+    e: TokenError,
+    retry_path: &'static str,
+    retry_label: &'static str,
+) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        TokenErrorPage {
+            shell,
+            message: e.to_string(),
+            retry_path,
+            retry_label,
+        },
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct TokenQuery {
+    token: String,
+}
+
+async fn verify_email(
+    State(state): State<AppState>,
+    session: Session,
+    shell: Shell,
+    Query(q): Query<TokenQuery>,
+) -> AppResult<Response> {
+    match account::verify_email(&state.pool, &q.token).await {
+        Ok(user) => {
+            log_in(&session, &user).await?;
+            flash(
+                &session,
+                "success",
+                "Your email address is confirmed. Welcome to Ender.",
+            )
+            .await?;
+            Ok(Redirect::to(paths::HOME).into_response())
+        }
+        Err(AccountError::Token(e)) => Ok(token_error(
+            shell,
+            e,
+            paths::RESEND_VERIFICATION,
+            "Send a new confirmation link",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/email_request.html")]
+pub struct EmailRequestPage {
+    pub shell: Shell,
+    pub title: &'static str,
+    pub intro: &'static str,
+    pub action: &'static str,
+    pub button: &'static str,
+    pub email: String,
+    pub sent: bool,
+    pub errors: Errors,
+}
+
+impl EmailRequestPage {
+    fn resend(shell: Shell) -> Self {
+        Self {
+            shell,
+            title: "Resend the confirmation link",
+            intro: "Enter the address you signed up with and we will send a new confirmation link.",
+            action: paths::RESEND_VERIFICATION,
+            button: "Send the link",
+            email: String::new(),
+            sent: false,
+            errors: Errors::default(),
+        }
+    }
+
+    fn forgot(shell: Shell) -> Self {
+        Self {
+            shell,
+            title: "Reset your password",
+            intro: "Enter your account's email address and we will send you a link to choose a new password.",
+            action: paths::FORGOT_PASSWORD,
+            button: "Send the reset link",
+            email: String::new(),
+            sent: false,
+            errors: Errors::default(),
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct EmailForm {
+    email: String,
+}
+
+async fn resend_form(shell: Shell) -> EmailRequestPage {
+    EmailRequestPage::resend(shell)
+}
+
+/// Rate-limits a mail request per IP and per address; false when over the limit.
+async fn mail_request_allowed(
+    state: &AppState,
+    kind: &str,
+    ip: std::net::IpAddr,
+    email: &str,
+) -> AppResult<bool> {
+    let mut conn = state.pool.acquire().await?;
+    Ok(
+        ratelimit::allow(&mut conn, &format!("{kind}:ip:{ip}"), MAIL_REQUESTS_IP).await?
+            && ratelimit::allow(&mut conn, &account_key(kind, email), MAIL_REQUESTS_ACCOUNT).await?,
+    )
+}
+
+async fn resend(
+    State(state): State<AppState>,
+    shell: Shell,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<EmailForm>,
+) -> AppResult<Response> {
+    let mut page = EmailRequestPage::resend(shell);
+    page.email = form.email.trim().to_owned();
+    if let Err(e) = Email::parse(&form.email) {
+        page.errors = Errors::one(e);
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    }
+    if !mail_request_allowed(&state, "resend", ip, &form.email).await? {
+        return Err(AppError::RateLimited);
+    }
+    if let Some((user, token)) = account::resend_verification(&state.pool, &form.email).await? {
+        send_verification(&state, &user.email, &token).await;
+    }
+    page.sent = true;
+    Ok(page.into_response())
+}
+
+async fn forgot_form(shell: Shell) -> EmailRequestPage {
+    EmailRequestPage::forgot(shell)
+}
+
+async fn forgot(
+    State(state): State<AppState>,
+    shell: Shell,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<EmailForm>,
+) -> AppResult<Response> {
+    let mut page = EmailRequestPage::forgot(shell);
+    page.email = form.email.trim().to_owned();
+    if let Err(e) = Email::parse(&form.email) {
+        page.errors = Errors::one(e);
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    }
+    if !mail_request_allowed(&state, "reset", ip, &form.email).await? {
+        return Err(AppError::RateLimited);
+    }
+    if let Some((user, token)) = account::request_password_reset(&state.pool, &form.email).await? {
+        let link = state
+            .config
+            .absolute(&format!("{}?token={token}", paths::RESET_PASSWORD));
+        let mail = Mail {
+            to: user.email.clone(),
+            subject: "Reset your Ender password".to_owned(),
+            text: format!(
+                "Hello,\n\nSomeone (hopefully you) asked to reset the password of your Ender account. Choose a new one here:\n\n{link}\n\nThe link works for one hour and only once. If you did not ask, ignore this mail: your password stays as it is.\n"
+            ),
+        };
+        if let Err(e) = state.mailer.send(&mail).await {
+            tracing::error!(error = %e, "sending the password reset mail failed");
+        }
+    }
+    page.sent = true;
+    Ok(page.into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/reset.html")]
+pub struct ResetPage {
+    pub shell: Shell,
+    pub token: String,
+    pub errors: Errors,
+}
+
+async fn reset_form(
+    State(state): State<AppState>,
+    shell: Shell,
+    Query(q): Query<TokenQuery>,
+) -> AppResult<Response> {
+    match account::check_reset_token(&state.pool, &q.token).await {
+        Ok(()) => Ok(ResetPage {
+            shell,
+            token: q.token,
+            errors: Errors::default(),
+        }
+        .into_response()),
+        Err(AccountError::Token(e)) => Ok(token_error(
+            shell,
+            e,
+            paths::FORGOT_PASSWORD,
+            "Request a new reset link",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct ResetForm {
+    token: String,
+    password: String,
+    password_confirm: String,
+}
+
+async fn reset(
+    State(state): State<AppState>,
+    session: Session,
+    shell: Shell,
+    Form(form): Form<ResetForm>,
+) -> AppResult<Response> {
+    let password = match Password::parse(&form.password, "password") {
+        Ok(p) if form.password == form.password_confirm => p,
+        Ok(_) => {
+            return Ok(reset_rerender(
+                shell,
+                form.token,
+                ender_core::FieldError::new("password_confirm", "The two passwords differ."),
+            ));
+        }
+        Err(e) => return Ok(reset_rerender(shell, form.token, e)),
+    };
+    match account::reset_password(&state.pool, &form.token, &password).await {
+        Ok(user) => {
+            log_in(&session, &user).await?;
+            flash(
+                &session,
+                "success",
+                "Your password was changed. Other sessions were signed out.",
+            )
+            .await?;
+            tracing::info!(user.id = %user.id, "password reset");
+            Ok(Redirect::to(paths::HOME).into_response())
+        }
+        Err(AccountError::Token(e)) => Ok(token_error(
+            shell,
+            e,
+            paths::FORGOT_PASSWORD,
+            "Request a new reset link",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn reset_rerender(shell: Shell, token: String, e: ender_core::FieldError) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        ResetPage {
+            shell,
+            token,
+            errors: Errors::one(e),
+        },
+    )
+        .into_response()
+}

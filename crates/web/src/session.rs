@@ -1,0 +1,248 @@
+//! Sessions in Postgres for tower-sessions, and sign-in state on top of them: who is signed
+//! in, since when (absolute expiry), the CSRF token and flash messages.
+
+use async_trait::async_trait;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
+use ender_core::account::{User, UserId};
+use ender_core::session::repo;
+use sqlx::PgPool;
+use tower_sessions::Session;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, SessionStore};
+
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+
+pub const USER_KEY: &str = "user_id";
+pub const AUTH_AT_KEY: &str = "auth_at";
+pub const CSRF_KEY: &str = "csrf";
+pub const FLASH_KEY: &str = "flash";
+
+/// tower-sessions store on the `sessions` table. The signed-in user id is mirrored into a
+/// column so ending a user's sessions is one statement.
+#[derive(Debug, Clone)]
+pub struct PgSessionStore {
+    pool: PgPool,
+}
+
+impl PgSessionStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn backend(e: sqlx::Error) -> session_store::Error {
+    session_store::Error::Backend(e.to_string())
+}
+
+fn to_chrono(t: time::OffsetDateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond()).unwrap_or_else(Utc::now)
+}
+
+fn to_time(t: DateTime<Utc>) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(t.timestamp())
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+}
+
+fn user_of(record: &Record) -> Option<UserId> {
+    record
+        .data
+        .get(USER_KEY)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+fn encode(record: &Record) -> session_store::Result<serde_json::Value> {
+    serde_json::to_value(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))
+}
+
+#[async_trait]
+impl SessionStore for PgSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        let data = encode(record)?;
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        // An id collision is astronomically unlikely; pick another one if it happens.
+        while !repo::create(
+            &mut conn,
+            &record.id.to_string(),
+            &data,
+            to_chrono(record.expiry_date),
+            user_of(record),
+        )
+        .await
+        .map_err(backend)?
+        {
+            record.id = Id::default();
+        }
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let data = encode(record)?;
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        repo::save(
+            &mut conn,
+            &record.id.to_string(),
+            &data,
+            to_chrono(record.expiry_date),
+            user_of(record),
+        )
+        .await
+        .map_err(backend)
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        let Some((data, expiry)) = repo::load(&mut conn, &id.to_string()).await.map_err(backend)? else {
+            return Ok(None);
+        };
+        let data = serde_json::from_value(data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        Ok(Some(Record {
+            id: *id,
+            data,
+            expiry_date: to_time(expiry),
+        }))
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        repo::delete(&mut conn, &id.to_string()).await.map_err(backend)
+    }
+}
+
+/// Signs `user` in: a new session id (the old one is discarded), the sign-in time for the
+/// absolute expiry, and a fresh CSRF token.
+pub async fn log_in(session: &Session, user: &User) -> AppResult<()> {
+    session.cycle_id().await?;
+    session.insert(USER_KEY, user.id).await?;
+    session.insert(AUTH_AT_KEY, Utc::now().timestamp()).await?;
+    session
+        .insert(CSRF_KEY, ender_core::crypto::random_token(32))
+        .await?;
+    Ok(())
+}
+
+/// Ends the session entirely (the row is deleted and the cookie cleared).
+pub async fn log_out(session: &Session) -> AppResult<()> {
+    session.flush().await?;
+    Ok(())
+}
+
+/// The session's CSRF token, created on first use.
+pub async fn csrf_token(session: &Session) -> AppResult<String> {
+    if let Some(token) = session.get::<String>(CSRF_KEY).await? {
+        return Ok(token);
+    }
+    let token = ender_core::crypto::random_token(32);
+    session.insert(CSRF_KEY, &token).await?;
+    Ok(token)
+}
+
+/// The session id as stored, for "end every other session".
+pub fn session_id(session: &Session) -> Option<String> {
+    session.id().map(|id| id.to_string())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Flash {
+    pub kind: String,
+    pub text: String,
+}
+
+/// Queues a message for the next page the user sees.
+pub async fn flash(session: &Session, kind: &str, text: impl Into<String>) -> AppResult<()> {
+    let mut all: Vec<Flash> = session.get(FLASH_KEY).await?.unwrap_or_default();
+    all.push(Flash {
+        kind: kind.to_owned(),
+        text: text.into(),
+    });
+    session.insert(FLASH_KEY, all).await?;
+    Ok(())
+}
+
+/// Takes the queued messages.
+pub async fn take_flashes(session: &Session) -> AppResult<Vec<Flash>> {
+    Ok(session.remove(FLASH_KEY).await?.unwrap_or_default())
+}
+
+/// The signed-in user, if any (loaded once per request and cached in its extensions).
+#[derive(Debug, Clone)]
+pub struct MaybeUser(pub Option<User>);
+
+impl FromRequestParts<AppState> for MaybeUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        if let Some(cached) = parts.extensions.get::<MaybeUser>() {
+            return Ok(cached.clone());
+        }
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("session layer missing")))?;
+        let user = load_user(&session, state).await?;
+        let found = MaybeUser(user);
+        parts.extensions.insert(found.clone());
+        Ok(found)
+    }
+}
+
+async fn load_user(session: &Session, state: &AppState) -> AppResult<Option<User>> {
+    let Some(id) = session.get::<UserId>(USER_KEY).await? else {
+        return Ok(None);
+    };
+    let auth_at: i64 = session.get(AUTH_AT_KEY).await?.unwrap_or(0);
+    let max_age = state.config.session_max_hours.saturating_mul(3600);
+    if Utc::now().timestamp() - auth_at > max_age {
+        session.flush().await?;
+        return Ok(None);
+    }
+    match ender_core::account::find(&state.pool, id)
+        .await
+        .map_err(AppError::from)?
+    {
+        Some(user) => Ok(Some(user)),
+        None => {
+            session.flush().await?;
+            Ok(None)
+        }
+    }
+}
+
+/// A signed-in user; otherwise the request is redirected to sign in and back.
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub User);
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        match MaybeUser::from_request_parts(parts, state).await?.0 {
+            Some(user) => Ok(Self(user)),
+            None => Err(AppError::LoginRequired {
+                next: parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_else(|| "/".to_owned()),
+            }),
+        }
+    }
+}
+
+/// A signed-in administrator; 403 for anyone else signed in.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub User);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        if user.is_admin {
+            Ok(Self(user))
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! What every page template gets: the signed-in user, the CSRF token, flash messages and
+//! the active navigation entry; and the field errors of a re-rendered form.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use ender_core::FieldError;
+use ender_core::account::User;
+use tower_sessions::Session;
+
+use crate::error::{AppError, AppResult};
+use crate::session::{Flash, MaybeUser, csrf_token, take_flashes};
+use crate::state::AppState;
+
+/// The page frame's data.
+#[derive(Debug, Clone)]
+pub struct Shell {
+    pub user: Option<User>,
+    pub csrf: String,
+    pub flashes: Vec<Flash>,
+    pub path: String,
+    pub oauth_google: bool,
+    pub oauth_github: bool,
+}
+
+impl Shell {
+    /// True when the navigation entry for `prefix` is the current page's section.
+    pub fn active(&self, prefix: &str) -> bool {
+        if prefix == "/" {
+            self.path == "/"
+        } else {
+            self.path == prefix || self.path.starts_with(&format!("{prefix}/"))
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| u.is_admin)
+    }
+
+    pub fn user_name(&self) -> &str {
+        self.user.as_ref().map(User::display_name).unwrap_or("")
+    }
+}
+
+impl FromRequestParts<AppState> for Shell {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        let MaybeUser(user) = MaybeUser::from_request_parts(parts, state).await?;
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("session layer missing")))?;
+        Ok(Self {
+            user,
+            csrf: csrf_token(&session).await?,
+            flashes: take_flashes(&session).await?,
+            path: parts.uri.path().to_owned(),
+            oauth_google: state.config.oauth.google_client_id.is_some(),
+            oauth_github: state.config.oauth.github_client_id.is_some(),
+        })
+    }
+}
+
+/// Field errors of a form being shown again.
+#[derive(Debug, Clone, Default)]
+pub struct Errors(pub Vec<FieldError>);
+
+impl Errors {
+    pub fn one(e: FieldError) -> Self {
+        Self(vec![e])
+    }
+
+    pub fn push(&mut self, e: FieldError) {
+        self.0.push(e);
+    }
+
+    /// The message for `field` ("" when it has none).
+    pub fn get(&self, field: &str) -> &str {
+        self.0
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.as_str())
+            .unwrap_or("")
+    }
+
+    pub fn has(&self, field: &str) -> bool {
+        self.0.iter().any(|e| e.field == field)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}

@@ -1,0 +1,28 @@
+//! Removes expired sessions, used or expired tokens and old rate-limit windows. Idempotent:
+//! running it twice removes nothing more.
+
+use apalis::prelude::{BoxDynError, Data};
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+pub const QUEUE: &str = "ender.maintenance";
+pub const SCHEDULE: &str = "purge_expired";
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PurgeExpired {
+    pub fire_at: DateTime<Utc>,
+}
+
+pub async fn handle(job: PurgeExpired, pool: Data<PgPool>) -> Result<(), BoxDynError> {
+    let mut conn = pool.acquire().await?;
+    let report = ender_core::maintenance::purge_expired(&mut conn).await?;
+    tracing::info!(
+        fire_at = %job.fire_at,
+        sessions = report.sessions,
+        email_tokens = report.email_tokens,
+        setup_tokens = report.setup_tokens,
+        rate_limits = report.rate_limits,
+        "purged expired rows"
+    );
+    Ok(())
+}

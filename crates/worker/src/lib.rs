@@ -1,0 +1,126 @@
+//! Ender's background worker: apalis queues on Postgres and the periodic jobs that feed
+//! them. The `ender-worker` binary runs it alone; `ender-web` embeds it by default.
+
+pub mod jobs;
+mod scheduler;
+
+use std::time::Duration;
+
+use apalis::prelude::*;
+use apalis_postgres::{Config, PostgresStorage};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+pub use scheduler::Schedule;
+
+/// Worker settings, from flags and the environment.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WorkerConfig {
+    /// A name unique among running workers (default: host name and process id).
+    #[arg(long = "worker-name", env = "ENDER_WORKER_NAME")]
+    pub name: Option<String>,
+
+    /// How often expired sessions, tokens and counters are purged, in seconds.
+    #[arg(long, env = "ENDER_PURGE_EVERY_SECS", default_value_t = 600)]
+    pub purge_every_secs: u64,
+}
+
+impl WorkerConfig {
+    fn worker_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+            let host = host.trim();
+            format!(
+                "{}-{}",
+                if host.is_empty() { "ender" } else { host },
+                std::process::id()
+            )
+        })
+    }
+
+    /// The periodic schedules this worker feeds.
+    fn schedules(&self) -> Vec<Schedule> {
+        vec![Schedule {
+            name: jobs::purge_expired::SCHEDULE,
+            every: Duration::from_secs(self.purge_every_secs.max(1)),
+            queue: jobs::purge_expired::QUEUE,
+        }]
+    }
+}
+
+/// Runs the queues and the scheduler until `shutdown` is cancelled. A failing database
+/// restarts the workers with backoff instead of ending the process.
+pub async fn run(pool: PgPool, cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let name = cfg.worker_name();
+    tracing::info!(worker.name = %name, "worker starting");
+    let scheduler = tokio::spawn(scheduler::run(
+        pool.clone(),
+        cfg.schedules(),
+        name.clone(),
+        shutdown.clone(),
+    ));
+
+    let mut backoff = Duration::from_secs(1);
+    while !shutdown.is_cancelled() {
+        let started = std::time::Instant::now();
+        let monitor = monitor(&pool, &name);
+        let signal = {
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.cancelled().await;
+                Ok(())
+            }
+        };
+        match monitor.run_with_signal(signal).await {
+            Ok(()) if shutdown.is_cancelled() => break,
+            Ok(()) => tracing::warn!("the job workers stopped; restarting them"),
+            Err(e) => tracing::warn!(error = %e, "the job workers failed; restarting them"),
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_secs(1);
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+    let _ = scheduler.await;
+    tracing::info!(worker.name = %name, "worker stopped");
+    Ok(())
+}
+
+/// The apalis monitor with one worker per queue.
+fn monitor(pool: &PgPool, name: &str) -> Monitor {
+    let maintenance = {
+        let pool = pool.clone();
+        let name = format!("{name}-maintenance");
+        move |_restarts: usize| {
+            let backend = PostgresStorage::<jobs::purge_expired::PurgeExpired>::new(&pool)
+                .with_config(queue_config(jobs::purge_expired::QUEUE))
+                .with_pubsub()
+                .poll_with_interval(Duration::from_secs(2));
+            WorkerBuilder::new(name.clone())
+                .backend(backend)
+                .data(pool.clone())
+                .catch_panic()
+                .enable_tracing()
+                .build(jobs::purge_expired::handle)
+        }
+    };
+    Monitor::new()
+        .register(maintenance)
+        // Restarts are ours (the loop in `run`), with backoff.
+        .should_restart(|_, _| false)
+        .with_terminator(tokio::time::sleep(Duration::from_secs(20)))
+}
+
+/// Queue settings: named queue, fast orphan recovery (a dead worker's job is picked up
+/// again within seconds, not minutes).
+pub fn queue_config(queue: &str) -> Config {
+    Config::default()
+        .queue(queue)
+        .heartbeat_interval(Duration::from_secs(5))
+        .missed_heartbeats(3)
+        .batch_size(10)
+}

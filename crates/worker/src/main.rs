@@ -1,0 +1,59 @@
+//! `ender-worker`: the background worker as its own process.
+
+use clap::Parser;
+use ender_core::config::{DatabaseConfig, LogConfig};
+use ender_core::db::Database;
+use ender_worker::WorkerConfig;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "ender-worker",
+    version,
+    about = "Ender SMS gateway: background worker"
+)]
+struct Cli {
+    #[command(flatten)]
+    database: DatabaseConfig,
+    #[command(flatten)]
+    worker: WorkerConfig,
+    #[command(flatten)]
+    log: LogConfig,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    cli.log.init_tracing();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ender-worker: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let db = Database::connect(&cli.database).await?;
+    // Migrations take an advisory lock, so a worker starting beside web processes is safe.
+    let result = async {
+        ender_core::db::migrate(&db.pool).await?;
+        let shutdown = CancellationToken::new();
+        tokio::spawn(signal(shutdown.clone()));
+        ender_worker::run(db.pool.clone(), cli.worker, shutdown).await
+    }
+    .await;
+    db.close().await;
+    result
+}
+
+async fn signal(token: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+    tracing::info!("shutting down");
+    token.cancel();
+}

@@ -1,0 +1,51 @@
+//! Feeds periodic jobs into their queues. Every worker process runs this loop; a claim row
+//! per (schedule, fire time), inserted in the same transaction as the job, makes each tick
+//! enqueue exactly once however many workers run.
+
+use std::time::Duration;
+
+use apalis::prelude::TaskBuilder;
+use chrono::Utc;
+use ender_core::cron::{claim_tick, last_boundary};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+/// A job to enqueue every `every`, on wall-clock boundaries.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub name: &'static str,
+    pub every: Duration,
+    pub queue: &'static str,
+}
+
+pub(crate) async fn run(pool: PgPool, schedules: Vec<Schedule>, worker: String, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(5));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        for schedule in &schedules {
+            if let Err(e) = fire_due(&pool, schedule, &worker).await {
+                tracing::warn!(schedule = schedule.name, error = %e, "enqueueing a periodic job failed");
+            }
+        }
+    }
+}
+
+/// Enqueues the schedule's current tick unless some worker already did. Returns whether
+/// this call enqueued it.
+pub async fn fire_due(pool: &PgPool, schedule: &Schedule, worker: &str) -> anyhow::Result<bool> {
+    let fire_at = last_boundary(Utc::now(), schedule.every);
+    let mut tx = pool.begin().await?;
+    if !claim_tick(&mut tx, schedule.name, fire_at, worker).await? {
+        return Ok(false);
+    }
+    let args = serde_json::json!({ "fire_at": fire_at });
+    let task = TaskBuilder::new(serde_json::to_vec(&args)?).build();
+    apalis_postgres::queries::push_tasks(&mut *tx, schedule.queue, vec![task]).await?;
+    tx.commit().await?;
+    tracing::debug!(schedule = schedule.name, "periodic job enqueued");
+    Ok(true)
+}
