@@ -30,3 +30,9 @@ impl FieldError {
         }
     }
 }
+
+/// Selects the TLS implementation for every rustls user in the process (SMTP, HTTP
+/// clients). Several crates enable more than one, and rustls then refuses to guess.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -43,6 +43,9 @@ impl From<sqlx::Error> for AppError {
 
 impl From<tower_sessions::session::Error> for AppError {
     fn from(e: tower_sessions::session::Error) -> Self {
+        if e.to_string().contains(crate::session::UNAVAILABLE) {
+            return Self::Unavailable;
+        }
         Self::Internal(anyhow::anyhow!("session: {e}"))
     }
 }

@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the dashboard and APIs (the default).
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Apply the database migrations (Ender's and the job queue's) and exit.
     Migrate {
         /// Revert every Ender migration instead (for testing migrations).
@@ -81,10 +81,11 @@ enum AdminCommand {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    ender_core::install_crypto_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         None => serve(cli.serve).await,
-        Some(Command::Serve(cfg)) => serve(cfg).await,
+        Some(Command::Serve(cfg)) => serve(*cfg).await,
         Some(Command::Migrate {
             revert_all,
             database,
@@ -161,11 +162,12 @@ async fn create_admin(
             if created { "Created" } else { "Updated" },
             user.email
         );
-        if password.is_none() && (created || !user.has_password) {
-            if let Some((_, token)) = account::request_password_reset(&db.pool, user.email.as_str()).await? {
-                let base = public_url.as_str().trim_end_matches('/');
-                println!("Choose the password here (valid one hour): {base}/reset-password?token={token}");
-            }
+        if password.is_none()
+            && (created || !user.has_password)
+            && let Some((_, token)) = account::request_password_reset(&db.pool, user.email.as_str()).await?
+        {
+            let base = public_url.as_str().trim_end_matches('/');
+            println!("Choose the password here (valid one hour): {base}/reset-password?token={token}");
         }
         anyhow::Ok(())
     }

@@ -1,9 +1,16 @@
 //! Sessions in Postgres for tower-sessions, and sign-in state on top of them: who is signed
 //! in, since when (absolute expiry), the CSRF token and flash messages.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use async_trait::async_trait;
 use axum::extract::FromRequestParts;
+use axum::extract::Request;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use ender_core::account::{User, UserId};
 use ender_core::session::repo;
@@ -33,8 +40,32 @@ impl PgSessionStore {
     }
 }
 
+/// Prefix of store errors caused by an unreachable database, so they become 503s.
+pub const UNAVAILABLE: &str = "database unavailable: ";
+
+tokio::task_local! {
+    /// Set by the store when the database was unreachable during this request.
+    static STORE_UNAVAILABLE: Arc<AtomicBool>;
+}
+
+/// Outside the session layer: tower-sessions turns a failed save into a bare 500; when the
+/// cause was an unreachable database, answer with the 503 page instead.
+pub async fn unavailable_as_503(req: Request, next: Next) -> Response {
+    let flag = Arc::new(AtomicBool::new(false));
+    let res = STORE_UNAVAILABLE.scope(flag.clone(), next.run(req)).await;
+    if flag.load(Ordering::Relaxed) && res.status() == StatusCode::INTERNAL_SERVER_ERROR {
+        return crate::error::error_page(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    res
+}
+
 fn backend(e: sqlx::Error) -> session_store::Error {
-    session_store::Error::Backend(e.to_string())
+    if ender_core::db::is_unavailable(&e) {
+        let _ = STORE_UNAVAILABLE.try_with(|f| f.store(true, Ordering::Relaxed));
+        session_store::Error::Backend(format!("{UNAVAILABLE}{e}"))
+    } else {
+        session_store::Error::Backend(e.to_string())
+    }
 }
 
 fn to_chrono(t: time::OffsetDateTime) -> DateTime<Utc> {

@@ -11,7 +11,7 @@ use apalis_postgres::{Config, PostgresStorage};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-pub use scheduler::Schedule;
+pub use scheduler::{Schedule, fire_due};
 
 /// Worker settings, from flags and the environment.
 #[derive(clap::Args, Debug, Clone)]

@@ -23,6 +23,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    ender_core::install_crypto_provider();
     let cli = Cli::parse();
     cli.log.init_tracing();
     match run(cli).await {

@@ -253,8 +253,10 @@ impl EmbeddedPostgres {
         if detail.is_empty() {
             detail = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         }
-        if step == "starting PostgreSQL" {
-            if let Ok(log) = std::fs::read_to_string(self.dir.join("server.log")) {
+        if step == "starting PostgreSQL"
+            && let Ok(log) = std::fs::read_to_string(self.dir.join("server.log"))
+        {
+            {
                 let tail: Vec<&str> = log.lines().rev().take(5).collect();
                 detail.push_str("\nserver log:\n");
                 detail.push_str(&tail.into_iter().rev().collect::<Vec<_>>().join("\n"));

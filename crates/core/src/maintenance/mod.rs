@@ -10,9 +10,11 @@ pub struct PurgeReport {
     pub setup_tokens: u64,
     pub rate_limits: u64,
     pub cron_ticks: u64,
+    pub finished_jobs: u64,
 }
 
-/// Deletes expired sessions and tokens, finished rate-limit windows and old cron claims.
+/// Deletes expired sessions and tokens, finished rate-limit windows, old cron claims and
+/// week-old finished jobs.
 /// Safe to run from several workers at once.
 pub async fn purge_expired(conn: &mut PgConnection) -> sqlx::Result<PurgeReport> {
     let sessions = sqlx::query!("DELETE FROM sessions WHERE expiry_date <= now()")
@@ -38,11 +40,19 @@ pub async fn purge_expired(conn: &mut PgConnection) -> sqlx::Result<PurgeReport>
         .execute(&mut *conn)
         .await?
         .rows_affected();
+    // apalis never removes finished jobs itself; a week of history is kept for inspection.
+    let finished_jobs = sqlx::query!(
+        "DELETE FROM apalis.jobs WHERE status IN ('Done', 'Killed') AND done_at < now() - interval '7 days'"
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
     Ok(PurgeReport {
         sessions,
         email_tokens,
         setup_tokens,
         rate_limits,
         cron_ticks,
+        finished_jobs,
     })
 }

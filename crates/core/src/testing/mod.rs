@@ -55,6 +55,7 @@ impl Drop for TestDb {
 
 /// A new database with every migration applied.
 pub async fn test_db() -> TestDb {
+    crate::install_crypto_provider();
     let server = SERVER
         .get_or_init(|| {
             std::thread::spawn(|| {

@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api", api::routes())
         .layer(from_fn(crate::csrf::verify))
         .layer(sessions)
+        .layer(from_fn(crate::session::unavailable_as_503))
         .merge(health::routes())
         .merge(assets::routes())
         .layer(from_fn_with_state(state.clone(), crate::middleware::security_headers))

@@ -22,6 +22,7 @@ pub async fn handle(job: PurgeExpired, pool: Data<PgPool>) -> Result<(), BoxDynE
         email_tokens = report.email_tokens,
         setup_tokens = report.setup_tokens,
         rate_limits = report.rate_limits,
+        finished_jobs = report.finished_jobs,
         "purged expired rows"
     );
     Ok(())

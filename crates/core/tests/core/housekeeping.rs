@@ -1,0 +1,89 @@
+//! Rate-limit counters, periodic-job claims and the purge of expired rows.
+
+use chrono::{Duration, Utc};
+use ender_core::ratelimit::{self, Limit};
+use ender_core::testing::test_db;
+use ender_core::{cron, maintenance};
+
+#[tokio::test]
+async fn rate_limits_count_atomically_under_concurrency() {
+    let db = test_db().await;
+    let limit = Limit::per_minute(25);
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let pool = db.pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            ratelimit::allow(&mut conn, "k", limit).await.unwrap()
+        }));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        allowed += usize::from(t.await.unwrap());
+    }
+    // A window boundary may fall inside the burst, so allow for two windows.
+    assert!((25..=40).contains(&allowed), "{allowed}");
+    let mut conn = db.pool.acquire().await.unwrap();
+    let total: i64 = sqlx::query_scalar("SELECT sum(hits)::bigint FROM rate_limits WHERE key = 'k'")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(total, 40);
+    assert_eq!(ratelimit::current(&mut conn, "other", limit).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn each_tick_is_claimed_once() {
+    let db = test_db().await;
+    let at = cron::last_boundary(Utc::now(), std::time::Duration::from_secs(60));
+    let mut claims = 0;
+    for worker in ["a", "b", "c"] {
+        let mut conn = db.pool.acquire().await.unwrap();
+        claims += usize::from(cron::claim_tick(&mut conn, "s", at, worker).await.unwrap());
+    }
+    assert_eq!(claims, 1);
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert!(
+        cron::claim_tick(&mut conn, "s", at + Duration::minutes(1), "a")
+            .await
+            .unwrap()
+    );
+    assert!(cron::claim_tick(&mut conn, "other", at, "a").await.unwrap());
+}
+
+#[tokio::test]
+async fn purge_removes_only_what_has_expired() {
+    let db = test_db().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let past = Utc::now() - Duration::minutes(1);
+    let future = Utc::now() + Duration::hours(1);
+    ender_core::session::repo::save(&mut conn, "old", &serde_json::json!({}), past, None)
+        .await
+        .unwrap();
+    ender_core::session::repo::save(&mut conn, "live", &serde_json::json!({}), future, None)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO setup_tokens (token_hash, expires_at) VALUES ('\\x01', $1), ('\\x02', $2)")
+        .bind(past)
+        .bind(future)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO rate_limits (key, window_start, hits) VALUES ('a', now() - interval '2 days', 3), ('b', now(), 1)")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let report = maintenance::purge_expired(&mut conn).await.unwrap();
+    assert_eq!(
+        (report.sessions, report.setup_tokens, report.rate_limits),
+        (1, 1, 1)
+    );
+    let again = maintenance::purge_expired(&mut conn).await.unwrap();
+    assert_eq!(again, maintenance::PurgeReport::default(), "idempotent");
+    assert!(
+        ender_core::session::repo::load(&mut conn, "live")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

@@ -1,0 +1,10 @@
+//! ender-core's integration tests, each on its own real PostgreSQL database.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test should fail loudly on any unexpected error"
+)]
+
+mod accounts;
+mod housekeeping;
+mod setup;

@@ -1,0 +1,182 @@
+//! A person in a real browser (headless Chromium through chromedriver): sign up, confirm
+//! the email from the mail folder, sign out, sign in, reset the password, delete the account.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::helpers::*;
+
+struct Driver {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn chromedriver() -> Option<Driver> {
+    if std::env::var_os("ENDER_SKIP_BROWSER_TESTS").is_some() {
+        eprintln!("ENDER_SKIP_BROWSER_TESTS is set: skipping the browser test");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver is needed for the browser tests: apt-get install chromium chromium-driver");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Some(Driver { child, port });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not start");
+}
+
+async fn browser(driver: &Driver) -> Client {
+    ender_core::install_crypto_provider();
+    let profile = tempfile::tempdir().unwrap().keep();
+    let caps = serde_json::json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--disable-quic", "--window-size=1200,900",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    });
+    let serde_json::Value::Object(caps) = caps else {
+        unreachable!()
+    };
+    ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("connect to chromedriver")
+}
+
+async fn fill(c: &Client, css: &str, value: &str) {
+    let el = c.find(Locator::Css(css)).await.unwrap();
+    el.clear().await.unwrap();
+    el.send_keys(value).await.unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} not found: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn path(c: &Client) -> String {
+    let url = c.current_url().await.unwrap();
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_person_signs_up_verifies_signs_in_resets_and_deletes_in_a_browser() {
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let c = browser(&driver).await;
+    let password = "first password 1";
+
+    c.goto(&app.url("/")).await.unwrap();
+    assert_eq!(path(&c).await, "/login?next=%2F");
+    click(&c, "a[href='/signup']").await;
+    fill(&c, "#full_name", "Ada Lovelace").await;
+    fill(&c, "#email", "ada@example.org").await;
+    fill(&c, "#password", "short").await;
+    click(&c, "#signup-form button[type=submit]").await;
+    assert!(
+        text(&c, ".field-error[data-field=password]")
+            .await
+            .contains("10 characters")
+    );
+    assert_eq!(
+        c.find(Locator::Css("#email"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap(),
+        "ada@example.org"
+    );
+    fill(&c, "#password", password).await;
+    click(&c, "#signup-form button[type=submit]").await;
+    assert!(text(&c, "#check-email").await.contains("ada@example.org"));
+
+    // The confirmation link from the mail folder.
+    c.goto(&app.url(&app.last_mail_link())).await.unwrap();
+    assert!(text(&c, "#welcome h2").await.contains("Ada Lovelace"));
+    assert!(text(&c, ".toast").await.contains("confirmed"));
+
+    // Sign out through the account menu, then sign in.
+    click(&c, "details.menu summary").await;
+    click(&c, "#logout").await;
+    text(&c, "#login-form").await;
+    fill(&c, "#email", "ada@example.org").await;
+    fill(&c, "#password", "wrong password!").await;
+    click(&c, "#login-form button[type=submit]").await;
+    assert_eq!(text(&c, "#form-error").await, "Incorrect email or password.");
+    fill(&c, "#password", password).await;
+    click(&c, "#login-form button[type=submit]").await;
+    text(&c, "#welcome").await;
+
+    // Forgotten password: sign out, ask for a link, follow it, choose a new password.
+    click(&c, "details.menu summary").await;
+    click(&c, "#logout").await;
+    click(&c, "a[href='/forgot-password']").await;
+    fill(&c, "#email", "ada@example.org").await;
+    click(&c, "form.form button[type=submit]").await;
+    text(&c, "#request-sent").await;
+    c.goto(&app.url(&app.last_mail_link())).await.unwrap();
+    fill(&c, "#password", "second password 2").await;
+    fill(&c, "#password_confirm", "second password 2").await;
+    click(&c, "#reset-form button[type=submit]").await;
+    assert!(text(&c, ".toast").await.contains("password was changed"));
+    assert_eq!(path(&c).await, "/");
+
+    // Delete the account from the settings page (with the browser's confirmation).
+    c.goto(&app.url("/settings")).await.unwrap();
+    fill(&c, "#delete_password", "second password 2").await;
+    click(&c, "#delete-form button[type=submit]").await;
+    c.accept_alert().await.unwrap();
+    assert!(text(&c, "#account-deleted").await.contains("removed"));
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(users, 0);
+
+    c.close().await.unwrap();
+}

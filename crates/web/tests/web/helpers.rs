@@ -1,0 +1,218 @@
+//! The test application: a server on 127.0.0.1:0 with its own database and mail folder,
+//! and a cookie-keeping client that does not follow redirects.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use ender_core::mail::Mailer;
+use ender_core::testing::{TestDb, test_db};
+use ender_web::{AppState, WebConfig};
+use reqwest::{Response, StatusCode};
+use scraper::{Html, Selector};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    web: WebConfig,
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub db: TestDb,
+    pub mail_dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Options for [`TestApp::spawn_with`].
+#[derive(Default)]
+pub struct Options {
+    pub extra_args: Vec<String>,
+    /// Serve with this pool instead of the test database's own.
+    pub pool: Option<PgPool>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> Self {
+        let db = test_db().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut argv = vec!["test".to_owned(), "--no-worker".to_owned()];
+        if !options.extra_args.iter().any(|a| a == "--public-url") {
+            argv.extend(["--public-url".to_owned(), format!("http://{addr}")]);
+        }
+        argv.extend(options.extra_args);
+        let web = Args::parse_from(argv).web;
+        let mail_dir = tempfile::tempdir().unwrap();
+        let mailer = Mailer::Files {
+            dir: mail_dir.path().to_owned(),
+        };
+        let pool = options.pool.unwrap_or_else(|| db.pool.clone());
+        let state = AppState::new(pool, web, mailer);
+        let shutdown = CancellationToken::new();
+        tokio::spawn(ender_web::serve(listener, state, shutdown.clone()));
+        Self {
+            addr,
+            db,
+            mail_dir,
+            client: client(),
+            shutdown,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.db.pool
+    }
+
+    /// A second, independent browser (its own cookies).
+    pub fn new_client(&self) -> reqwest::Client {
+        client()
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// Posts a form with the CSRF token of the current session (fetched from `form_page`).
+    pub async fn post_form(&self, form_page: &str, action: &str, fields: &[(&str, &str)]) -> Response {
+        post_form_with(&self.client, self, form_page, action, fields).await
+    }
+
+    pub async fn csrf(&self, page: &str) -> String {
+        csrf_with(&self.client, self, page).await
+    }
+
+    /// Creates a verified account with a password and signs this client in.
+    pub async fn signed_in_user(&self, email: &str, password: &str) {
+        self.create_user(email, password).await;
+        let res = self.login(email, password).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "login of {email} failed");
+    }
+
+    pub async fn create_user(&self, email: &str, password: &str) {
+        use ender_core::account::{Email, FullName, Password, sign_up};
+        sign_up(
+            self.pool(),
+            &Email::parse(email).unwrap(),
+            &Password::parse(password, "password").unwrap(),
+            &FullName::parse("Test Person").unwrap(),
+            false,
+        )
+        .await
+        .unwrap();
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_form("/login", "/login", &[("email", email), ("password", password)])
+            .await
+    }
+
+    /// Mails written so far, oldest first.
+    pub fn mails(&self) -> Vec<String> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(self.mail_dir.path())
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        paths.sort();
+        paths
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+
+    /// The path and query of the first link to this server in the newest mail.
+    pub fn last_mail_link(&self) -> String {
+        let mails = self.mails();
+        let mail = mails.last().expect("no mail was written");
+        link_in(mail, &format!("http://{}", self.addr))
+    }
+}
+
+pub fn link_in(text: &str, base: &str) -> String {
+    let start = text
+        .find(base)
+        .unwrap_or_else(|| panic!("no link to {base} in {text}"));
+    let rest = &text[start + base.len()..];
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    rest[..end].to_owned()
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub async fn csrf_with(client: &reqwest::Client, app: &TestApp, page: &str) -> String {
+    let body = client
+        .get(app.url(page))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    select_attr(&body, "meta[name=csrf-token]", "content")
+        .unwrap_or_else(|| panic!("no CSRF token on {page}"))
+}
+
+pub async fn post_form_with(
+    client: &reqwest::Client,
+    app: &TestApp,
+    form_page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> Response {
+    let token = csrf_with(client, app, form_page).await;
+    let mut all: Vec<(&str, &str)> = vec![("_csrf", token.as_str())];
+    all.extend_from_slice(fields);
+    client.post(app.url(action)).form(&all).send().await.unwrap()
+}
+
+pub fn location(res: &Response) -> String {
+    res.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// The attribute of the first element matching `selector`.
+pub fn select_attr(html: &str, selector: &str, attr: &str) -> Option<String> {
+    let doc = Html::parse_document(html);
+    let sel = Selector::parse(selector).unwrap();
+    doc.select(&sel)
+        .next()
+        .and_then(|e| e.value().attr(attr))
+        .map(str::to_owned)
+}
+
+/// The text of every element matching `selector`.
+pub fn select_text(html: &str, selector: &str) -> Vec<String> {
+    let doc = Html::parse_document(html);
+    let sel = Selector::parse(selector).unwrap();
+    doc.select(&sel)
+        .map(|e| e.text().collect::<String>().trim().to_owned())
+        .collect()
+}
+
+pub fn has(html: &str, selector: &str) -> bool {
+    !select_text(html, selector).is_empty()
+}

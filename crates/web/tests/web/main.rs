@@ -1,0 +1,15 @@
+//! ender-web's integration tests: the real router on a bound loopback port, real
+//! PostgreSQL (a database per test), and real peers (a fake OAuth provider, a TCP proxy to
+//! cut the database, headless Chromium).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test should fail loudly on any unexpected error"
+)]
+
+mod helpers;
+
+mod accounts;
+mod browser;
+mod oauth;
+mod shell;

@@ -1,0 +1,88 @@
+//! ender-worker's integration tests: the periodic scheduler and the queue, on real PostgreSQL.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test should fail loudly on any unexpected error"
+)]
+
+use std::time::Duration;
+
+use chrono::Utc;
+use ender_core::testing::test_db;
+use ender_worker::{Schedule, WorkerConfig, fire_due, jobs};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test]
+async fn two_workers_enqueue_each_periodic_tick_once() {
+    let db = test_db().await;
+    let schedule = Schedule {
+        name: jobs::purge_expired::SCHEDULE,
+        every: Duration::from_secs(3600),
+        queue: jobs::purge_expired::QUEUE,
+    };
+    let (a, b) = tokio::join!(
+        fire_due(&db.pool, &schedule, "worker-a"),
+        fire_due(&db.pool, &schedule, "worker-b")
+    );
+    assert_eq!(u8::from(a.unwrap()) + u8::from(b.unwrap()), 1);
+    assert!(!fire_due(&db.pool, &schedule, "worker-c").await.unwrap());
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM apalis.jobs WHERE job_type = $1")
+        .bind(jobs::purge_expired::QUEUE)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 1);
+}
+
+#[tokio::test]
+async fn running_workers_purge_expired_rows_and_stop_on_request() {
+    let db = test_db().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    ender_core::session::repo::save(
+        &mut conn,
+        "expired",
+        &serde_json::json!({}),
+        Utc::now() - chrono::Duration::minutes(5),
+        None,
+    )
+    .await
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    let cfg = |name: &str| WorkerConfig {
+        name: Some(name.to_owned()),
+        purge_every_secs: 1,
+    };
+    let one = tokio::spawn(ender_worker::run(db.pool.clone(), cfg("one"), shutdown.clone()));
+    let two = tokio::spawn(ender_worker::run(db.pool.clone(), cfg("two"), shutdown.clone()));
+
+    let mut purged = false;
+    for _ in 0..200 {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        if left == 0 {
+            purged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(purged, "the expired session was not purged within 20 s");
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        one.await.unwrap().unwrap();
+        two.await.unwrap().unwrap();
+    })
+    .await
+    .expect("workers stop after shutdown");
+
+    // Every tick was enqueued once, however many workers ran.
+    let duplicates: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT job FROM apalis.jobs WHERE job_type = $1 GROUP BY job HAVING count(*) > 1) d",
+    )
+    .bind(jobs::purge_expired::QUEUE)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(duplicates, 0);
+}
