@@ -42,3 +42,52 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::post;
+    use tower::ServiceExt;
+
+    use super::ApiJson;
+
+    #[derive(serde::Deserialize)]
+    struct Payload {
+        #[expect(dead_code, reason = "only deserialisation matters here")]
+        count: i64,
+    }
+
+    async fn call(body: &'static str) -> (StatusCode, serde_json::Value) {
+        let app = Router::new().route("/api/x", post(|ApiJson(_): ApiJson<Payload>| async { "ok" }));
+        let res = app
+            .oneshot(
+                Request::post("/api/x")
+                    .header("content-type", "application/json")
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn malformed_or_mistyped_json_gets_the_envelope() {
+        for body in ["{not json", r#"{"count":"three"}"#, "[]"] {
+            let (status, json) = call(body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(
+                json,
+                serde_json::json!({"data": {}, "message": "Invalid request body.", "status": 400})
+            );
+        }
+        assert_eq!(call(r#"{"count":3,"unknown":true}"#).await.0, StatusCode::OK);
+    }
+}

@@ -71,25 +71,66 @@ async fn browser(driver: &Driver) -> Client {
         .expect("connect to chromedriver")
 }
 
-async fn fill(c: &Client, css: &str, value: &str) {
-    let el = c.find(Locator::Css(css)).await.unwrap();
-    el.clear().await.unwrap();
-    el.send_keys(value).await.unwrap();
-}
-
-async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
-}
-
-async fn text(c: &Client, css: &str) -> String {
+/// Waits for the element (pages load after clicks) and returns it.
+async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("{css} not found: {e}"))
-        .text()
-        .await
-        .unwrap()
+}
+
+async fn fill(c: &Client, css: &str, value: &str) {
+    let el = find(c, css).await;
+    el.clear().await.unwrap();
+    el.send_keys(value).await.unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    find(c, css).await.click().await.unwrap();
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    find(c, css).await.text().await.unwrap()
+}
+
+/// Saves a screenshot when `ENDER_SCREENSHOT_DIR` is set, for looking at the pages.
+async fn snapshot(c: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("ENDER_SCREENSHOT_DIR") {
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+/// Waits until an element matching `css` contains `needle` (pages and toasts load after clicks).
+async fn wait_text(c: &Client, css: &str, needle: &str) {
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        seen.clear();
+        for el in c.find_all(Locator::Css(css)).await.unwrap_or_default() {
+            let html = el.html(true).await.unwrap_or_default();
+            if html.contains(needle) {
+                return;
+            }
+            seen.push(html);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "no {css} containing {needle:?}; saw {seen:?} at {}",
+        path(c).await
+    );
+}
+
+/// Waits until the browser is on a page whose path starts with `prefix`.
+async fn wait_path(c: &Client, prefix: &str) {
+    for _ in 0..100 {
+        if path(c).await.starts_with(prefix) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never reached {prefix}; at {}", path(c).await);
 }
 
 async fn path(c: &Client) -> String {
@@ -112,6 +153,7 @@ async fn a_person_signs_up_verifies_signs_in_resets_and_deletes_in_a_browser() {
     c.goto(&app.url("/")).await.unwrap();
     assert_eq!(path(&c).await, "/login?next=%2F");
     click(&c, "a[href='/signup']").await;
+    wait_path(&c, "/signup").await;
     fill(&c, "#full_name", "Ada Lovelace").await;
     fill(&c, "#email", "ada@example.org").await;
     fill(&c, "#password", "short").await;
@@ -138,12 +180,13 @@ async fn a_person_signs_up_verifies_signs_in_resets_and_deletes_in_a_browser() {
     // The confirmation link from the mail folder.
     c.goto(&app.url(&app.last_mail_link())).await.unwrap();
     assert!(text(&c, "#welcome h2").await.contains("Ada Lovelace"));
-    assert!(text(&c, ".toast").await.contains("confirmed"));
+    wait_text(&c, ".toast", "confirmed").await;
+    snapshot(&c, "dashboard").await;
 
     // Sign out through the account menu, then sign in.
     click(&c, "details.menu summary").await;
     click(&c, "#logout").await;
-    text(&c, "#login-form").await;
+    wait_path(&c, "/login").await;
     fill(&c, "#email", "ada@example.org").await;
     fill(&c, "#password", "wrong password!").await;
     click(&c, "#login-form button[type=submit]").await;
@@ -155,7 +198,9 @@ async fn a_person_signs_up_verifies_signs_in_resets_and_deletes_in_a_browser() {
     // Forgotten password: sign out, ask for a link, follow it, choose a new password.
     click(&c, "details.menu summary").await;
     click(&c, "#logout").await;
+    wait_path(&c, "/login").await;
     click(&c, "a[href='/forgot-password']").await;
+    wait_path(&c, "/forgot-password").await;
     fill(&c, "#email", "ada@example.org").await;
     click(&c, "form.form button[type=submit]").await;
     text(&c, "#request-sent").await;
@@ -163,11 +208,12 @@ async fn a_person_signs_up_verifies_signs_in_resets_and_deletes_in_a_browser() {
     fill(&c, "#password", "second password 2").await;
     fill(&c, "#password_confirm", "second password 2").await;
     click(&c, "#reset-form button[type=submit]").await;
-    assert!(text(&c, ".toast").await.contains("password was changed"));
+    wait_text(&c, ".toast", "password was changed").await;
     assert_eq!(path(&c).await, "/");
 
     // Delete the account from the settings page (with the browser's confirmation).
     c.goto(&app.url("/settings")).await.unwrap();
+    snapshot(&c, "settings").await;
     fill(&c, "#delete_password", "second password 2").await;
     click(&c, "#delete-form button[type=submit]").await;
     c.accept_alert().await.unwrap();

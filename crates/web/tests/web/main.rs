@@ -10,6 +10,7 @@
 mod helpers;
 
 mod accounts;
+mod binary;
 mod browser;
 mod oauth;
 mod shell;
