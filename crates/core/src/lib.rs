@@ -2,15 +2,20 @@
 //! database and the one migration entry point. Nothing here knows about HTTP.
 
 pub mod account;
+pub mod apikey;
+pub mod bus;
 pub mod config;
 pub mod cron;
 pub mod crypto;
 pub mod db;
+pub mod device;
 pub mod mail;
 pub mod maintenance;
+pub mod quota;
 pub mod ratelimit;
 pub mod session;
 pub mod setup;
+pub mod sms;
 #[cfg(feature = "testing")]
 pub mod testing;
 

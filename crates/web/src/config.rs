@@ -69,6 +69,10 @@ pub struct WebConfig {
     #[arg(long)]
     pub no_worker: bool,
 
+    /// API requests allowed per credential (key, device or session) per minute, per process.
+    #[arg(long, env = "ENDER_API_RATE_PER_MINUTE", default_value_t = 6000)]
+    pub api_rate_per_minute: u32,
+
     #[command(flatten)]
     pub oauth: OAuthConfig,
 }

@@ -21,8 +21,11 @@ pub async fn verify(session: Session, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
-    // Integration and device API calls authenticate with a key, not a cookie: nothing to forge.
-    if req.uri().path().starts_with("/api/") && req.headers().contains_key("x-api-key") {
+    // API calls made with a key, or with no session cookie at all, cannot ride on a
+    // browser's session: nothing to forge (they fail authentication on their own).
+    if req.uri().path().starts_with("/api/")
+        && (req.headers().contains_key("x-api-key") || !has_session_cookie(&req))
+    {
         return next.run(req).await;
     }
     let expected = match session.get::<String>(CSRF_KEY).await {
@@ -59,6 +62,17 @@ pub async fn verify(session: Session, req: Request, next: Next) -> Response {
         }
         _ => reject(),
     }
+}
+
+fn has_session_cookie(req: &Request) -> bool {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| {
+            c.split(';')
+                .any(|p| p.trim_start().starts_with(crate::routes::SESSION_COOKIE))
+        })
 }
 
 fn matches(sent: &str, expected: &str) -> bool {

@@ -1,11 +1,13 @@
 //! Ender's web server: the dashboard pages, the JSON API and the device APIs, all on one
 //! axum router over Postgres. `main.rs` parses the command line and calls [`run`].
 
+pub mod bus;
 pub mod config;
 pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod ratelimit;
 pub mod routes;
 pub mod session;
 pub mod state;
@@ -28,12 +30,10 @@ pub fn app(state: AppState) -> Router {
     routes::router(state)
 }
 
-/// Serves `state` on `listener` until `shutdown` is cancelled, then drains open requests.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
+/// Serves `state` on `listener` until its shutdown token is cancelled, then drains open
+/// requests (open streams end on the same signal).
+pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -70,8 +70,14 @@ async fn run_with(db: &Database, cfg: &ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (ENDER_BIND)", cfg.web.bind))?;
     tracing::info!(bind = %cfg.web.bind, public_url = %cfg.web.public_url, worker = cfg.web.runs_worker(), "Ender is serving");
-    let state = AppState::new(db.pool.clone(), cfg.web.clone(), mailer);
-    let served = serve(listener, state, shutdown.clone()).await;
+    let state = AppState::new(
+        db.pool.clone(),
+        cfg.web.clone(),
+        cfg.worker.sms.clone(),
+        mailer,
+        shutdown.clone(),
+    );
+    let served = serve(listener, state).await;
     shutdown.cancel();
     if let Some(worker) = worker {
         let _ = worker.await;

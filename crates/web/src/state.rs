@@ -1,22 +1,38 @@
-//! What every handler can reach: the pool, the settings, the mailer and an HTTP client.
+//! What every handler can reach: the pool, the settings, the mailer, an HTTP client, the
+//! realtime bus, the API rate limiter and the shutdown signal (which ends open streams).
 
 use std::sync::Arc;
 
+use ender_core::config::SmsConfig;
 use ender_core::mail::Mailer;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
+use crate::bus::Bus;
 use crate::config::WebConfig;
+use crate::ratelimit::Limiter;
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
     pub config: Arc<WebConfig>,
+    pub sms: Arc<SmsConfig>,
     pub mailer: Arc<Mailer>,
     pub http: reqwest::Client,
+    pub bus: Bus,
+    pub limiter: Arc<Limiter>,
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, config: WebConfig, mailer: Mailer) -> Self {
+    /// Builds the state and starts this process's bus listener (needs a Tokio runtime).
+    pub fn new(
+        pool: PgPool,
+        config: WebConfig,
+        sms: SmsConfig,
+        mailer: Mailer,
+        shutdown: CancellationToken,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .user_agent(concat!("Ender/", env!("CARGO_PKG_VERSION")))
             .timeout(std::time::Duration::from_secs(15))
@@ -24,10 +40,14 @@ impl AppState {
             .build()
             .unwrap_or_default();
         Self {
+            bus: Bus::start(pool.clone(), shutdown.clone()),
+            limiter: Arc::new(Limiter::new(config.api_rate_per_minute)),
             pool,
             config: Arc::new(config),
+            sms: Arc::new(sms),
             mailer: Arc::new(mailer),
             http,
+            shutdown,
         }
     }
 }

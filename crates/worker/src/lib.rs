@@ -1,6 +1,8 @@
 //! Ender's background worker: apalis queues on Postgres and the periodic jobs that feed
 //! them. The `ender-worker` binary runs it alone; `ender-web` embeds it by default.
 
+pub mod dispatcher;
+pub mod fcm;
 pub mod jobs;
 mod scheduler;
 
@@ -23,6 +25,12 @@ pub struct WorkerConfig {
     /// How often expired sessions, tokens and counters are purged, in seconds.
     #[arg(long, env = "ENDER_PURGE_EVERY_SECS", default_value_t = 600)]
     pub purge_every_secs: u64,
+
+    #[command(flatten)]
+    pub sms: ender_core::config::SmsConfig,
+
+    #[command(flatten)]
+    pub fcm: fcm::FcmConfig,
 }
 
 impl WorkerConfig {
@@ -59,6 +67,18 @@ pub async fn run(pool: PgPool, cfg: WorkerConfig, shutdown: CancellationToken) -
         name.clone(),
         shutdown.clone(),
     ));
+    let fcm = fcm::Fcm::from_config(&cfg.fcm)?.map(std::sync::Arc::new);
+    if fcm.is_none() {
+        tracing::info!(
+            "no FCM service account configured: Android devices are woken by streams and polling only"
+        );
+    }
+    let dispatcher = tokio::spawn(dispatcher::run(
+        pool.clone(),
+        cfg.sms.clone(),
+        fcm,
+        shutdown.clone(),
+    ));
 
     let mut backoff = Duration::from_secs(1);
     while !shutdown.is_cancelled() {
@@ -86,6 +106,7 @@ pub async fn run(pool: PgPool, cfg: WorkerConfig, shutdown: CancellationToken) -
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
     let _ = scheduler.await;
+    let _ = dispatcher.await;
     tracing::info!(worker.name = %name, "worker stopped");
     Ok(())
 }

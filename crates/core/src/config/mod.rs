@@ -65,3 +65,81 @@ impl LogConfig {
         };
     }
 }
+
+/// Limits and timings of the SMS pipeline, shared by web and worker processes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SmsConfig {
+    /// Most recipients one send request may name.
+    #[arg(long, env = "ENDER_MAX_RECIPIENTS", default_value_t = 1000)]
+    pub max_recipients: usize,
+
+    /// How long a device has to report on a message it claimed before it is offered again.
+    #[arg(long, env = "ENDER_LEASE_SECS", default_value_t = 300)]
+    pub lease_secs: i64,
+
+    /// How long an assigned message may wait for its device to claim it before it is
+    /// dispatched again (possibly to another device).
+    #[arg(long, env = "ENDER_CLAIM_TIMEOUT_SECS", default_value_t = 600)]
+    pub claim_timeout_secs: i64,
+
+    /// Waits before each retry after a transient failure, in seconds; their count is the
+    /// number of retries (attempts = retries + 1).
+    #[arg(
+        long,
+        env = "ENDER_RETRY_BACKOFF_SECS",
+        value_delimiter = ',',
+        default_value = "60,300,900"
+    )]
+    pub retry_backoff_secs: Vec<i64>,
+
+    /// A device with an FCM token counts as reachable this long after it was last seen.
+    #[arg(long, env = "ENDER_DEVICE_SEEN_WINDOW_SECS", default_value_t = 600)]
+    pub device_seen_window_secs: i64,
+
+    /// Messages handed to a device per `GET /api/sms/pending`.
+    #[arg(long, env = "ENDER_CLAIM_BATCH", default_value_t = 10)]
+    pub claim_batch: i64,
+
+    /// Monthly SMS allowance per user (until plans exist).
+    #[arg(long, env = "ENDER_MAX_SMS_PER_MONTH", default_value_t = 10_000)]
+    pub max_sms_per_month: i32,
+
+    /// Devices one user may register.
+    #[arg(long, env = "ENDER_MAX_DEVICES", default_value_t = 10)]
+    pub max_devices: i64,
+
+    /// Integration API keys one user may hold.
+    #[arg(long, env = "ENDER_MAX_API_KEYS", default_value_t = 10)]
+    pub max_api_keys: i64,
+}
+
+impl SmsConfig {
+    /// Attempts a message gets before it fails for good.
+    pub fn max_attempts(&self) -> i32 {
+        i32::try_from(self.retry_backoff_secs.len())
+            .unwrap_or(i32::MAX)
+            .saturating_add(1)
+    }
+
+    /// The wait before retry number `attempt` (1-based), if there is one.
+    pub fn backoff_after(&self, attempt: i32) -> Option<i64> {
+        let i = usize::try_from(attempt.checked_sub(1)?).ok()?;
+        self.retry_backoff_secs.get(i).copied()
+    }
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            max_recipients: 1000,
+            lease_secs: 300,
+            claim_timeout_secs: 600,
+            retry_backoff_secs: vec![60, 300, 900],
+            device_seen_window_secs: 600,
+            claim_batch: 10,
+            max_sms_per_month: 10_000,
+            max_devices: 10,
+            max_api_keys: 10,
+        }
+    }
+}

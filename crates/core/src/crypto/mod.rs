@@ -65,6 +65,16 @@ pub async fn verify_password(password: SecretString, hash: Option<String>) -> bo
     .unwrap_or(false)
 }
 
+/// A new credential: `prefix` (`vk_`, `dk_`) and 32 random alphanumerics.
+pub fn new_key(prefix: &str) -> String {
+    format!("{prefix}{}", random_token(32))
+}
+
+/// The part of a key shown in lists to tell keys apart (prefix and four characters).
+pub fn key_hint(key: &str) -> String {
+    key.chars().take(7).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,13 +41,16 @@ pub mod paths {
     pub const ADMIN: &str = "/admin";
 }
 
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "ender_session";
+
 /// Largest request body any route accepts.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let idle = time::Duration::minutes(state.config.session_idle_minutes.max(1));
     let sessions = SessionManagerLayer::new(PgSessionStore::new(state.pool.clone()))
-        .with_name("ender_session")
+        .with_name(SESSION_COOKIE)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(state.config.is_https())

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use ender_core::config::SmsConfig;
 use ender_core::mail::Mailer;
 use ender_core::testing::{TestDb, test_db};
 use ender_web::{AppState, WebConfig};
@@ -39,6 +40,10 @@ pub struct Options {
     pub extra_args: Vec<String>,
     /// Serve with this pool instead of the test database's own.
     pub pool: Option<PgPool>,
+    /// Pipeline settings (defaults otherwise).
+    pub sms: Option<SmsConfig>,
+    /// Run the worker's dispatcher beside the server, as `ender-web` does by default.
+    pub dispatcher: bool,
 }
 
 impl TestApp {
@@ -61,9 +66,18 @@ impl TestApp {
             dir: mail_dir.path().to_owned(),
         };
         let pool = options.pool.unwrap_or_else(|| db.pool.clone());
-        let state = AppState::new(pool, web, mailer);
+        let sms = options.sms.unwrap_or_default();
         let shutdown = CancellationToken::new();
-        tokio::spawn(ender_web::serve(listener, state, shutdown.clone()));
+        if options.dispatcher {
+            tokio::spawn(ender_worker::dispatcher::run(
+                pool.clone(),
+                sms.clone(),
+                None,
+                shutdown.clone(),
+            ));
+        }
+        let state = AppState::new(pool, web, sms, mailer, shutdown.clone());
+        tokio::spawn(ender_web::serve(listener, state));
         Self {
             addr,
             db,

@@ -14,3 +14,5 @@ mod binary;
 mod browser;
 mod oauth;
 mod shell;
+mod simulator;
+mod sms;

@@ -51,6 +51,12 @@ async fn running_workers_purge_expired_rows_and_stop_on_request() {
     let cfg = |name: &str| WorkerConfig {
         name: Some(name.to_owned()),
         purge_every_secs: 1,
+        sms: ender_core::config::SmsConfig::default(),
+        fcm: ender_worker::fcm::FcmConfig {
+            fcm_service_account: None,
+            fcm_url: "http://127.0.0.1:9".to_owned(),
+            fcm_token_url: None,
+        },
     };
     let one = tokio::spawn(ender_worker::run(db.pool.clone(), cfg("one"), shutdown.clone()));
     let two = tokio::spawn(ender_worker::run(db.pool.clone(), cfg("two"), shutdown.clone()));

@@ -1,0 +1,254 @@
+//! Integration API keys (`vk_…`, and legacy `ek_…`): created with a name and optional
+//! expiry, shown once, stored as a SHA-256, listed with their last use, revoked, rotated.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::FieldError;
+use crate::account::UserId;
+use crate::crypto::{key_hint, new_key, token_digest};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize, serde::Deserialize)]
+#[sqlx(transparent)]
+#[serde(transparent)]
+pub struct ApiKeyId(pub Uuid);
+
+impl std::fmt::Display for ApiKeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A key as listed (never the key itself).
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub user_id: UserId,
+    pub name: String,
+    pub prefix: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ApiKey {
+    pub fn is_active(&self) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > Utc::now())
+    }
+}
+
+/// A key just created: the only moment its secret exists outside the caller's hands.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub key: ApiKey,
+    pub secret: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiKeyError {
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("You can hold at most {0} active API keys. Revoke one first.")]
+    TooMany(i64),
+    #[error("API key not found.")]
+    NotFound,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A key name: 1–100 characters, no control characters.
+pub fn parse_name(raw: &str) -> Result<String, FieldError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(FieldError::new("name", "Give the key a name."));
+    }
+    if name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "name",
+            "Use at most 100 characters, without control characters.",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+pub async fn create(
+    pool: &PgPool,
+    user: UserId,
+    name: &str,
+    expires_at: Option<DateTime<Utc>>,
+    max_active: i64,
+) -> Result<NewApiKey, ApiKeyError> {
+    let name = parse_name(name)?;
+    if expires_at.is_some_and(|e| e <= Utc::now()) {
+        return Err(FieldError::new("expires_at", "The expiry must be in the future.").into());
+    }
+    let mut tx = pool.begin().await?;
+    // Serialise key creation per user so the limit holds under concurrency.
+    sqlx::query!("SELECT id FROM users WHERE id = $1 FOR UPDATE", user as UserId)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let active = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM api_keys
+           WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"#,
+        user as UserId
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if active >= max_active {
+        return Err(ApiKeyError::TooMany(max_active));
+    }
+    let created = insert(&mut tx, user, &name, expires_at).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+async fn insert(
+    conn: &mut PgConnection,
+    user: UserId,
+    name: &str,
+    expires_at: Option<DateTime<Utc>>,
+) -> sqlx::Result<NewApiKey> {
+    let secret = new_key("vk_");
+    let key = sqlx::query_as!(
+        ApiKey,
+        r#"INSERT INTO api_keys (id, user_id, name, prefix, key_hash, expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           RETURNING id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, expires_at,
+                     last_used_at, revoked_at, created_at"#,
+        Uuid::now_v7(),
+        user as UserId,
+        name,
+        key_hint(&secret),
+        &token_digest(&secret),
+        expires_at
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(NewApiKey { key, secret })
+}
+
+pub async fn list(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<ApiKey>> {
+    sqlx::query_as!(ApiKey, r#"SELECT id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, expires_at,
+                  last_used_at, revoked_at, created_at FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC"#, user as UserId)
+        .fetch_all(pool)
+        .await
+}
+
+/// The owner's key (another user's key is "not found").
+pub async fn find(pool: &PgPool, user: UserId, id: ApiKeyId) -> Result<ApiKey, ApiKeyError> {
+    sqlx::query_as!(
+        ApiKey,
+        r#"SELECT id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, expires_at,
+                  last_used_at, revoked_at, created_at FROM api_keys WHERE id = $1 AND user_id = $2"#,
+        id as ApiKeyId,
+        user as UserId
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or(ApiKeyError::NotFound)
+}
+
+pub async fn revoke(pool: &PgPool, user: UserId, id: ApiKeyId) -> Result<(), ApiKeyError> {
+    let done = sqlx::query!(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND user_id = $2",
+        id as ApiKeyId,
+        user as UserId
+    )
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(ApiKeyError::NotFound);
+    }
+    Ok(())
+}
+
+/// A new key with the same name and expiry; the old one is revoked in the same transaction.
+pub async fn rotate(pool: &PgPool, user: UserId, id: ApiKeyId) -> Result<NewApiKey, ApiKeyError> {
+    let mut tx = pool.begin().await?;
+    let old = sqlx::query_as!(
+        ApiKey,
+        r#"SELECT id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, expires_at,
+                  last_used_at, revoked_at, created_at FROM api_keys WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL FOR UPDATE"#,
+        id as ApiKeyId,
+        user as UserId
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiKeyError::NotFound)?;
+    sqlx::query!(
+        "UPDATE api_keys SET revoked_at = now() WHERE id = $1",
+        id as ApiKeyId
+    )
+    .execute(&mut *tx)
+    .await?;
+    let created = insert(
+        &mut tx,
+        user,
+        &old.name,
+        old.expires_at.filter(|e| *e > Utc::now()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// The owner of an active key (`vk_…` or legacy `ek_…`), marking it used. None for an
+/// unknown, revoked or expired key.
+pub async fn authenticate(pool: &PgPool, secret: &str) -> sqlx::Result<Option<(UserId, ApiKeyId)>> {
+    if !(secret.starts_with("vk_") || secret.starts_with("ek_")) || secret.len() > 100 {
+        return Ok(None);
+    }
+    let row = sqlx::query!(
+        r#"UPDATE api_keys SET last_used_at = now()
+           WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+             AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+           RETURNING user_id AS "user_id: UserId", id AS "id: ApiKeyId""#,
+        &token_digest(secret)
+    )
+    .fetch_optional(pool)
+    .await?;
+    if let Some(r) = row {
+        return Ok(Some((r.user_id, r.id)));
+    }
+    // Used within the last minute: not worth another write.
+    let row = sqlx::query!(
+        r#"SELECT user_id AS "user_id: UserId", id AS "id: ApiKeyId" FROM api_keys
+           WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"#,
+        &token_digest(secret)
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| (r.user_id, r.id)))
+}
+
+/// Imports a legacy Vendel key (`ek_…`) under its existing secret, so old clients keep working.
+pub async fn import_legacy(
+    pool: &PgPool,
+    user: UserId,
+    name: &str,
+    secret: &str,
+) -> Result<ApiKey, ApiKeyError> {
+    let name = parse_name(name)?;
+    if !secret.starts_with("ek_")
+        || secret.len() != 35
+        || !secret[3..].chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        return Err(FieldError::new("key", "A legacy key is ek_ followed by 32 letters and digits.").into());
+    }
+    let key = sqlx::query_as!(
+        ApiKey,
+        r#"INSERT INTO api_keys (id, user_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)
+           RETURNING id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, expires_at,
+                     last_used_at, revoked_at, created_at"#,
+        Uuid::now_v7(),
+        user as UserId,
+        name,
+        key_hint(secret),
+        &token_digest(secret)
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(key)
+}

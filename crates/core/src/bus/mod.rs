@@ -1,0 +1,59 @@
+//! The realtime bus between processes: small `NOTIFY` payloads (a kind and ids) that every
+//! web process turns into server-sent events, and that wake the worker's dispatcher.
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+use crate::account::UserId;
+use crate::device::DeviceId;
+
+/// Channel for events shown to people and devices.
+pub const EVENTS: &str = "ender_events";
+/// Channel that wakes dispatchers: the payload is a user id with messages to dispatch.
+pub const DISPATCH: &str = "ender_dispatch";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BusEvent {
+    /// Messages were assigned to a device: its stream should fetch and push them.
+    Assigned { user_id: UserId, device_id: DeviceId },
+    /// Messages of a user changed status (pages refresh their rows and counters).
+    Messages { user_id: UserId },
+    /// A device went online or offline, or was edited.
+    Device { user_id: UserId, device_id: DeviceId },
+    /// A realtime client (PocketBase protocol) subscribed to its device's topic; the web
+    /// process holding that client's stream starts pushing.
+    Subscribed {
+        user_id: UserId,
+        device_id: DeviceId,
+        client_id: String,
+    },
+}
+
+impl BusEvent {
+    pub fn user_id(&self) -> UserId {
+        match self {
+            Self::Assigned { user_id, .. }
+            | Self::Messages { user_id }
+            | Self::Device { user_id, .. }
+            | Self::Subscribed { user_id, .. } => *user_id,
+        }
+    }
+}
+
+/// Publishes `event`; inside a transaction it is delivered at commit, or never.
+pub async fn publish(conn: &mut PgConnection, event: &BusEvent) -> sqlx::Result<()> {
+    let payload = serde_json::to_string(event).unwrap_or_default();
+    sqlx::query!("SELECT pg_notify($1, $2)", EVENTS, payload)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Asks the dispatchers to look at `user`'s pending messages (at commit).
+pub async fn wake_dispatch(conn: &mut PgConnection, user: UserId) -> sqlx::Result<()> {
+    sqlx::query!("SELECT pg_notify($1, $2)", DISPATCH, user.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! Message types.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::account::UserId;
+use crate::device::DeviceId;
+
+macro_rules! id_type {
+    ($name:ident) => {
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            sqlx::Type,
+            serde::Serialize,
+            serde::Deserialize,
+        )]
+        #[sqlx(transparent)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s.trim()).map(Self)
+            }
+        }
+    };
+}
+
+id_type!(MessageId);
+id_type!(BatchId);
+
+/// Where a message stands. Outgoing: pending → assigned → sending → sent → delivered, or
+/// failed / canceled / expired. Incoming: received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    Pending,
+    Assigned,
+    Sending,
+    Sent,
+    Delivered,
+    Failed,
+    Canceled,
+    Expired,
+    Received,
+}
+
+impl Status {
+    pub const ALL: [Status; 9] = [
+        Self::Pending,
+        Self::Assigned,
+        Self::Sending,
+        Self::Sent,
+        Self::Delivered,
+        Self::Failed,
+        Self::Canceled,
+        Self::Expired,
+        Self::Received,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Assigned => "assigned",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::Expired => "expired",
+            Self::Received => "received",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// No report or timer moves a message out of a final state.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Delivered | Self::Failed | Self::Canceled | Self::Expired | Self::Received
+        )
+    }
+}
+
+/// A message as the API and pages show it.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: MessageId,
+    pub user_id: UserId,
+    pub batch_id: Option<BatchId>,
+    pub direction: String,
+    pub recipient: String,
+    pub from_number: String,
+    pub body: String,
+    pub encoding: String,
+    pub segments: i32,
+    pub status: String,
+    pub error_message: String,
+    pub device_id: Option<DeviceId>,
+    pub attempts: i32,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub received_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One step in a message's history.
+#[derive(Debug, Clone)]
+pub struct MessageEvent {
+    pub status: String,
+    pub detail: String,
+    pub device_id: Option<DeviceId>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Filters of a message list (all optional).
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub status: Option<String>,
+    pub direction: Option<String>,
+    pub device_id: Option<DeviceId>,
+    pub batch_id: Option<BatchId>,
+    pub recipient: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,185 @@
+//! SQL for messages and their events.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+use super::model::{BatchId, Message, MessageEvent, MessageFilter, MessageId};
+use crate::account::UserId;
+use crate::device::DeviceId;
+
+/// Records one event per message.
+pub async fn record_events(
+    conn: &mut PgConnection,
+    ids: &[MessageId],
+    status: &str,
+    detail: &str,
+    device: Option<DeviceId>,
+) -> sqlx::Result<()> {
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
+    sqlx::query!(
+        "INSERT INTO message_events (message_id, status, detail, device_id) SELECT unnest($1::uuid[]), $2, $3, $4",
+        &ids,
+        status,
+        detail,
+        device as Option<DeviceId>
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Puts a device's unfinished messages back in the queue (`which`: "assigned" for only
+/// unclaimed ones, "all" for claimed ones too), so they are dispatched elsewhere.
+pub async fn requeue_device(
+    conn: &mut PgConnection,
+    device: DeviceId,
+    which: &str,
+    why: &str,
+) -> sqlx::Result<()> {
+    let rows = sqlx::query!(
+        r#"UPDATE messages SET status = 'pending', device_id = NULL, prefer_device_id = NULL, avoid_device_id = $1,
+                  lease_expires_at = NULL, next_attempt_at = now(), updated_at = now(),
+                  requested_device_id = CASE WHEN requested_device_id = $1 THEN NULL ELSE requested_device_id END
+           WHERE device_id = $1 AND (status = 'assigned' OR ($2 = 'all' AND status = 'sending'))
+           RETURNING id AS "id: MessageId", user_id AS "user_id: UserId""#,
+        device as DeviceId,
+        which
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let ids: Vec<MessageId> = rows.iter().map(|r| r.id).collect();
+    record_events(conn, &ids, "pending", why, Some(device)).await?;
+    let mut users: Vec<UserId> = rows.iter().map(|r| r.user_id).collect();
+    users.sort_by_key(|u| u.0);
+    users.dedup();
+    for user in users {
+        crate::bus::wake_dispatch(conn, user).await?;
+    }
+    Ok(())
+}
+
+/// The owner's message.
+pub async fn find(pool: &PgPool, user: UserId, id: MessageId) -> sqlx::Result<Option<Message>> {
+    sqlx::query_as!(
+        Message,
+        r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
+                  recipient, from_number, body, encoding, segments, status, error_message,
+                  device_id AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
+           FROM messages WHERE id = $1 AND user_id = $2"#,
+        id as MessageId,
+        user as UserId
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// The messages of a batch, newest first.
+pub async fn batch(pool: &PgPool, user: UserId, batch: BatchId) -> sqlx::Result<Vec<Message>> {
+    sqlx::query_as!(
+        Message,
+        r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
+                  recipient, from_number, body, encoding, segments, status, error_message,
+                  device_id AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
+           FROM messages WHERE batch_id = $1 AND user_id = $2 ORDER BY created_at DESC, id DESC"#,
+        batch as BatchId,
+        user as UserId
+    )
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn events(pool: &PgPool, id: MessageId) -> sqlx::Result<Vec<MessageEvent>> {
+    sqlx::query_as!(
+        MessageEvent,
+        r#"SELECT status, detail, device_id AS "device_id: DeviceId", created_at
+           FROM message_events WHERE message_id = $1 ORDER BY id"#,
+        id as MessageId
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// One page of the user's messages (newest first) and the total under the same filters.
+pub async fn page(
+    pool: &PgPool,
+    user: UserId,
+    f: &MessageFilter,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<Message>, i64)> {
+    let items = sqlx::query_as!(
+        Message,
+        r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
+                  recipient, from_number, body, encoding, segments, status, error_message,
+                  device_id AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
+           FROM messages
+           WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR direction = $3)
+             AND ($4::uuid IS NULL OR device_id = $4) AND ($5::uuid IS NULL OR batch_id = $5)
+             AND ($6::text IS NULL OR recipient = $6)
+             AND ($7::timestamptz IS NULL OR created_at >= $7) AND ($8::timestamptz IS NULL OR created_at <= $8)
+           ORDER BY created_at DESC, id DESC LIMIT $9 OFFSET $10"#,
+        user as UserId,
+        f.status,
+        f.direction,
+        f.device_id.map(|d| d.0),
+        f.batch_id.map(|b| b.0),
+        f.recipient,
+        f.from,
+        f.to,
+        limit,
+        offset
+    )
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM messages
+           WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR direction = $3)
+             AND ($4::uuid IS NULL OR device_id = $4) AND ($5::uuid IS NULL OR batch_id = $5)
+             AND ($6::text IS NULL OR recipient = $6)
+             AND ($7::timestamptz IS NULL OR created_at >= $7) AND ($8::timestamptz IS NULL OR created_at <= $8)"#,
+        user as UserId,
+        f.status,
+        f.direction,
+        f.device_id.map(|d| d.0),
+        f.batch_id.map(|b| b.0),
+        f.recipient,
+        f.from,
+        f.to
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((items, total))
+}
+
+/// Keyset page for the dashboard: messages older than `before` (created_at, id), newest first.
+pub async fn page_before(
+    pool: &PgPool,
+    user: UserId,
+    direction: &str,
+    status: Option<&str>,
+    before: Option<(DateTime<Utc>, MessageId)>,
+    limit: i64,
+) -> sqlx::Result<Vec<Message>> {
+    let (before_at, before_id) = match before {
+        Some((at, id)) => (Some(at), Some(id.0)),
+        None => (None, None),
+    };
+    sqlx::query_as!(
+        Message,
+        r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
+                  recipient, from_number, body, encoding, segments, status, error_message,
+                  device_id AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
+           FROM messages
+           WHERE user_id = $1 AND direction = $2 AND ($3::text IS NULL OR status = $3)
+             AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))
+           ORDER BY created_at DESC, id DESC LIMIT $6"#,
+        user as UserId,
+        direction,
+        status,
+        before_at,
+        before_id,
+        limit
+    )
+    .fetch_all(pool)
+    .await
+}

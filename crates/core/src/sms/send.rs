@@ -1,0 +1,251 @@
+//! Accepting a send: recipients, body, device and quota checked in that order; every
+//! message of the request, its first event and the dispatcher's wake-up written in one
+//! transaction; an `Idempotency-Key` replays the first answer.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::body::{BodyError, Encoding, SmsBody};
+use super::model::{BatchId, MessageId};
+use super::phone::PhoneNumber;
+use super::repo::record_events;
+use crate::account::UserId;
+use crate::config::SmsConfig;
+use crate::device::DeviceId;
+use crate::quota::{self, ConsumeError, QuotaExceeded};
+
+/// What a caller asks to send.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SendRequest {
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub device_id: Option<String>,
+    #[serde(default)]
+    pub group_ids: Vec<String>,
+}
+
+/// The answer, in the shape Vendel clients read (plus `segments` and `encoding`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SendResponse {
+    pub batch_id: String,
+    pub message_ids: Vec<String>,
+    pub recipients_count: usize,
+    pub status: String,
+    pub segments: i32,
+    pub encoding: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("At least one recipient required.")]
+    NoRecipients,
+    #[error("Invalid phone number: {0}. Must be E.164 format (e.g. +1234567890).")]
+    InvalidNumber(String),
+    #[error("Too many recipients: at most {0} per request.")]
+    TooManyRecipients(usize),
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error("Device not found: {0}.")]
+    DeviceNotFound(String),
+    #[error("Device does not belong to user.")]
+    DeviceNotOwned,
+    #[error(transparent)]
+    Quota(#[from] QuotaExceeded),
+    #[error("This Idempotency-Key was already used with a different request.")]
+    IdempotencyMismatch,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<ConsumeError> for SendError {
+    fn from(e: ConsumeError) -> Self {
+        match e {
+            ConsumeError::Exceeded(q) => Self::Quota(q),
+            ConsumeError::Database(d) => Self::Database(d),
+        }
+    }
+}
+
+/// A client's `Idempotency-Key` and a digest of the request it came with.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: Vec<u8>,
+}
+
+/// The outcome of [`send`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    Accepted(SendResponse),
+    /// The same key and request within 24 hours: the stored answer, nothing sent again.
+    Replayed(serde_json::Value),
+}
+
+/// Validated recipients: E.164, de-duplicated in first-seen order.
+pub fn parse_recipients(raw: &[String], max: usize) -> Result<Vec<PhoneNumber>, SendError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for r in raw {
+        let phone = PhoneNumber::parse(r).map_err(|_| SendError::InvalidNumber(r.trim().to_owned()))?;
+        if seen.insert(phone.clone()) {
+            out.push(phone);
+        }
+    }
+    if out.is_empty() {
+        return Err(SendError::NoRecipients);
+    }
+    if out.len() > max {
+        return Err(SendError::TooManyRecipients(max));
+    }
+    Ok(out)
+}
+
+pub async fn send(
+    pool: &PgPool,
+    cfg: &SmsConfig,
+    user: UserId,
+    req: &SendRequest,
+    idempotency: Option<&Idempotency>,
+) -> Result<Sent, SendError> {
+    // Validation that needs no database comes first, in the contract's order.
+    if req.recipients.iter().all(|r| r.trim().is_empty()) && req.group_ids.is_empty() {
+        return Err(SendError::NoRecipients);
+    }
+    let recipients = parse_recipients(&req.recipients, cfg.max_recipients)?;
+    let body = SmsBody::parse(&req.body)?;
+    let device = match req.device_id.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        Some(raw) => Some(check_device(pool, user, raw).await?),
+        None => None,
+    };
+
+    let mut tx = pool.begin().await?;
+    if let Some(idem) = idempotency
+        && let Some(stored) = claim_idempotency(&mut tx, user, idem).await?
+    {
+        return Ok(Sent::Replayed(stored));
+    }
+    let count = recipients.len();
+    let batch = (count > 1).then(|| BatchId(Uuid::now_v7()));
+    let ids: Vec<MessageId> = (0..count).map(|_| MessageId(Uuid::now_v7())).collect();
+    let numbers: Vec<String> = recipients.into_iter().map(PhoneNumber::into_string).collect();
+    let raw_ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
+    sqlx::query!(
+        "INSERT INTO messages (id, user_id, batch_id, direction, recipient, body, encoding, segments, status, requested_device_id)
+         SELECT id, $2, $3, 'outgoing', recipient, $5, $6, $7, 'pending', $8
+         FROM unnest($1::uuid[], $4::text[]) AS t(id, recipient)",
+        &raw_ids,
+        user as UserId,
+        batch.map(|b| b.0),
+        &numbers,
+        body.as_str(),
+        body.encoding.as_str(),
+        body.segments,
+        device.map(|d| d.0)
+    )
+    .execute(&mut *tx)
+    .await?;
+    record_events(&mut tx, &ids, "pending", "Accepted.", None).await?;
+    crate::bus::wake_dispatch(&mut tx, user).await?;
+    let response = SendResponse {
+        batch_id: batch.map(|b| b.to_string()).unwrap_or_default(),
+        message_ids: ids.iter().map(ToString::to_string).collect(),
+        recipients_count: count,
+        status: "accepted".to_owned(),
+        segments: body.segments,
+        encoding: match body.encoding {
+            Encoding::Gsm7 => "gsm7",
+            Encoding::Ucs2 => "ucs2",
+        }
+        .to_owned(),
+    };
+    if let Some(idem) = idempotency {
+        store_idempotent_response(&mut tx, user, idem, &response).await?;
+    }
+    // Last, so the usage row stays locked only for the commit.
+    quota::consume(
+        &mut tx,
+        user,
+        i32::try_from(count).unwrap_or(i32::MAX),
+        cfg.max_sms_per_month,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Sent::Accepted(response))
+}
+
+async fn check_device(pool: &PgPool, user: UserId, raw: &str) -> Result<DeviceId, SendError> {
+    let not_found = || SendError::DeviceNotFound(raw.to_owned());
+    let id: DeviceId = raw.parse().map_err(|_| not_found())?;
+    let owner = sqlx::query_scalar!(
+        r#"SELECT user_id AS "user_id: UserId" FROM devices WHERE id = $1"#,
+        id as DeviceId
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(not_found)?;
+    if owner != user {
+        return Err(SendError::DeviceNotOwned);
+    }
+    Ok(id)
+}
+
+/// Takes the key for this request, or returns the answer stored under it. A concurrent
+/// request with the same key waits here until the first one commits or rolls back.
+async fn claim_idempotency(
+    conn: &mut PgConnection,
+    user: UserId,
+    idem: &Idempotency,
+) -> Result<Option<serde_json::Value>, SendError> {
+    sqlx::query!(
+        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND created_at < now() - interval '24 hours'",
+        user as UserId,
+        idem.key
+    )
+    .execute(&mut *conn)
+    .await?;
+    let inserted = sqlx::query!(
+        "INSERT INTO idempotency_keys (user_id, key, request_hash, status_code, response)
+         VALUES ($1, $2, $3, 0, '{}') ON CONFLICT DO NOTHING",
+        user as UserId,
+        idem.key,
+        idem.request_hash
+    )
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() == 1 {
+        return Ok(None);
+    }
+    let stored = sqlx::query!(
+        "SELECT request_hash, response FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+        user as UserId,
+        idem.key
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if stored.request_hash != idem.request_hash {
+        return Err(SendError::IdempotencyMismatch);
+    }
+    Ok(Some(stored.response))
+}
+
+async fn store_idempotent_response(
+    conn: &mut PgConnection,
+    user: UserId,
+    idem: &Idempotency,
+    response: &SendResponse,
+) -> sqlx::Result<()> {
+    let json = serde_json::to_value(response).unwrap_or_default();
+    sqlx::query!(
+        "UPDATE idempotency_keys SET status_code = 200, response = $3 WHERE user_id = $1 AND key = $2",
+        user as UserId,
+        idem.key,
+        json
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! Who is calling the API: an integration key (`X-API-Key: vk_…`, legacy `ek_…`) or the
+//! signed-in session for integration routes; a device key (`dk_…`) for device routes.
+//! Each credential has its own request budget.
+
+use axum::Json;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use ender_core::account::UserId;
+use ender_core::device::Device;
+use serde_json::json;
+
+use super::ApiError;
+use crate::ratelimit::Limited;
+use crate::session::MaybeUser;
+use crate::state::AppState;
+
+/// The user an integration request acts for.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiUser(pub UserId);
+
+/// The device a device request comes from.
+#[derive(Debug, Clone)]
+pub struct ApiDevice(pub Device);
+
+/// 429 in the envelope plus the quota keys every SDK reads from any 429.
+pub struct RateLimited(pub Limited);
+
+impl IntoResponse for RateLimited {
+    fn into_response(self) -> Response {
+        let Limited { limit, used } = self.0;
+        let message = format!("Too many requests: at most {limit} per minute for this credential.");
+        let body = json!({
+            "data": {}, "message": message, "status": 429,
+            "detail": message, "error": "rate_limited",
+            "limit": limit, "used": used, "available": 0,
+        });
+        (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "60")], Json(body)).into_response()
+    }
+}
+
+pub enum AuthRejection {
+    Api(ApiError),
+    Limited(RateLimited),
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Api(e) => e.into_response(),
+            Self::Limited(l) => l.into_response(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for AuthRejection {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+impl From<ApiError> for AuthRejection {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+fn api_key(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "Authentication required.");
+        let (user, credential) = match api_key(parts) {
+            Some(key) => {
+                let (user, key_id) = ender_core::apikey::authenticate(&state.pool, key)
+                    .await?
+                    .ok_or_else(unauthorized)?;
+                (user, format!("key:{key_id}"))
+            }
+            None => {
+                let MaybeUser(user) = MaybeUser::from_request_parts(parts, state)
+                    .await
+                    .map_err(|_| unauthorized())?;
+                let user = user.ok_or_else(unauthorized)?;
+                (user.id, format!("user:{}", user.id))
+            }
+        };
+        state
+            .limiter
+            .check(&credential)
+            .map_err(|l| AuthRejection::Limited(RateLimited(l)))?;
+        Ok(Self(user))
+    }
+}
+
+impl FromRequestParts<AppState> for ApiDevice {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let invalid = || ApiError::new(StatusCode::UNAUTHORIZED, "Invalid API key.");
+        let key = api_key(parts).ok_or_else(invalid)?;
+        let device = ender_core::device::authenticate(&state.pool, key)
+            .await?
+            .ok_or_else(invalid)?;
+        state
+            .limiter
+            .check(&format!("device:{}", device.id))
+            .map_err(|l| AuthRejection::Limited(RateLimited(l)))?;
+        Ok(Self(device))
+    }
+}

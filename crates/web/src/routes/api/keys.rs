@@ -1,0 +1,109 @@
+//! Integration keys through the API: list, create (the key is in the answer, once),
+//! revoke, rotate.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use ender_core::apikey::{self, ApiKey, ApiKeyError, ApiKeyId, NewApiKey};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::ApiUser;
+use super::format::ts;
+use super::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api-keys", get(list).post(create))
+        .route("/api-keys/{id}", delete(revoke))
+        .route("/api-keys/{id}/rotate", post(rotate))
+}
+
+impl From<ApiKeyError> for ApiError {
+    fn from(e: ApiKeyError) -> Self {
+        match e {
+            ApiKeyError::Database(d) => d.into(),
+            ApiKeyError::NotFound => ApiError::not_found("API key not found."),
+            ApiKeyError::TooMany(_) => ApiError::new(StatusCode::FORBIDDEN, e.to_string()),
+            ApiKeyError::Invalid(f) => ApiError::bad_request(f.message),
+        }
+    }
+}
+
+fn key_json(k: &ApiKey) -> Value {
+    json!({
+        "id": k.id.to_string(), "name": k.name, "prefix": k.prefix, "active": k.is_active(),
+        "expires_at": ts(k.expires_at), "last_used": ts(k.last_used_at), "revoked_at": ts(k.revoked_at),
+        "created": ts(Some(k.created_at)),
+    })
+}
+
+fn new_key_json(k: &NewApiKey) -> Value {
+    let mut v = key_json(&k.key);
+    v["key"] = json!(k.secret);
+    v
+}
+
+fn key_id(raw: &str) -> ApiResult<ApiKeyId> {
+    raw.parse::<uuid::Uuid>()
+        .map(ApiKeyId)
+        .map_err(|_| ApiError::not_found("API key not found."))
+}
+
+async fn list(State(state): State<AppState>, ApiUser(user): ApiUser) -> ApiResult<Json<Value>> {
+    let keys = apikey::list(&state.pool, user).await?;
+    Ok(Json(
+        json!({ "items": keys.iter().map(key_json).collect::<Vec<_>>() }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    name: String,
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> ApiResult<Json<Value>> {
+    let expires_at: Option<DateTime<Utc>> = match body
+        .expires_at
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(s) => Some(
+            DateTime::parse_from_rfc3339(s)
+                .map_err(|_| ApiError::bad_request("Invalid expires_at; expected ISO8601 (RFC3339)."))?
+                .to_utc(),
+        ),
+    };
+    let created = apikey::create(&state.pool, user, &body.name, expires_at, state.sms.max_api_keys).await?;
+    Ok(Json(new_key_json(&created)))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<Value>> {
+    apikey::revoke(&state.pool, user, key_id(&raw)?).await?;
+    Ok(Json(json!({ "success": true })))
+}
+
+async fn rotate(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let created = apikey::rotate(&state.pool, user, key_id(&raw)?).await?;
+    Ok(Json(new_key_json(&created)))
+}

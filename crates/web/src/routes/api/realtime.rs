@@ -1,0 +1,241 @@
+//! Device event streams. Ender's own (`GET /api/device/events`) pushes each message as
+//! it is assigned; the PocketBase realtime subset (`/api/realtime`) does the same for the
+//! Vendel modem agent once it subscribed to `modem/<device id>`. While a stream is open
+//! the device counts as reachable; every message pushed is claimed with a lease, and on
+//! (re)connect everything still open for the device is pushed again (devices de-duplicate
+//! by message id).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::Utc;
+use ender_core::bus::{self, BusEvent};
+use ender_core::device::{self, Device};
+use ender_core::sms::dispatch::{self, Claimed};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::auth::ApiDevice;
+use super::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/device/events", get(ender_stream))
+        .route("/realtime", get(pocketbase_stream).post(pocketbase_subscribe))
+}
+
+/// How the stream frames messages.
+#[derive(Clone)]
+enum Protocol {
+    Ender,
+    PocketBase { client_id: String },
+}
+
+/// How long a stream keeps the device reachable without a refresh.
+const ALIVE_FOR: Duration = Duration::from_secs(60);
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+async fn ender_stream(State(state): State<AppState>, ApiDevice(device): ApiDevice) -> Response {
+    stream(state, device, Protocol::Ender).into_response()
+}
+
+async fn pocketbase_stream(State(state): State<AppState>, ApiDevice(device): ApiDevice) -> Response {
+    let client_id = ender_core::crypto::random_token(20);
+    stream(state, device, Protocol::PocketBase { client_id }).into_response()
+}
+
+#[derive(Deserialize)]
+struct Subscribe {
+    #[serde(rename = "clientId")]
+    client_id: String,
+    #[serde(default)]
+    subscriptions: Vec<String>,
+}
+
+async fn pocketbase_subscribe(
+    State(state): State<AppState>,
+    ApiDevice(device): ApiDevice,
+    ApiJson(body): ApiJson<Subscribe>,
+) -> ApiResult<StatusCode> {
+    let own = format!("modem/{}", device.id);
+    if body.subscriptions.iter().any(|s| *s != own) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "You can only subscribe to your own device's topic.",
+        ));
+    }
+    if body.client_id.is_empty() || body.client_id.len() > 100 {
+        return Err(ApiError::bad_request("Invalid clientId."));
+    }
+    if !body.subscriptions.is_empty() {
+        let mut conn = state.pool.acquire().await?;
+        bus::publish(
+            &mut conn,
+            &BusEvent::Subscribed {
+                user_id: device.user_id,
+                device_id: device.id,
+                client_id: body.client_id,
+            },
+        )
+        .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn stream(
+    state: AppState,
+    device: Device,
+    protocol: Protocol,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let (tx, rx) = mpsc::channel::<Event>(64);
+    tokio::spawn(run(state, device, protocol, tx));
+    let events = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("keep-alive"))
+}
+
+/// Serves one device stream until the client goes away or the server shuts down.
+async fn run(state: AppState, device: Device, protocol: Protocol, tx: mpsc::Sender<Event>) {
+    let mut events = state.bus.subscribe();
+    let mut subscribed = matches!(protocol, Protocol::Ender);
+    let hello = match &protocol {
+        Protocol::Ender => Event::default()
+            .event("hello")
+            .data(json!({"device_id": device.id.to_string()}).to_string()),
+        Protocol::PocketBase { client_id } => Event::default()
+            .id(client_id.clone())
+            .event("PB_CONNECT")
+            .data(json!({"clientId": client_id}).to_string()),
+    };
+    if tx.send(hello).await.is_err() {
+        return;
+    }
+    if let Err(e) = online(&state, &device).await {
+        tracing::warn!(device.id = %device.id, error = %e, "marking a device online failed");
+    }
+    if subscribed && push_all(&state, &device, &protocol, &tx, true).await.is_err() {
+        offline(&state, &device).await;
+        return;
+    }
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.tick().await;
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => break,
+            () = tx.closed() => break,
+            _ = heartbeat.tick() => {
+                let until = Utc::now() + chrono::Duration::from_std(ALIVE_FOR).unwrap_or_default();
+                if let Err(e) = device::stream_alive(&state.pool, device.id, until).await {
+                    tracing::warn!(device.id = %device.id, error = %e, "refreshing a device stream failed");
+                }
+            }
+            event = events.recv() => {
+                let push = match event {
+                    Ok(BusEvent::Assigned { device_id, .. }) => subscribed && device_id == device.id,
+                    Ok(BusEvent::Subscribed { device_id, client_id, .. }) => {
+                        let mine = matches!(&protocol, Protocol::PocketBase { client_id: c } if *c == client_id);
+                        if mine && device_id == device.id && !subscribed {
+                            subscribed = true;
+                            if push_all(&state, &device, &protocol, &tx, true).await.is_err() {
+                                break;
+                            }
+                        }
+                        false
+                    }
+                    // Missed events: look again rather than lose a message.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => subscribed,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    Ok(_) => false,
+                };
+                if push && push_all(&state, &device, &protocol, &tx, false).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    offline(&state, &device).await;
+}
+
+async fn online(state: &AppState, device: &Device) -> sqlx::Result<()> {
+    let until = Utc::now() + chrono::Duration::from_std(ALIVE_FOR).unwrap_or_default();
+    device::stream_alive(&state.pool, device.id, until).await?;
+    let mut conn = state.pool.acquire().await?;
+    bus::publish(
+        &mut conn,
+        &BusEvent::Device {
+            user_id: device.user_id,
+            device_id: device.id,
+        },
+    )
+    .await?;
+    // Reachable now: whatever waited for a device can go.
+    bus::wake_dispatch(&mut conn, device.user_id).await
+}
+
+async fn offline(state: &AppState, device: &Device) {
+    let _ = device::stream_closed(&state.pool, device.id).await;
+    if let Ok(mut conn) = state.pool.acquire().await {
+        let _ = bus::publish(
+            &mut conn,
+            &BusEvent::Device {
+                user_id: device.user_id,
+                device_id: device.id,
+            },
+        )
+        .await;
+    }
+}
+
+/// Claims the device's assigned messages and pushes them; with `again`, first re-pushes
+/// those it already holds (after a reconnect). Err when the client is gone.
+async fn push_all(
+    state: &AppState,
+    device: &Device,
+    protocol: &Protocol,
+    tx: &mpsc::Sender<Event>,
+    again: bool,
+) -> Result<(), ()> {
+    if again {
+        let held = dispatch::sending_for_device(&state.pool, device.id)
+            .await
+            .unwrap_or_default();
+        for m in &held {
+            tx.send(frame(device, protocol, m)).await.map_err(|_| ())?;
+        }
+    }
+    loop {
+        let claimed = match dispatch::claim(&state.pool, &state.sms, device).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(device.id = %device.id, error = %e, "claiming messages for a stream failed");
+                return Ok(());
+            }
+        };
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        for m in &claimed {
+            tx.send(frame(device, protocol, m)).await.map_err(|_| ())?;
+        }
+    }
+}
+
+fn frame(device: &Device, protocol: &Protocol, m: &Claimed) -> Event {
+    let data = json!({"message_id": m.id.to_string(), "recipient": m.recipient, "body": m.body}).to_string();
+    match protocol {
+        Protocol::Ender => Event::default().event("message").id(m.id.to_string()).data(data),
+        Protocol::PocketBase { client_id } => Event::default()
+            .id(client_id.clone())
+            .event(format!("modem/{}", device.id))
+            .data(data),
+    }
+}

@@ -1,0 +1,311 @@
+//! SMS endpoints: sending, status, batches, lists and quota for integrations; pending,
+//! report, incoming and FCM token for devices.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use ender_core::sms::dispatch::{self, IncomingError, Report, ReportError};
+use ender_core::sms::send::{self, Idempotency, SendError, SendRequest, Sent};
+use ender_core::sms::{BatchId, MessageFilter, MessageId, repo};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::auth::{ApiDevice, ApiUser};
+use super::format::{Paging, filter, id, message, ts};
+use super::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sms/send", post(send_sms))
+        .route("/sms/status/{id}", get(status))
+        .route("/sms/batch/{id}", get(batch))
+        .route("/sms/messages", get(messages))
+        .route("/plans/quota", get(quota))
+        .route("/sms/pending", get(pending))
+        .route("/sms/report", post(report))
+        .route("/sms/incoming", post(incoming))
+        .route("/sms/fcm-token", post(fcm_token))
+}
+
+impl From<SendError> for ApiError {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Database(d) => d.into(),
+            SendError::IdempotencyMismatch => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+            other => ApiError::bad_request(other.to_string()),
+        }
+    }
+}
+
+/// The quota body of §1: HTTP 429 without the envelope.
+fn quota_exceeded(q: ender_core::quota::QuotaExceeded) -> Response {
+    let body = json!({
+        "detail": format!("You can only send {} more SMS this month", q.available),
+        "error": "quota_exceeded",
+        "quota_type": "sms_monthly",
+        "limit": q.limit,
+        "used": q.used,
+        "available": q.available,
+        "upgrade_url": "/api/plans/upgrade",
+    });
+    (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response()
+}
+
+/// Longest `Idempotency-Key` accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+async fn send_sms(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req: SendRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(_) => return ApiError::bad_request("Invalid request body.").into_response(),
+    };
+    let idempotency = match headers.get("idempotency-key").map(|v| v.to_str().map(str::trim)) {
+        None => None,
+        Some(Ok(key)) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY => Some(Idempotency {
+            key: key.to_owned(),
+            request_hash: Sha256::digest(&body).to_vec(),
+        }),
+        Some(_) => {
+            return ApiError::bad_request(format!(
+                "Invalid Idempotency-Key: use 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters."
+            ))
+            .into_response();
+        }
+    };
+    match send::send(&state.pool, &state.sms, user, &req, idempotency.as_ref()).await {
+        Ok(Sent::Accepted(res)) => {
+            tracing::info!(user.id = %user, recipients = res.recipients_count, "send accepted");
+            Json(res).into_response()
+        }
+        Ok(Sent::Replayed(stored)) => ([("idempotent-replayed", "true")], Json(stored)).into_response(),
+        Err(SendError::Quota(q)) => quota_exceeded(q),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+fn message_id(raw: &str, not_found: &str) -> ApiResult<MessageId> {
+    raw.parse().map_err(|_| ApiError::not_found(not_found))
+}
+
+async fn status(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let id = message_id(&raw, "Message not found.")?;
+    let m = repo::find(&state.pool, user, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Message not found."))?;
+    Ok(Json(message(&m)))
+}
+
+async fn batch(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let not_found = || ApiError::not_found("Batch not found.");
+    let batch: BatchId = raw.parse().map_err(|_| not_found())?;
+    let messages = repo::batch(&state.pool, user, batch).await?;
+    if messages.is_empty() {
+        return Err(not_found());
+    }
+    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+    for m in &messages {
+        *counts.entry(m.status.as_str()).or_default() += 1;
+    }
+    let items: Vec<_> = messages
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.id.to_string(), "recipient": m.recipient, "status": m.status,
+                "error_message": m.error_message, "device_id": id(m.device_id),
+                "created": ts(Some(m.created_at)), "updated": ts(Some(m.updated_at)),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "batch_id": batch.to_string(),
+        "total": messages.len(),
+        "status_counts": counts,
+        "messages": items,
+    })))
+}
+
+fn parse_time(raw: Option<String>, name: &str) -> ApiResult<Option<DateTime<Utc>>> {
+    match raw {
+        None => Ok(None),
+        Some(s) => DateTime::parse_from_rfc3339(&s)
+            .map(|t| Some(t.to_utc()))
+            .map_err(|_| {
+                ApiError::bad_request(format!("Invalid '{name}' timestamp; expected ISO8601 (RFC3339)."))
+            }),
+    }
+}
+
+async fn messages(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let paging = Paging::parse(
+        q.get("page").map(String::as_str),
+        q.get("per_page").map(String::as_str),
+    );
+    let from = parse_time(filter(q.get("from")), "from")?;
+    let to = parse_time(filter(q.get("to")), "to")?;
+    // An id that cannot exist matches nothing (rather than everything).
+    let nil = uuid::Uuid::nil();
+    let f = MessageFilter {
+        status: filter(q.get("status")),
+        direction: None,
+        device_id: filter(q.get("device_id")).map(|d| d.parse().unwrap_or(ender_core::device::DeviceId(nil))),
+        batch_id: filter(q.get("batch_id")).map(|b| b.parse().unwrap_or(BatchId(nil))),
+        recipient: filter(q.get("recipient")),
+        from,
+        to,
+    };
+    let (items, total) = repo::page(&state.pool, user, &f, paging.per_page, paging.offset()).await?;
+    Ok(Json(paging.wrap(items.iter().map(message).collect(), total)))
+}
+
+async fn quota(State(state): State<AppState>, ApiUser(user): ApiUser) -> ApiResult<Json<serde_json::Value>> {
+    let mut conn = state.pool.acquire().await?;
+    let used = ender_core::quota::used_this_month(&mut conn, user).await?;
+    drop(conn);
+    let devices = ender_core::device::count(&state.pool, user).await?;
+    let keys = ender_core::apikey::list(&state.pool, user)
+        .await?
+        .iter()
+        .filter(|k| k.is_active())
+        .count();
+    let (_, next) = ender_core::quota::month_bounds();
+    Ok(Json(json!({
+        "plan": "Self-hosted",
+        "sms_sent_this_month": used,
+        "max_sms_per_month": state.sms.max_sms_per_month,
+        "devices_registered": devices,
+        "max_devices": state.sms.max_devices,
+        "reset_date": next.format("%Y-%m-%d").to_string(),
+        "scheduled_sms_count": 0,
+        "max_scheduled_sms": 0,
+        "integrations_count": keys,
+        "max_integrations": state.sms.max_api_keys,
+    })))
+}
+
+async fn pending(
+    State(state): State<AppState>,
+    ApiDevice(device): ApiDevice,
+) -> ApiResult<Json<serde_json::Value>> {
+    // A polling device is reachable right now: give it what waits for it first.
+    if device.enabled {
+        dispatch::dispatch_user(&state.pool, &state.sms, device.user_id).await?;
+    }
+    let claimed = if device.enabled {
+        dispatch::claim(&state.pool, &state.sms, &device).await?
+    } else {
+        Vec::new()
+    };
+    let messages: Vec<_> = claimed
+        .iter()
+        .map(|c| json!({"message_id": c.id.to_string(), "recipient": c.recipient, "body": c.body}))
+        .collect();
+    Ok(Json(
+        json!({ "device_id": device.id.to_string(), "messages": messages }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct ReportBody {
+    message_id: String,
+    status: String,
+    #[serde(default)]
+    error_message: Option<String>,
+}
+
+async fn report(
+    State(state): State<AppState>,
+    ApiDevice(device): ApiDevice,
+    ApiJson(body): ApiJson<ReportBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let kind = Report::parse(body.status.trim())
+        .ok_or_else(|| ApiError::bad_request("Invalid status: must be sent, delivered, or failed."))?;
+    let error = body.error_message.unwrap_or_default();
+    match dispatch::report(
+        &state.pool,
+        &state.sms,
+        &device,
+        body.message_id.trim(),
+        kind,
+        &error,
+    )
+    .await
+    {
+        Ok(_) => Ok(Json(
+            json!({"success": true, "message_id": body.message_id, "status": body.status}),
+        )),
+        Err(ReportError::Database(e)) => Err(e.into()),
+        Err(e) => Err(ApiError::not_found(e.to_string())),
+    }
+}
+
+#[derive(Deserialize)]
+struct IncomingBody {
+    from_number: String,
+    body: String,
+    #[serde(default)]
+    timestamp: Option<String>,
+}
+
+async fn incoming(
+    State(state): State<AppState>,
+    ApiDevice(device): ApiDevice,
+    ApiJson(body): ApiJson<IncomingBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let received_at = match body.timestamp.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        None => Utc::now(),
+        Some(t) => DateTime::parse_from_rfc3339(t)
+            .map(|t| t.to_utc())
+            .map_err(|_| ApiError::bad_request("Invalid timestamp; expected ISO8601 (RFC3339)."))?,
+    };
+    match dispatch::incoming(&state.pool, &device, &body.from_number, &body.body, received_at).await {
+        Ok(id) => Ok(Json(json!({"success": true, "message_id": id.to_string()}))),
+        Err(IncomingError::Database(e)) => Err(e.into()),
+        Err(e) => Err(ApiError::bad_request(e.to_string())),
+    }
+}
+
+#[derive(Deserialize)]
+struct FcmBody {
+    fcm_token: String,
+}
+
+async fn fcm_token(
+    State(state): State<AppState>,
+    ApiDevice(device): ApiDevice,
+    ApiJson(body): ApiJson<FcmBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if body.fcm_token.len() > 4096 {
+        return Err(ApiError::bad_request("FCM token too long."));
+    }
+    ender_core::device::set_fcm_token(&state.pool, device.id, &body.fcm_token).await?;
+    // Now reachable through FCM: whatever waits can be dispatched to it.
+    let mut conn = state.pool.acquire().await?;
+    ender_core::bus::wake_dispatch(&mut conn, device.user_id).await?;
+    Ok(Json(json!({"status": "ok"})))
+}
