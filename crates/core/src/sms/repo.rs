@@ -64,7 +64,7 @@ pub async fn find(pool: &PgPool, user: UserId, id: MessageId) -> sqlx::Result<Op
         Message,
         r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
                   recipient, from_number, body, encoding, segments, status, error_message,
-                  device_id AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
+                  coalesce(device_id, requested_device_id) AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
            FROM messages WHERE id = $1 AND user_id = $2"#,
         id as MessageId,
         user as UserId
@@ -79,7 +79,7 @@ pub async fn batch(pool: &PgPool, user: UserId, batch: BatchId) -> sqlx::Result<
         Message,
         r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
                   recipient, from_number, body, encoding, segments, status, error_message,
-                  device_id AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
+                  coalesce(device_id, requested_device_id) AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
            FROM messages WHERE batch_id = $1 AND user_id = $2 ORDER BY created_at DESC, id DESC"#,
         batch as BatchId,
         user as UserId
@@ -111,10 +111,10 @@ pub async fn page(
         Message,
         r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
                   recipient, from_number, body, encoding, segments, status, error_message,
-                  device_id AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
+                  coalesce(device_id, requested_device_id) AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
            FROM messages
            WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR direction = $3)
-             AND ($4::uuid IS NULL OR device_id = $4) AND ($5::uuid IS NULL OR batch_id = $5)
+             AND ($4::uuid IS NULL OR coalesce(device_id, requested_device_id) = $4) AND ($5::uuid IS NULL OR batch_id = $5)
              AND ($6::text IS NULL OR recipient = $6)
              AND ($7::timestamptz IS NULL OR created_at >= $7) AND ($8::timestamptz IS NULL OR created_at <= $8)
            ORDER BY created_at DESC, id DESC LIMIT $9 OFFSET $10"#,
@@ -134,7 +134,7 @@ pub async fn page(
     let total = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM messages
            WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR direction = $3)
-             AND ($4::uuid IS NULL OR device_id = $4) AND ($5::uuid IS NULL OR batch_id = $5)
+             AND ($4::uuid IS NULL OR coalesce(device_id, requested_device_id) = $4) AND ($5::uuid IS NULL OR batch_id = $5)
              AND ($6::text IS NULL OR recipient = $6)
              AND ($7::timestamptz IS NULL OR created_at >= $7) AND ($8::timestamptz IS NULL OR created_at <= $8)"#,
         user as UserId,
@@ -168,7 +168,7 @@ pub async fn page_before(
         Message,
         r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
                   recipient, from_number, body, encoding, segments, status, error_message,
-                  device_id AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
+                  coalesce(device_id, requested_device_id) AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
            FROM messages
            WHERE user_id = $1 AND direction = $2 AND ($3::text IS NULL OR status = $3)
              AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))

@@ -12,6 +12,7 @@ mod helpers;
 mod accounts;
 mod binary;
 mod browser;
+mod compat;
 mod oauth;
 mod shell;
 mod simulator;
