@@ -69,6 +69,8 @@ CREATE TABLE messages (
 CREATE INDEX messages_user_created ON messages (user_id, created_at DESC, id DESC);
 CREATE INDEX messages_batch ON messages (batch_id) WHERE batch_id IS NOT NULL;
 CREATE INDEX messages_user_direction_created ON messages (user_id, direction, created_at DESC, id DESC);
+CREATE INDEX messages_user_sent_at ON messages (user_id, sent_at) WHERE sent_at IS NOT NULL;
+CREATE INDEX messages_user_delivered_at ON messages (user_id, delivered_at) WHERE delivered_at IS NOT NULL;
 CREATE INDEX messages_pending ON messages (user_id, next_attempt_at) WHERE status = 'pending';
 CREATE INDEX messages_device_open ON messages (device_id, status) WHERE status IN ('assigned', 'sending');
 CREATE INDEX messages_leases ON messages (lease_expires_at) WHERE status = 'sending';

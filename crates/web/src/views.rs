@@ -90,3 +90,28 @@ impl Errors {
         self.0.is_empty()
     }
 }
+
+/// A QR code as inline SVG markup (dark modules on white, scales with its box).
+pub fn qr_svg(text: &str) -> String {
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => code
+            .render::<qrcode::render::svg::Color>()
+            .min_dimensions(220, 220)
+            .dark_color(qrcode::render::svg::Color("#000000"))
+            .light_color(qrcode::render::svg::Color("#ffffff"))
+            .build(),
+        Err(_) => String::new(),
+    }
+}
+
+/// "3 minutes ago"-style age of a moment, for tables.
+pub fn ago(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    let Some(t) = t else { return "never".to_owned() };
+    let secs = (chrono::Utc::now() - t).num_seconds().max(0);
+    match secs {
+        0..=59 => "just now".to_owned(),
+        60..=3599 => format!("{} min ago", secs / 60),
+        3600..=86_399 => format!("{} h ago", secs / 3600),
+        _ => t.format("%Y-%m-%d").to_string(),
+    }
+}

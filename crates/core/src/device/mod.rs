@@ -80,14 +80,17 @@ pub struct Device {
 }
 
 impl Device {
-    /// Holds a stream open now, or has an FCM token and was seen within `window_secs`.
+    /// Reachable the way dispatch sees it: holds a stream open now, or has an FCM token and
+    /// was seen within `window_secs`, or polled within the last 90 seconds.
     pub fn is_online(&self, window_secs: i64) -> bool {
         let now = Utc::now();
+        let seen_within = |secs: i64| {
+            self.last_seen_at
+                .is_some_and(|s| s > now - chrono::Duration::seconds(secs))
+        };
         self.stream_until.is_some_and(|u| u > now)
-            || (self.has_fcm_token
-                && self
-                    .last_seen_at
-                    .is_some_and(|s| s > now - chrono::Duration::seconds(window_secs)))
+            || (self.has_fcm_token && seen_within(window_secs))
+            || seen_within(90)
     }
 }
 

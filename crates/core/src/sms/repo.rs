@@ -183,3 +183,65 @@ pub async fn page_before(
     .fetch_all(pool)
     .await
 }
+
+/// Today's figures for the dashboard (UTC day).
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub sent_today: i64,
+    pub delivered_today: i64,
+    pub failed_today: i64,
+    pub pending: i64,
+    pub received_today: i64,
+}
+
+impl Stats {
+    /// Delivered as a share of what was sent today, in whole percent (None before any send).
+    pub fn delivered_percent(&self) -> Option<i64> {
+        (self.sent_today > 0).then(|| (self.delivered_today * 100) / self.sent_today)
+    }
+}
+
+pub async fn stats(pool: &PgPool, user: UserId) -> sqlx::Result<Stats> {
+    let r = sqlx::query!(
+        r#"SELECT
+             count(*) FILTER (WHERE direction = 'outgoing' AND sent_at >= date_trunc('day', now())) AS "sent!",
+             count(*) FILTER (WHERE status = 'delivered' AND delivered_at >= date_trunc('day', now())) AS "delivered!",
+             count(*) FILTER (WHERE status IN ('failed', 'expired') AND updated_at >= date_trunc('day', now())) AS "failed!",
+             count(*) FILTER (WHERE status IN ('pending', 'assigned', 'sending')) AS "pending!",
+             count(*) FILTER (WHERE direction = 'incoming' AND created_at >= date_trunc('day', now())) AS "received!"
+           FROM messages
+           WHERE user_id = $1 AND (created_at >= date_trunc('day', now()) - interval '1 day'
+                                   OR status IN ('pending', 'assigned', 'sending'))"#,
+        user as UserId
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(Stats {
+        sent_today: r.sent,
+        delivered_today: r.delivered,
+        failed_today: r.failed,
+        pending: r.pending,
+        received_today: r.received,
+    })
+}
+
+/// Sent and delivered per UTC day for the last `days` days, oldest first (zeros included).
+pub async fn daily(
+    pool: &PgPool,
+    user: UserId,
+    days: i32,
+) -> sqlx::Result<Vec<(chrono::NaiveDate, i64, i64)>> {
+    let rows = sqlx::query!(
+        r#"SELECT d::date AS "day!",
+                  (SELECT count(*) FROM messages m WHERE m.user_id = $1 AND m.direction = 'outgoing'
+                     AND m.sent_at >= d AND m.sent_at < d + interval '1 day') AS "sent!",
+                  (SELECT count(*) FROM messages m WHERE m.user_id = $1 AND m.status = 'delivered'
+                     AND m.delivered_at >= d AND m.delivered_at < d + interval '1 day') AS "delivered!"
+           FROM generate_series(date_trunc('day', now()) - make_interval(days => $2 - 1), date_trunc('day', now()), interval '1 day') d"#,
+        user as UserId,
+        days
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.day, r.sent, r.delivered)).collect())
+}

@@ -7,8 +7,13 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod dashboard;
+pub mod devices;
+pub mod events;
 pub mod health;
+pub mod keys;
+pub mod messages;
 pub mod oauth;
+pub mod send;
 pub mod setup;
 
 use axum::Router;
@@ -63,6 +68,11 @@ pub fn router(state: AppState) -> Router {
         .merge(account::routes())
         .merge(setup::routes())
         .merge(admin::routes())
+        .merge(keys::routes())
+        .merge(devices::routes())
+        .merge(send::routes())
+        .merge(messages::routes())
+        .merge(events::routes())
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { error_page(StatusCode::METHOD_NOT_ALLOWED) });
 

@@ -14,6 +14,7 @@ mod binary;
 mod browser;
 mod compat;
 mod oauth;
+mod pages;
 mod shell;
 mod simulator;
 mod sms;

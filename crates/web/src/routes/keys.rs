@@ -1,0 +1,217 @@
+//! The API keys page: create (the key shown once, with the onboarding QR), list with last
+//! use, revoke, rotate.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use chrono::{NaiveDate, TimeZone, Utc};
+use ender_core::apikey::{self, ApiKey, ApiKeyError, ApiKeyId, NewApiKey};
+use serde_json::json;
+use tower_sessions::Session;
+
+use crate::error::{AppError, AppResult};
+use crate::extract::Form;
+use crate::session::{CurrentUser, flash};
+use crate::state::AppState;
+use crate::views::{Errors, Shell, ago, qr_svg};
+
+pub const PATH: &str = "/api-keys";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(PATH, get(list).post(create))
+        .route("/api-keys/{id}/revoke", post(revoke))
+        .route("/api-keys/{id}/rotate", post(rotate))
+}
+
+pub struct KeyRow {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created: String,
+    pub last_used: String,
+    pub expires: String,
+    pub active: bool,
+    pub revoked: bool,
+}
+
+impl From<&ApiKey> for KeyRow {
+    fn from(k: &ApiKey) -> Self {
+        Self {
+            id: k.id.to_string(),
+            name: k.name.clone(),
+            prefix: k.prefix.clone(),
+            created: k.created_at.format("%Y-%m-%d").to_string(),
+            last_used: ago(k.last_used_at),
+            expires: k
+                .expires_at
+                .map(|e| e.format("%Y-%m-%d").to_string())
+                .unwrap_or_else(|| "never".to_owned()),
+            active: k.is_active(),
+            revoked: k.revoked_at.is_some(),
+        }
+    }
+}
+
+/// A key being shown its only time.
+pub struct Revealed {
+    pub name: String,
+    pub secret: String,
+    pub qr: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "keys/list.html")]
+pub struct KeysPage {
+    pub shell: Shell,
+    pub keys: Vec<KeyRow>,
+    pub revealed: Option<Revealed>,
+    pub name: String,
+    pub expires: String,
+    pub errors: Errors,
+}
+
+async fn page(state: &AppState, user: ender_core::account::UserId, shell: Shell) -> AppResult<KeysPage> {
+    let keys = apikey::list(&state.pool, user).await?;
+    Ok(KeysPage {
+        shell,
+        keys: keys.iter().map(KeyRow::from).collect(),
+        revealed: None,
+        name: String::new(),
+        expires: String::new(),
+        errors: Errors::default(),
+    })
+}
+
+fn reveal(state: &AppState, created: &NewApiKey) -> Revealed {
+    let qr_text = json!({
+        "server_instance": state.config.public_url.as_str().trim_end_matches('/'),
+        "api_key": created.secret,
+        "version": "0.1",
+    })
+    .to_string();
+    Revealed {
+        name: created.key.name.clone(),
+        secret: created.secret.clone(),
+        qr: qr_svg(&qr_text),
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    shell: Shell,
+) -> AppResult<KeysPage> {
+    page(&state, user.id, shell).await
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct CreateForm {
+    name: String,
+    expires: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    shell: Shell,
+    Form(form): Form<CreateForm>,
+) -> AppResult<Response> {
+    let mut p = page(&state, user.id, shell).await?;
+    p.name = form.name.clone();
+    p.expires = form.expires.clone();
+    let expires_at = match form.expires.trim() {
+        "" => None,
+        raw => match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+            Ok(d) => d.and_hms_opt(23, 59, 59).map(|t| Utc.from_utc_datetime(&t)),
+            Err(_) => {
+                p.errors = Errors::one(ender_core::FieldError::new(
+                    "expires",
+                    "Use a date like 2027-01-31.",
+                ));
+                return Ok((StatusCode::UNPROCESSABLE_ENTITY, p).into_response());
+            }
+        },
+    };
+    match apikey::create(
+        &state.pool,
+        user.id,
+        &form.name,
+        expires_at,
+        state.sms.max_api_keys,
+    )
+    .await
+    {
+        Ok(created) => {
+            tracing::info!(user.id = %user.id, key.id = %created.key.id, "API key created");
+            let mut p = page(&state, user.id, p.shell).await?;
+            p.revealed = Some(reveal(&state, &created));
+            Ok(p.into_response())
+        }
+        Err(ApiKeyError::Invalid(e)) => {
+            p.errors = Errors::one(e);
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, p).into_response())
+        }
+        Err(ApiKeyError::TooMany(_)) => {
+            p.errors = Errors::one(ender_core::FieldError::new(
+                "name",
+                format!(
+                    "You can hold at most {} active API keys. Revoke one first.",
+                    state.sms.max_api_keys
+                ),
+            ));
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, p).into_response())
+        }
+        Err(ApiKeyError::NotFound) => Err(AppError::NotFound),
+        Err(ApiKeyError::Database(e)) => Err(e.into()),
+    }
+}
+
+fn key_id(raw: &str) -> AppResult<ApiKeyId> {
+    raw.parse::<uuid::Uuid>()
+        .map(ApiKeyId)
+        .map_err(|_| AppError::NotFound)
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    session: Session,
+    Path(raw): Path<String>,
+) -> AppResult<Redirect> {
+    match apikey::revoke(&state.pool, user.id, key_id(&raw)?).await {
+        Ok(()) => {
+            flash(
+                &session,
+                "success",
+                "The key was revoked. Requests using it now fail.",
+            )
+            .await?;
+            Ok(Redirect::to(PATH))
+        }
+        Err(ApiKeyError::Database(e)) => Err(e.into()),
+        Err(_) => Err(AppError::NotFound),
+    }
+}
+
+async fn rotate(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    shell: Shell,
+    Path(raw): Path<String>,
+) -> AppResult<KeysPage> {
+    match apikey::rotate(&state.pool, user.id, key_id(&raw)?).await {
+        Ok(created) => {
+            let mut p = page(&state, user.id, shell).await?;
+            p.revealed = Some(reveal(&state, &created));
+            Ok(p)
+        }
+        Err(ApiKeyError::Database(e)) => Err(e.into()),
+        Err(_) => Err(AppError::NotFound),
+    }
+}

@@ -1,0 +1,221 @@
+//! The Messages pages: Outbox and Inbox with status filters and keyset pagination (fast at
+//! any depth), rows that refresh live, and each message's detail with its event history.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use ender_core::sms::{Message, MessageId, Status, repo};
+
+use crate::error::{AppError, AppResult};
+use crate::session::CurrentUser;
+use crate::state::AppState;
+use crate::views::Shell;
+
+pub const PATH: &str = "/messages";
+const PAGE: i64 = 50;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(PATH, get(list))
+        .route("/messages/{id}", get(show))
+}
+
+pub struct Row {
+    pub id: String,
+    pub party: String,
+    pub body: String,
+    pub status: String,
+    pub badge: &'static str,
+    pub when: String,
+    pub error: String,
+}
+
+pub fn badge(status: &str) -> &'static str {
+    match status {
+        "delivered" | "sent" | "received" => "badge-ok",
+        "failed" | "expired" | "canceled" => "badge-err",
+        "sending" | "assigned" => "badge-warn",
+        _ => "badge-muted",
+    }
+}
+
+impl From<&Message> for Row {
+    fn from(m: &Message) -> Self {
+        let body: String = m.body.chars().take(80).collect();
+        Self {
+            id: m.id.to_string(),
+            party: if m.direction == "incoming" {
+                m.from_number.clone()
+            } else {
+                m.recipient.clone()
+            },
+            body: if m.body.chars().count() > 80 {
+                format!("{body}…")
+            } else {
+                body
+            },
+            status: m.status.clone(),
+            badge: badge(&m.status),
+            when: m.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            error: m.error_message.clone(),
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct ListQuery {
+    tab: String,
+    status: String,
+    before: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "messages/list.html")]
+pub struct MessagesPage {
+    pub shell: Shell,
+    pub inbox: bool,
+    pub status: String,
+    pub statuses: Vec<&'static str>,
+    pub rows: Vec<Row>,
+    pub next: String,
+    pub first_page: bool,
+    pub query: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "messages/_rows.html")]
+pub struct RowsPartial {
+    pub rows: Vec<Row>,
+}
+
+/// A cursor is `<created_at in µs>_<id>` of the last row shown.
+fn parse_cursor(raw: &str) -> Option<(DateTime<Utc>, MessageId)> {
+    let (at, id) = raw.split_once('_')?;
+    let at = DateTime::from_timestamp_micros(at.parse().ok()?)?;
+    Some((at, id.parse().ok()?))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    headers: HeaderMap,
+    shell: Shell,
+    Query(q): Query<ListQuery>,
+) -> AppResult<Response> {
+    let inbox = q.tab == "inbox";
+    let status = Status::parse(q.status.trim()).map(Status::as_str);
+    let before = parse_cursor(&q.before);
+    let messages = repo::page_before(
+        &state.pool,
+        user.id,
+        if inbox { "incoming" } else { "outgoing" },
+        status,
+        before,
+        PAGE,
+    )
+    .await?;
+    let next = if messages.len() as i64 == PAGE {
+        messages
+            .last()
+            .map(|m| format!("{}_{}", m.created_at.timestamp_micros(), m.id))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let rows: Vec<Row> = messages.iter().map(Row::from).collect();
+    let mut res = if headers.contains_key("hx-request") {
+        RowsPartial { rows }.into_response()
+    } else {
+        let query = format!(
+            "tab={}&status={}",
+            if inbox { "inbox" } else { "outbox" },
+            status.unwrap_or("")
+        );
+        MessagesPage {
+            shell,
+            inbox,
+            status: status.unwrap_or("").to_owned(),
+            statuses: if inbox {
+                vec!["received"]
+            } else {
+                vec![
+                    "pending",
+                    "assigned",
+                    "sending",
+                    "sent",
+                    "delivered",
+                    "failed",
+                    "expired",
+                ]
+            },
+            rows,
+            next,
+            first_page: before.is_none(),
+            query,
+        }
+        .into_response()
+    };
+    res.headers_mut()
+        .insert("vary", axum::http::HeaderValue::from_static("HX-Request"));
+    Ok(res)
+}
+
+pub struct EventRow {
+    pub status: String,
+    pub badge: &'static str,
+    pub detail: String,
+    pub device: String,
+    pub when: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "messages/show.html")]
+pub struct MessagePage {
+    pub shell: Shell,
+    pub m: Message,
+    pub badge: &'static str,
+    pub device: String,
+    pub events: Vec<EventRow>,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    shell: Shell,
+    Path(raw): Path<String>,
+) -> AppResult<MessagePage> {
+    let id: MessageId = raw.parse().map_err(|_| AppError::NotFound)?;
+    let m = repo::find(&state.pool, user.id, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let devices = ender_core::device::list(&state.pool, user.id).await?;
+    let name = |d: Option<ender_core::device::DeviceId>| {
+        d.and_then(|d| devices.iter().find(|x| x.id == d))
+            .map(|d| d.name.clone())
+            .unwrap_or_default()
+    };
+    let events = repo::events(&state.pool, id)
+        .await?
+        .into_iter()
+        .map(|e| EventRow {
+            badge: badge(&e.status),
+            device: name(e.device_id),
+            when: e.created_at.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+            status: e.status,
+            detail: e.detail,
+        })
+        .collect();
+    Ok(MessagePage {
+        badge: badge(&m.status),
+        device: name(m.device_id),
+        shell,
+        m,
+        events,
+    })
+}
