@@ -226,3 +226,68 @@ async fn a_person_signs_up_verifies_signs_in_resets_and_deletes_in_a_browser() {
 
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_person_adds_a_device_sends_and_watches_the_status_change_live() {
+    let Some(driver) = chromedriver().await else { return };
+    let app = TestApp::spawn_with(Options {
+        dispatcher: true,
+        ..Default::default()
+    })
+    .await;
+    app.create_user("live@example.org", "first password 1").await;
+    let c = browser(&driver).await;
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(&c, "#email", "live@example.org").await;
+    fill(&c, "#password", "first password 1").await;
+    click(&c, "#login-form button[type=submit]").await;
+    wait_path(&c, "/").await;
+
+    // Add a phone; its key is shown once.
+    c.goto(&app.url("/devices")).await.unwrap();
+    fill(&c, "#name", "Front desk").await;
+    fill(&c, "#phone_number", "+15551230000").await;
+    click(&c, "#device-form button[type=submit]").await;
+    let key = text(&c, "#secret").await;
+    assert!(key.starts_with("dk_"));
+    snapshot(&c, "devices").await;
+
+    // Send from the Send page; the counter follows the typing.
+    c.goto(&app.url("/send")).await.unwrap();
+    fill(&c, "#recipients", "+15550001111").await;
+    fill(&c, "#body", &"é".repeat(161)).await;
+    wait_text(&c, "#counter", "2 SMS parts").await;
+    snapshot(&c, "send").await;
+    click(&c, "#send-form button[type=submit]").await;
+    wait_path(&c, "/messages").await;
+    wait_text(&c, "#message-rows .badge", "pending").await;
+    snapshot(&c, "messages").await;
+
+    // The phone (simulated) claims and reports; the row changes without a reload.
+    let http = reqwest::Client::new();
+    let pending: serde_json::Value = http
+        .get(app.url("/api/sms/pending"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = pending["messages"][0]["message_id"].as_str().unwrap().to_owned();
+    wait_text(&c, "#message-rows .badge", "sending").await;
+    for status in ["sent", "delivered"] {
+        http.post(app.url("/api/sms/report"))
+            .header("x-api-key", &key)
+            .json(&serde_json::json!({"message_id": id, "status": status}))
+            .send()
+            .await
+            .unwrap();
+        wait_text(&c, "#message-rows .badge", status).await;
+    }
+    assert_eq!(path(&c).await, "/messages", "no navigation happened");
+    c.goto(&app.url("/")).await.unwrap();
+    wait_text(&c, "#delivered-percent", "100%").await;
+    snapshot(&c, "dashboard-live").await;
+    c.close().await.unwrap();
+}
