@@ -229,7 +229,9 @@ async fn a_person_signs_up_verifies_signs_in_resets_and_deletes_in_a_browser() {
 
 #[tokio::test]
 async fn a_person_adds_a_device_sends_and_watches_the_status_change_live() {
-    let Some(driver) = chromedriver().await else { return };
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
     let app = TestApp::spawn_with(Options {
         dispatcher: true,
         ..Default::default()

@@ -5,6 +5,8 @@
     reason = "a test should fail loudly on any unexpected error"
 )]
 
+mod fcm;
+
 use std::time::Duration;
 
 use chrono::Utc;
