@@ -26,6 +26,9 @@ pub struct SendRequest {
     pub device_id: Option<String>,
     #[serde(default)]
     pub group_ids: Vec<String>,
+    /// Ender's addition: give up (status `expired`) if not sent by then (RFC 3339).
+    #[serde(default)]
+    pub valid_until: Option<String>,
 }
 
 /// The answer, in the shape Vendel clients read (plus `segments` and `encoding`).
@@ -53,6 +56,8 @@ pub enum SendError {
     DeviceNotFound(String),
     #[error("Device does not belong to user.")]
     DeviceNotOwned,
+    #[error("Invalid valid_until: use a future RFC 3339 time (e.g. 2026-12-01T09:00:00Z).")]
+    ValidUntil,
     #[error(transparent)]
     Quota(#[from] QuotaExceeded),
     #[error("This Idempotency-Key was already used with a different request.")]
@@ -122,6 +127,24 @@ pub async fn send(
         None => None,
     };
 
+    let valid_until = match req
+        .valid_until
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        None => None,
+        Some(raw) => {
+            let t = chrono::DateTime::parse_from_rfc3339(raw)
+                .map_err(|_| SendError::ValidUntil)?
+                .to_utc();
+            if t <= chrono::Utc::now() {
+                return Err(SendError::ValidUntil);
+            }
+            Some(t)
+        }
+    };
+
     let mut tx = pool.begin().await?;
     if let Some(idem) = idempotency
         && let Some(stored) = claim_idempotency(&mut tx, user, idem).await?
@@ -134,8 +157,8 @@ pub async fn send(
     let numbers: Vec<String> = recipients.into_iter().map(PhoneNumber::into_string).collect();
     let raw_ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
     sqlx::query!(
-        "INSERT INTO messages (id, user_id, batch_id, direction, recipient, body, encoding, segments, status, requested_device_id)
-         SELECT id, $2, $3, 'outgoing', recipient, $5, $6, $7, 'pending', $8
+        "INSERT INTO messages (id, user_id, batch_id, direction, recipient, body, encoding, segments, status, requested_device_id, valid_until)
+         SELECT id, $2, $3, 'outgoing', recipient, $5, $6, $7, 'pending', $8, $9
          FROM unnest($1::uuid[], $4::text[]) AS t(id, recipient)",
         &raw_ids,
         user as UserId,
@@ -144,7 +167,8 @@ pub async fn send(
         body.as_str(),
         body.encoding.as_str(),
         body.segments,
-        device.map(|d| d.0)
+        device.map(|d| d.0),
+        valid_until
     )
     .execute(&mut *tx)
     .await?;

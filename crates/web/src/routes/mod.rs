@@ -50,7 +50,7 @@ pub mod paths {
 pub const SESSION_COOKIE: &str = "ender_session";
 
 /// Largest request body any route accepts.
-const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let idle = time::Duration::minutes(state.config.session_idle_minutes.max(1));

@@ -136,6 +136,7 @@ async fn submit(
         body: form.body.clone(),
         device_id: Some(form.device_id.clone()).filter(|d| !d.trim().is_empty()),
         group_ids: Vec::new(),
+        valid_until: None,
     };
     let field = |e: &SendError| match e {
         SendError::NoRecipients | SendError::InvalidNumber(_) | SendError::TooManyRecipients(_) => {

@@ -870,3 +870,226 @@ async fn the_vendel_modem_agent_protocol_works() {
         json!({"message_id": sent["message_ids"][0], "recipient": "+15550001111", "body": "Via PB"})
     );
 }
+
+#[tokio::test]
+async fn each_credential_has_its_own_request_budget() {
+    let app = TestApp::spawn_with(Options {
+        extra_args: vec!["--api-rate-per-minute".into(), "3".into()],
+        ..Default::default()
+    })
+    .await;
+    let a = Caller::new(&app, "ra@example.org").await;
+    let b = Caller::new(&app, "rb@example.org").await;
+    for _ in 0..3 {
+        assert_eq!(a.get("/api/plans/quota").await.0, StatusCode::OK);
+    }
+    let (status, body) = a.get("/api/plans/quota").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["status"], 429);
+    assert_eq!(
+        (
+            body["limit"].as_i64(),
+            body["used"].as_i64(),
+            body["available"].as_i64()
+        ),
+        (Some(3), Some(3), Some(0))
+    );
+    assert_eq!(body["error"], "rate_limited");
+    assert!(body["message"].as_str().unwrap().contains("at most 3 per minute"));
+    assert_eq!(
+        b.get("/api/plans/quota").await.0,
+        StatusCode::OK,
+        "another key is not affected"
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_and_expired_idempotency_keys() {
+    let app = TestApp::spawn().await;
+    let c = Caller::new(&app, "big@example.org").await;
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let (status, body) = c
+        .post(
+            "/api/sms/send",
+            json!({"recipients": ["+15550001111"], "body": huge}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1048576 bytes"),
+        "{body}"
+    );
+
+    let send = |key: &'static str| {
+        let c = &c;
+        let app = &app;
+        async move {
+            c.http
+                .post(app.url("/api/sms/send"))
+                .header("x-api-key", &c.key)
+                .header("idempotency-key", key)
+                .json(&json!({"recipients": ["+15550001111"], "body": "Again"}))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let first = send("k-1").await;
+    sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let later = send("k-1").await;
+    assert_ne!(
+        first["message_ids"], later["message_ids"],
+        "after 24 h the key is fresh"
+    );
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let (status, body) = c
+        .post(
+            "/api/sms/send",
+            json!({"recipients": ["+15550001111"], "body": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let res = c
+        .http
+        .post(app.url("/api/sms/send"))
+        .header("x-api-key", &c.key)
+        .header("idempotency-key", "x".repeat(300))
+        .json(&json!({"recipients": ["+15550001111"], "body": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn messages_past_their_validity_expire_unsent() {
+    let app = TestApp::spawn_with(Options {
+        dispatcher: true,
+        ..Default::default()
+    })
+    .await;
+    let c = Caller::new(&app, "valid@example.org").await;
+    let (status, body) = c
+        .post(
+            "/api/sms/send",
+            json!({"recipients": ["+15550001111"], "body": "x", "valid_until": "2001-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid valid_until")
+    );
+    let (_, res) =
+        c.post("/api/sms/send", json!({"recipients": ["+15550001111"], "body": "Only today", "valid_until": "2999-01-01T00:00:00Z"})).await;
+    let id = res["message_ids"][0].as_str().unwrap();
+    // No device ever comes; the deadline passes.
+    sqlx::query("UPDATE messages SET valid_until = now() - interval '1 second'")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        if c.status_of(id).await == "expired" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, m) = c.get(&format!("/api/sms/status/{id}")).await;
+    assert_eq!(m["status"], "expired");
+    assert_eq!(m["error_message"], "Not sent before it expired.");
+}
+
+#[tokio::test]
+async fn a_reconnecting_modem_gets_its_unreported_messages_again() {
+    let app = TestApp::spawn_with(Options {
+        dispatcher: true,
+        ..Default::default()
+    })
+    .await;
+    let c = Caller::new(&app, "again@example.org").await;
+    let modem = Sim::register(&app, "again@example.org", "modem", "Dongle").await;
+    let mut rx = modem.stream("/api/device/events").await;
+    next_frame(&mut rx, 5).await;
+    let (_, sent) = c.send(&["+15550001111"], "Crash before report").await;
+    let (_, _, data) = next_frame(&mut rx, 10).await;
+    assert_eq!(data["message_id"], sent["message_ids"][0]);
+    drop(rx);
+    // The agent crashed and comes back: the message it held is pushed again.
+    let mut rx = modem.stream("/api/device/events").await;
+    next_frame(&mut rx, 5).await;
+    let (_, _, data) = next_frame(&mut rx, 10).await;
+    assert_eq!(data["message_id"], sent["message_ids"][0]);
+}
+
+#[tokio::test]
+async fn a_dispatcher_killed_mid_pass_leaves_every_message_in_a_correct_state() {
+    let app = TestApp::spawn().await;
+    let c = Caller::new(&app, "kill@example.org").await;
+    let modem = Sim::register(&app, "kill@example.org", "modem", "Modem").await;
+    set_pacing(&app, &modem.id, 600).await;
+    sqlx::query("UPDATE devices SET stream_until = now() + interval '1 minute'")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let recipients: Vec<String> = (0..200).map(|i| format!("+1555300{i:04}")).collect();
+    let refs: Vec<&str> = recipients.iter().map(String::as_str).collect();
+    for chunk in refs.chunks(100) {
+        c.send(chunk, "kill").await;
+    }
+    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    let cfg = SmsConfig::default();
+    // Passes cut off at various points, like a worker process killed mid-transaction.
+    for delay_ms in [0u64, 1, 2, 3, 5, 8, 13] {
+        let pool = app.pool().clone();
+        let cfg = cfg.clone();
+        let pass = tokio::spawn(async move {
+            ender_core::sms::dispatch::dispatch_user(&pool, &cfg, ender_core::account::UserId(user)).await
+        });
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        pass.abort();
+        let _ = pass.await;
+    }
+    // A fresh worker finishes the job.
+    ender_core::sms::dispatch::dispatch_user(app.pool(), &cfg, ender_core::account::UserId(user))
+        .await
+        .unwrap();
+    let states: Vec<(String, i64)> = sqlx::query_as("SELECT status, count(*) FROM messages GROUP BY status")
+        .fetch_all(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(states, [("assigned".to_owned(), 200)]);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM message_events WHERE status = 'assigned'")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(events, 200, "each message assigned exactly once");
+    // The device receives each exactly once.
+    let mut rx = modem.stream("/api/device/events").await;
+    next_frame(&mut rx, 5).await;
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 200 {
+        let (_, _, data) = next_frame(&mut rx, 10).await;
+        assert!(
+            seen.insert(data["message_id"].as_str().unwrap().to_owned()),
+            "pushed twice"
+        );
+    }
+}

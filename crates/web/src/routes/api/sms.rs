@@ -67,8 +67,11 @@ async fn send_sms(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let Ok(body) = body else {
+        return crate::extract::too_large().into_response();
+    };
     let req: SendRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(_) => return ApiError::bad_request("Invalid request body.").into_response(),
