@@ -28,6 +28,8 @@ pub async fn verify(session: Session, req: Request, next: Next) -> Response {
     {
         return next.run(req).await;
     }
+    let api = req.uri().path().starts_with("/api/");
+    let reject = || reject(api);
     let expected = match session.get::<String>(CSRF_KEY).await {
         Ok(Some(t)) => t,
         Ok(None) => return reject(),
@@ -79,7 +81,14 @@ fn matches(sent: &str, expected: &str) -> bool {
     sent.len() == expected.len() && bool::from(sent.as_bytes().ct_eq(expected.as_bytes()))
 }
 
-fn reject() -> Response {
+fn reject(api: bool) -> Response {
     tracing::info!("rejected a request without a valid CSRF token");
+    if api {
+        return crate::routes::api::ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "Missing or invalid CSRF token: send the page's token in the X-CSRF-Token header.",
+        )
+        .into_response();
+    }
     AppError::Csrf.into_response()
 }

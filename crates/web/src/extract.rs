@@ -43,9 +43,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(JsonRejection::BytesRejection(r)) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large."),
-            ),
+            Err(JsonRejection::BytesRejection(r)) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(too_large())
+            }
             Err(_) => Err(ApiError::new(StatusCode::BAD_REQUEST, "Invalid request body.")),
         }
     }

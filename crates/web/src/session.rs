@@ -10,7 +10,7 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use ender_core::account::{User, UserId};
 use ender_core::session::repo;
@@ -51,9 +51,17 @@ tokio::task_local! {
 /// Outside the session layer: tower-sessions turns a failed save into a bare 500; when the
 /// cause was an unreachable database, answer with the 503 page instead.
 pub async fn unavailable_as_503(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
     let flag = Arc::new(AtomicBool::new(false));
     let res = STORE_UNAVAILABLE.scope(flag.clone(), next.run(req)).await;
     if flag.load(Ordering::Relaxed) && res.status() == StatusCode::INTERNAL_SERVER_ERROR {
+        if api {
+            return crate::routes::api::ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service temporarily unavailable.",
+            )
+            .into_response();
+        }
         return crate::error::error_page(StatusCode::SERVICE_UNAVAILABLE);
     }
     res

@@ -278,3 +278,12 @@ pub async fn count(conn: &mut PgConnection) -> sqlx::Result<i64> {
         .fetch_one(conn)
         .await
 }
+
+/// Locks the user's row until the transaction ends: serialises per-user limit checks
+/// (devices, keys) so they hold under concurrency.
+pub async fn lock(conn: &mut PgConnection, id: UserId) -> sqlx::Result<()> {
+    sqlx::query!("SELECT id FROM users WHERE id = $1 FOR UPDATE", id as UserId)
+        .fetch_optional(conn)
+        .await?;
+    Ok(())
+}

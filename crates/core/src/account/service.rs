@@ -50,6 +50,15 @@ pub enum TokenError {
     Used,
 }
 
+/// A unique violation on the email becomes [`AccountError::EmailTaken`].
+pub(crate) fn email_taken(e: sqlx::Error) -> AccountError {
+    if is_unique_violation(&e, "users_email_normalized_key") {
+        AccountError::EmailTaken
+    } else {
+        e.into()
+    }
+}
+
 /// A new account and, when verification is required, the token for its verification link.
 pub struct SignedUp {
     pub user: User,
@@ -77,13 +86,7 @@ pub async fn sign_up(
         false,
     )
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e, "users_email_normalized_key") {
-            AccountError::EmailTaken
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(email_taken)?;
     let verify_token = if require_verification {
         Some(issue_token(&mut tx, user.id, TokenPurpose::VerifyEmail, VERIFY_TTL).await?)
     } else {

@@ -85,10 +85,7 @@ pub async fn create(
         return Err(FieldError::new("expires_at", "The expiry must be in the future.").into());
     }
     let mut tx = pool.begin().await?;
-    // Serialise key creation per user so the limit holds under concurrency.
-    sqlx::query!("SELECT id FROM users WHERE id = $1 FOR UPDATE", user as UserId)
-        .fetch_optional(&mut *tx)
-        .await?;
+    crate::account::repo::lock(&mut tx, user).await?;
     let active = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM api_keys
            WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"#,
@@ -164,13 +161,14 @@ pub async fn revoke(pool: &PgPool, user: UserId, id: ApiKeyId) -> Result<(), Api
     Ok(())
 }
 
-/// A new key with the same name and expiry; the old one is revoked in the same transaction.
+/// A new key with the same name and expiry for an active key; the old one is revoked in the
+/// same transaction. Revoked and expired keys cannot be rotated (create a new one).
 pub async fn rotate(pool: &PgPool, user: UserId, id: ApiKeyId) -> Result<NewApiKey, ApiKeyError> {
     let mut tx = pool.begin().await?;
     let old = sqlx::query_as!(
         ApiKey,
         r#"SELECT id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, expires_at,
-                  last_used_at, revoked_at, created_at FROM api_keys WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL FOR UPDATE"#,
+                  last_used_at, revoked_at, created_at FROM api_keys WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) FOR UPDATE"#,
         id as ApiKeyId,
         user as UserId
     )
@@ -183,13 +181,7 @@ pub async fn rotate(pool: &PgPool, user: UserId, id: ApiKeyId) -> Result<NewApiK
     )
     .execute(&mut *tx)
     .await?;
-    let created = insert(
-        &mut tx,
-        user,
-        &old.name,
-        old.expires_at.filter(|e| *e > Utc::now()),
-    )
-    .await?;
+    let created = insert(&mut tx, user, &old.name, old.expires_at).await?;
     tx.commit().await?;
     Ok(created)
 }

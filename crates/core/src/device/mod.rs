@@ -172,9 +172,7 @@ pub async fn create(
     max_devices: i64,
 ) -> Result<NewDevice, DeviceError> {
     let mut tx = pool.begin().await?;
-    sqlx::query!("SELECT id FROM users WHERE id = $1 FOR UPDATE", user as UserId)
-        .fetch_optional(&mut *tx)
-        .await?;
+    crate::account::repo::lock(&mut tx, user).await?;
     let count = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM devices WHERE user_id = $1"#,
         user as UserId

@@ -63,7 +63,17 @@ pub async fn allow(conn: &mut PgConnection, key: &str, limit: Limit) -> sqlx::Re
     Ok(hit(conn, key, limit).await? <= limit.max)
 }
 
-/// True when `key` has used up its limit (without counting a hit).
+/// True when `key` has used up its limit (without counting a hit). Hits of the previous
+/// window count too, so a burst split across a window boundary is still caught.
 pub async fn exhausted(conn: &mut PgConnection, key: &str, limit: Limit) -> sqlx::Result<bool> {
-    Ok(current(conn, key, limit).await? >= limit.max)
+    let hits = sqlx::query_scalar!(
+        r#"SELECT coalesce(sum(hits), 0)::int AS "hits!" FROM rate_limits
+           WHERE key = $1
+             AND window_start >= to_timestamp(floor(extract(epoch FROM now())::float8 / $2::float8) * $2::float8 - $2::float8)"#,
+        key,
+        limit.window_secs()
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(hits >= limit.max)
 }

@@ -5,7 +5,6 @@ use sqlx::PgPool;
 
 use crate::account::{AccountError, Email, FullName, Password, TokenError, User, UserId, repo as accounts};
 use crate::crypto::{hash_password, random_token, token_digest};
-use crate::db::is_unique_violation;
 
 /// How long a printed setup link works.
 pub const SETUP_TTL: Duration = Duration::hours(24);
@@ -88,13 +87,7 @@ pub async fn complete(
         true,
     )
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e, "users_email_normalized_key") {
-            AccountError::EmailTaken
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(crate::account::email_taken)?;
     sqlx::query!("DELETE FROM setup_tokens").execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(user)

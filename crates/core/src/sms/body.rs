@@ -56,6 +56,24 @@ impl SmsBody {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// A received body: cleaned and non-empty; long concatenated SMS (up to 10,000
+    /// characters) are kept whole, since the phone already received them.
+    pub fn parse_received(raw: &str) -> Result<Self, BodyError> {
+        let text = clean(raw);
+        if text.trim().is_empty() {
+            return Err(BodyError::Empty);
+        }
+        if text.chars().count() > 10_000 {
+            return Err(BodyError::TooLong);
+        }
+        let (encoding, segments) = measure(&text);
+        Ok(Self {
+            text,
+            encoding,
+            segments,
+        })
+    }
 }
 
 /// Removes control and invisible format characters, keeping `\n`, `\r` and `\t`.

@@ -413,7 +413,7 @@ pub async fn incoming(
     if from.is_empty() || from.chars().count() > 64 || from.chars().any(char::is_control) {
         return Err(IncomingError::From);
     }
-    let body = SmsBody::parse(body)?;
+    let body = SmsBody::parse_received(body)?;
     let mut h = Sha256::new();
     for part in [
         device.id.to_string().as_str(),

@@ -116,6 +116,13 @@ pub async fn send(
     req: &SendRequest,
     idempotency: Option<&Idempotency>,
 ) -> Result<Sent, SendError> {
+    // A retry of a request that already succeeded gets its answer, whatever changed since
+    // (a deleted device, a passed valid_until).
+    if let Some(idem) = idempotency
+        && let Some(stored) = completed_idempotent(pool, user, idem).await?
+    {
+        return Ok(Sent::Replayed(stored));
+    }
     // Validation that needs no database comes first, in the contract's order.
     if req.recipients.iter().all(|r| r.trim().is_empty()) && req.group_ids.is_empty() {
         return Err(SendError::NoRecipients);
@@ -215,6 +222,27 @@ async fn check_device(pool: &PgPool, user: UserId, raw: &str) -> Result<DeviceId
         return Err(SendError::DeviceNotOwned);
     }
     Ok(id)
+}
+
+/// The stored answer of a completed request under this key (24 h), if any.
+async fn completed_idempotent(
+    pool: &PgPool,
+    user: UserId,
+    idem: &Idempotency,
+) -> Result<Option<serde_json::Value>, SendError> {
+    let stored = sqlx::query!(
+        "SELECT request_hash, response FROM idempotency_keys
+         WHERE user_id = $1 AND key = $2 AND status_code <> 0 AND created_at >= now() - interval '24 hours'",
+        user as UserId,
+        idem.key
+    )
+    .fetch_optional(pool)
+    .await?;
+    match stored {
+        None => Ok(None),
+        Some(s) if s.request_hash == idem.request_hash => Ok(Some(s.response)),
+        Some(_) => Err(SendError::IdempotencyMismatch),
+    }
 }
 
 /// Takes the key for this request, or returns the answer stored under it. A concurrent

@@ -23,6 +23,16 @@ use crate::views::{Errors, Shell, ago, qr_svg};
 
 pub const PATH: &str = "/devices";
 
+impl From<DeviceError> for AppError {
+    fn from(e: DeviceError) -> Self {
+        match e {
+            DeviceError::Database(e) => e.into(),
+            // Validation is handled where a form is re-rendered; anything else is "not yours".
+            _ => AppError::NotFound,
+        }
+    }
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(PATH, get(list).post(create))
@@ -208,12 +218,7 @@ fn device_id(raw: &str) -> AppResult<DeviceId> {
 }
 
 async fn load(state: &AppState, user: UserId, raw: &str) -> AppResult<Device> {
-    device::find(&state.pool, user, device_id(raw)?)
-        .await
-        .map_err(|e| match e {
-            DeviceError::Database(e) => e.into(),
-            _ => AppError::NotFound,
-        })
+    Ok(device::find(&state.pool, user, device_id(raw)?).await?)
 }
 
 fn device_page(state: &AppState, shell: Shell, d: &Device) -> DevicePage {
@@ -240,8 +245,7 @@ async fn show(
 fn field_error(e: DeviceError) -> AppResult<ender_core::FieldError> {
     match e {
         DeviceError::Invalid(f) => Ok(f),
-        DeviceError::Database(e) => Err(e.into()),
-        _ => Err(AppError::NotFound),
+        other => Err(other.into()),
     }
 }
 
@@ -326,10 +330,7 @@ async fn enabled(
     let on = form.enabled == "true";
     device::set_enabled(&state.pool, user.id, d.id, on)
         .await
-        .map_err(|e| match e {
-            DeviceError::Database(e) => AppError::from(e),
-            _ => AppError::NotFound,
-        })?;
+        .map_err(AppError::from)?;
     flash(
         &session,
         "success",
@@ -352,10 +353,7 @@ async fn rotate(
     let d = load(&state, user.id, &raw).await?;
     let secret = device::rotate_key(&state.pool, user.id, d.id)
         .await
-        .map_err(|e| match e {
-            DeviceError::Database(e) => AppError::from(e),
-            _ => AppError::NotFound,
-        })?;
+        .map_err(AppError::from)?;
     let mut page = device_page(&state, shell, &d);
     page.revealed = Some(reveal_device(&state, &d.name, &secret));
     Ok(page)
@@ -370,10 +368,7 @@ async fn delete(
     let d = load(&state, user.id, &raw).await?;
     device::delete(&state.pool, user.id, d.id)
         .await
-        .map_err(|e| match e {
-            DeviceError::Database(e) => AppError::from(e),
-            _ => AppError::NotFound,
-        })?;
+        .map_err(AppError::from)?;
     flash(
         &session,
         "success",

@@ -230,3 +230,46 @@ pub fn select_text(html: &str, selector: &str) -> Vec<String> {
 pub fn has(html: &str, selector: &str) -> bool {
     !select_text(html, selector).is_empty()
 }
+
+/// A client that sends one `X-API-Key` with every request and reads JSON answers.
+#[derive(Clone)]
+pub struct KeyClient {
+    pub key: String,
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl KeyClient {
+    pub fn new(app: &TestApp, key: String) -> Self {
+        Self {
+            key,
+            http: reqwest::Client::new(),
+            base: app.url(""),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, serde_json::Value) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("x-api-key", &self.key)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("x-api-key", &self.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}

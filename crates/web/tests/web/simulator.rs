@@ -6,14 +6,19 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{KeyClient, TestApp};
 
 /// A registered device and its key.
 pub struct Sim {
     pub id: String,
-    pub key: String,
-    base: String,
-    http: reqwest::Client,
+    client: KeyClient,
+}
+
+impl std::ops::Deref for Sim {
+    type Target = KeyClient;
+    fn deref(&self) -> &KeyClient {
+        &self.client
+    }
 }
 
 impl Sim {
@@ -30,35 +35,8 @@ impl Sim {
             .unwrap();
         Self {
             id: created.device.id.to_string(),
-            key: created.secret,
-            base: app.url(""),
-            http: reqwest::Client::new(),
+            client: KeyClient::new(app, created.secret),
         }
-    }
-
-    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("x-api-key", &self.key)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
-    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("x-api-key", &self.key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
     }
 
     /// `GET /api/sms/pending`: the message ids handed over.

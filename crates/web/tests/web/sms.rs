@@ -14,9 +14,14 @@ const PW: &str = "correct horse battery";
 
 /// An account with an integration key.
 pub struct Caller {
-    pub key: String,
-    pub http: reqwest::Client,
-    base: String,
+    client: KeyClient,
+}
+
+impl std::ops::Deref for Caller {
+    type Target = KeyClient;
+    fn deref(&self) -> &KeyClient {
+        &self.client
+    }
 }
 
 impl Caller {
@@ -32,35 +37,8 @@ impl Caller {
             .unwrap()
             .secret;
         Self {
-            key,
-            http: reqwest::Client::new(),
-            base: app.url(""),
+            client: KeyClient::new(app, key),
         }
-    }
-
-    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("x-api-key", &self.key)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
-    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("x-api-key", &self.key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn send(&self, recipients: &[&str], body: &str) -> (StatusCode, Value) {
@@ -1092,4 +1070,66 @@ async fn a_dispatcher_killed_mid_pass_leaves_every_message_in_a_correct_state() 
             "pushed twice"
         );
     }
+}
+
+#[tokio::test]
+async fn the_signed_in_session_can_use_the_integration_api_with_its_csrf_token() {
+    let app = TestApp::spawn().await;
+    app.signed_in_user("session@example.org", PW).await;
+    let res = app.get("/api/plans/quota").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = json!({"recipients": ["+15550001111"], "body": "From the browser"});
+    let res = app
+        .client
+        .post(app.url("/api/sms/send"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let envelope: Value = res.json().await.unwrap();
+    assert_eq!(envelope["status"], 403);
+    assert!(envelope["message"].as_str().unwrap().contains("CSRF"));
+    let token = app.csrf("/").await;
+    let res = app
+        .client
+        .post(app.url("/api/sms/send"))
+        .header("x-csrf-token", token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_replay_answers_even_after_the_device_is_gone() {
+    let app = TestApp::spawn().await;
+    let c = Caller::new(&app, "gone@example.org").await;
+    let phone = Sim::register(&app, "gone@example.org", "android", "Phone").await;
+    let body = json!({"recipients": ["+15550001111"], "body": "Pinned", "device_id": phone.id});
+    let send = || {
+        c.http
+            .post(app.url("/api/sms/send"))
+            .header("x-api-key", &c.key)
+            .header("idempotency-key", "pinned-1")
+            .json(&body)
+            .send()
+    };
+    let first: Value = send().await.unwrap().json().await.unwrap();
+    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    ender_core::device::delete(
+        app.pool(),
+        ender_core::account::UserId(user),
+        phone.id.parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
 }

@@ -87,9 +87,16 @@ impl FromRequestParts<AppState> for ApiUser {
                 (user, format!("key:{key_id}"))
             }
             None => {
-                let MaybeUser(user) = MaybeUser::from_request_parts(parts, state)
-                    .await
-                    .map_err(|_| unauthorized())?;
+                let MaybeUser(user) =
+                    MaybeUser::from_request_parts(parts, state)
+                        .await
+                        .map_err(|e| match e {
+                            crate::error::AppError::Unavailable => ApiError::new(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "Service temporarily unavailable.",
+                            ),
+                            _ => unauthorized(),
+                        })?;
                 let user = user.ok_or_else(unauthorized)?;
                 (user.id, format!("user:{}", user.id))
             }

@@ -21,10 +21,7 @@ async fn list(
     ApiUser(user): ApiUser,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let paging = Paging::parse(
-        q.get("page").map(String::as_str),
-        q.get("per_page").map(String::as_str),
-    );
+    let paging = Paging::from_query(&q);
     let kind = filter(q.get("device_type"));
     let (items, total) = ender_core::device::page(
         &state.pool,

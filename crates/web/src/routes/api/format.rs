@@ -36,6 +36,13 @@ impl Paging {
         Self { page, per_page }
     }
 
+    pub fn from_query(q: &std::collections::HashMap<String, String>) -> Self {
+        Self::parse(
+            q.get("page").map(String::as_str),
+            q.get("per_page").map(String::as_str),
+        )
+    }
+
     pub fn offset(&self) -> i64 {
         (self.page - 1).saturating_mul(self.per_page)
     }

@@ -28,7 +28,7 @@ impl From<ApiKeyError> for ApiError {
         match e {
             ApiKeyError::Database(d) => d.into(),
             ApiKeyError::NotFound => ApiError::not_found("API key not found."),
-            ApiKeyError::TooMany(_) => ApiError::new(StatusCode::FORBIDDEN, e.to_string()),
+            ApiKeyError::TooMany(_) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
             ApiKeyError::Invalid(f) => ApiError::bad_request(f.message),
         }
     }

@@ -165,10 +165,7 @@ async fn messages(
     ApiUser(user): ApiUser,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let paging = Paging::parse(
-        q.get("page").map(String::as_str),
-        q.get("per_page").map(String::as_str),
-    );
+    let paging = Paging::from_query(&q);
     let from = parse_time(filter(q.get("from")), "from")?;
     let to = parse_time(filter(q.get("to")), "to")?;
     // An id that cannot exist matches nothing (rather than everything).
@@ -260,7 +257,7 @@ async fn report(
     .await
     {
         Ok(_) => Ok(Json(
-            json!({"success": true, "message_id": body.message_id, "status": body.status}),
+            json!({"success": true, "message_id": body.message_id.trim(), "status": body.status.trim()}),
         )),
         Err(ReportError::Database(e)) => Err(e.into()),
         Err(e) => Err(ApiError::not_found(e.to_string())),
