@@ -86,19 +86,23 @@ pub async fn create(
     }
     let mut tx = pool.begin().await?;
     crate::account::repo::lock(&mut tx, user).await?;
-    let active = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM api_keys
-           WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"#,
-        user as UserId
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let active = count_active(&mut tx, user).await?;
     if active >= max_active {
         return Err(ApiKeyError::TooMany(max_active));
     }
     let created = insert(&mut tx, user, &name, expires_at).await?;
     tx.commit().await?;
     Ok(created)
+}
+
+async fn count_active(conn: &mut PgConnection, user: UserId) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM api_keys
+           WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"#,
+        user as UserId
+    )
+    .fetch_one(conn)
+    .await
 }
 
 async fn insert(
@@ -192,27 +196,29 @@ pub async fn authenticate(pool: &PgPool, secret: &str) -> sqlx::Result<Option<(U
     if !(secret.starts_with("vk_") || secret.starts_with("ek_")) || secret.len() > 100 {
         return Ok(None);
     }
-    let row = sqlx::query!(
-        r#"UPDATE api_keys SET last_used_at = now()
-           WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-             AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
-           RETURNING user_id AS "user_id: UserId", id AS "id: ApiKeyId""#,
-        &token_digest(secret)
-    )
-    .fetch_optional(pool)
-    .await?;
-    if let Some(r) = row {
-        return Ok(Some((r.user_id, r.id)));
-    }
-    // Used within the last minute: not worth another write.
-    let row = sqlx::query!(
-        r#"SELECT user_id AS "user_id: UserId", id AS "id: ApiKeyId" FROM api_keys
+    let digest = token_digest(secret);
+    let Some(row) = sqlx::query!(
+        r#"SELECT user_id AS "user_id: UserId", id AS "id: ApiKeyId",
+                  last_used_at IS NULL OR last_used_at < now() - interval '1 minute' AS "stale!"
+           FROM api_keys
            WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"#,
-        &token_digest(secret)
+        &digest
     )
     .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|r| (r.user_id, r.id)))
+    .await?
+    else {
+        return Ok(None);
+    };
+    // "Last used" is kept to the minute: one write a minute per key, not one per request.
+    if row.stale {
+        sqlx::query!(
+            "UPDATE api_keys SET last_used_at = now() WHERE id = $1",
+            row.id as ApiKeyId
+        )
+        .execute(pool)
+        .await?;
+    }
+    Ok(Some((row.user_id, row.id)))
 }
 
 /// Imports a legacy Vendel key (`ek_…`) under its existing secret, so old clients keep working.
@@ -221,17 +227,28 @@ pub async fn import_legacy(
     user: UserId,
     name: &str,
     secret: &str,
+    max_active: i64,
 ) -> Result<ApiKey, ApiKeyError> {
     let name = parse_name(name)?;
     if !secret.starts_with("ek_")
         || secret.len() != 35
         || !secret[3..].chars().all(|c| c.is_ascii_alphanumeric())
     {
-        return Err(FieldError::new("key", "A legacy key is ek_ followed by 32 letters and digits.").into());
+        return Err(FieldError::new(
+            "legacy_key",
+            "A legacy key is ek_ followed by 32 letters and digits.",
+        )
+        .into());
+    }
+    let mut tx = pool.begin().await?;
+    crate::account::repo::lock(&mut tx, user).await?;
+    if count_active(&mut tx, user).await? >= max_active {
+        return Err(ApiKeyError::TooMany(max_active));
     }
     let key = sqlx::query_as!(
         ApiKey,
         r#"INSERT INTO api_keys (id, user_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (key_hash) DO NOTHING
            RETURNING id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, expires_at,
                      last_used_at, revoked_at, created_at"#,
         Uuid::now_v7(),
@@ -240,7 +257,9 @@ pub async fn import_legacy(
         key_hint(secret),
         &token_digest(secret)
     )
-    .fetch_one(pool)
-    .await?;
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| FieldError::new("legacy_key", "This key is already registered."))?;
+    tx.commit().await?;
     Ok(key)
 }

@@ -1133,3 +1133,32 @@ async fn a_replay_answers_even_after_the_device_is_gone() {
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.json::<Value>().await.unwrap(), first);
 }
+
+#[tokio::test]
+async fn legacy_vendel_keys_can_be_imported_and_keep_working() {
+    let app = TestApp::spawn().await;
+    let c = Caller::new(&app, "legacy@example.org").await;
+    let legacy = format!("ek_{}", "A1b2C3d4".repeat(4));
+    let (status, body) = c
+        .post(
+            "/api/api-keys",
+            json!({"name": "Old Vendel key", "legacy_key": "ek_short"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = c
+        .post(
+            "/api/api-keys",
+            json!({"name": "Old Vendel key", "legacy_key": legacy}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["prefix"], &legacy[..7]);
+    assert!(body.get("key").is_none(), "the secret is not echoed back");
+    let old_client = crate::helpers::KeyClient::new(&app, legacy.clone());
+    assert_eq!(old_client.get("/api/plans/quota").await.0, StatusCode::OK);
+    let (status, _) = c
+        .post("/api/api-keys", json!({"name": "Again", "legacy_key": legacy}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

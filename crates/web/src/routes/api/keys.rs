@@ -66,6 +66,9 @@ struct CreateBody {
     name: String,
     #[serde(default)]
     expires_at: Option<String>,
+    /// A legacy Vendel key (`ek_…`) to keep accepting, instead of a new key.
+    #[serde(default)]
+    legacy_key: Option<String>,
 }
 
 async fn create(
@@ -86,6 +89,16 @@ async fn create(
                 .to_utc(),
         ),
     };
+    if let Some(legacy) = body
+        .legacy_key
+        .as_deref()
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+    {
+        let key =
+            apikey::import_legacy(&state.pool, user, &body.name, legacy, state.sms.max_api_keys).await?;
+        return Ok(Json(key_json(&key)));
+    }
     let created = apikey::create(&state.pool, user, &body.name, expires_at, state.sms.max_api_keys).await?;
     Ok(Json(new_key_json(&created)))
 }
