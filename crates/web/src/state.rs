@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use ender_core::config::SmsConfig;
 use ender_core::mail::Mailer;
+use ender_core::sms::batch::Batcher;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +22,7 @@ pub struct AppState {
     pub http: reqwest::Client,
     pub bus: Bus,
     pub limiter: Arc<Limiter>,
+    pub batcher: Batcher,
     pub shutdown: CancellationToken,
 }
 
@@ -42,6 +44,7 @@ impl AppState {
         Self {
             bus: Bus::start(pool.clone(), shutdown.clone()),
             limiter: Arc::new(Limiter::new(config.api_rate_per_minute)),
+            batcher: Batcher::start(pool.clone(), sms.clone()),
             pool,
             config: Arc::new(config),
             sms: Arc::new(sms),

@@ -109,21 +109,28 @@ pub fn parse_recipients(raw: &[String], max: usize) -> Result<Vec<PhoneNumber>, 
     Ok(out)
 }
 
-pub async fn send(
+/// A request that passed every check but the quota.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    recipients: Vec<String>,
+    body: SmsBody,
+    device: Option<DeviceId>,
+    valid_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Validated {
+    pub fn count(&self) -> usize {
+        self.recipients.len()
+    }
+}
+
+/// Checks a request in the contract's order: recipients, body, device (then `valid_until`).
+pub async fn validate(
     pool: &PgPool,
     cfg: &SmsConfig,
     user: UserId,
     req: &SendRequest,
-    idempotency: Option<&Idempotency>,
-) -> Result<Sent, SendError> {
-    // A retry of a request that already succeeded gets its answer, whatever changed since
-    // (a deleted device, a passed valid_until).
-    if let Some(idem) = idempotency
-        && let Some(stored) = completed_idempotent(pool, user, idem).await?
-    {
-        return Ok(Sent::Replayed(stored));
-    }
-    // Validation that needs no database comes first, in the contract's order.
+) -> Result<Validated, SendError> {
     if req.recipients.iter().all(|r| r.trim().is_empty()) && req.group_ids.is_empty() {
         return Err(SendError::NoRecipients);
     }
@@ -133,7 +140,6 @@ pub async fn send(
         Some(raw) => Some(check_device(pool, user, raw).await?),
         None => None,
     };
-
     let valid_until = match req
         .valid_until
         .as_deref()
@@ -151,48 +157,122 @@ pub async fn send(
             Some(t)
         }
     };
+    Ok(Validated {
+        recipients: recipients.into_iter().map(PhoneNumber::into_string).collect(),
+        body,
+        device,
+        valid_until,
+    })
+}
 
+/// Ids for an accepted request and its answer.
+pub(crate) fn accept(v: &Validated) -> (Vec<MessageId>, Option<BatchId>, SendResponse) {
+    let count = v.count();
+    let batch = (count > 1).then(|| BatchId(Uuid::now_v7()));
+    let ids: Vec<MessageId> = (0..count).map(|_| MessageId(Uuid::now_v7())).collect();
+    let response = SendResponse {
+        batch_id: batch.map(|b| b.to_string()).unwrap_or_default(),
+        message_ids: ids.iter().map(ToString::to_string).collect(),
+        recipients_count: count,
+        status: "accepted".to_owned(),
+        segments: v.body.segments,
+        encoding: match v.body.encoding {
+            Encoding::Gsm7 => "gsm7",
+            Encoding::Ucs2 => "ucs2",
+        }
+        .to_owned(),
+    };
+    (ids, batch, response)
+}
+
+/// Writes the messages of accepted requests (any users), their first events, and wakes the
+/// dispatchers of those users at commit. One statement per table, whatever the count.
+pub(crate) async fn insert_accepted(
+    conn: &mut PgConnection,
+    accepted: &[(UserId, &Validated, &[MessageId], Option<BatchId>)],
+) -> sqlx::Result<()> {
+    let n: usize = accepted.iter().map(|a| a.2.len()).sum();
+    let (mut ids, mut users, mut batches, mut recipients, mut bodies) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut encodings, mut segments, mut devices, mut valid) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (user, v, msg_ids, batch) in accepted {
+        for (id, recipient) in msg_ids.iter().zip(&v.recipients) {
+            ids.push(id.0);
+            users.push(user.0);
+            batches.push(batch.map(|b| b.0));
+            recipients.push(recipient.clone());
+            bodies.push(v.body.as_str().to_owned());
+            encodings.push(v.body.encoding.as_str().to_owned());
+            segments.push(v.body.segments);
+            devices.push(v.device.map(|d| d.0));
+            valid.push(v.valid_until);
+        }
+    }
+    sqlx::query!(
+        "INSERT INTO messages (id, user_id, batch_id, direction, recipient, body, encoding, segments, status,
+                               requested_device_id, valid_until)
+         SELECT id, user_id, batch_id, 'outgoing', recipient, body, encoding, segments, 'pending', device, valid_until
+         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::uuid[],
+                     $9::timestamptz[])
+              AS t(id, user_id, batch_id, recipient, body, encoding, segments, device, valid_until)",
+        &ids,
+        &users,
+        &batches as &[Option<Uuid>],
+        &recipients,
+        &bodies,
+        &encodings,
+        &segments,
+        &devices as &[Option<Uuid>],
+        &valid as &[Option<chrono::DateTime<chrono::Utc>>]
+    )
+    .execute(&mut *conn)
+    .await?;
+    let all: Vec<MessageId> = ids.into_iter().map(MessageId).collect();
+    record_events(conn, &all, "pending", "Accepted.", None).await?;
+    let mut woken: Vec<UserId> = accepted.iter().map(|a| a.0).collect();
+    woken.sort_by_key(|u| u.0);
+    woken.dedup();
+    for user in woken {
+        crate::bus::wake_dispatch(conn, user).await?;
+    }
+    Ok(())
+}
+
+/// Accepts one request on its own transaction (the path for `Idempotency-Key` requests;
+/// others usually go through [`super::batch::Batcher`]).
+pub async fn send(
+    pool: &PgPool,
+    cfg: &SmsConfig,
+    user: UserId,
+    req: &SendRequest,
+    idempotency: Option<&Idempotency>,
+) -> Result<Sent, SendError> {
+    // A retry of a request that already succeeded gets its answer, whatever changed since
+    // (a deleted device, a passed valid_until).
+    if let Some(idem) = idempotency
+        && let Some(stored) = completed_idempotent(pool, user, idem).await?
+    {
+        return Ok(Sent::Replayed(stored));
+    }
+    let v = validate(pool, cfg, user, req).await?;
     let mut tx = pool.begin().await?;
     if let Some(idem) = idempotency
         && let Some(stored) = claim_idempotency(&mut tx, user, idem).await?
     {
         return Ok(Sent::Replayed(stored));
     }
-    let count = recipients.len();
-    let batch = (count > 1).then(|| BatchId(Uuid::now_v7()));
-    let ids: Vec<MessageId> = (0..count).map(|_| MessageId(Uuid::now_v7())).collect();
-    let numbers: Vec<String> = recipients.into_iter().map(PhoneNumber::into_string).collect();
-    let raw_ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
-    sqlx::query!(
-        "INSERT INTO messages (id, user_id, batch_id, direction, recipient, body, encoding, segments, status, requested_device_id, valid_until)
-         SELECT id, $2, $3, 'outgoing', recipient, $5, $6, $7, 'pending', $8, $9
-         FROM unnest($1::uuid[], $4::text[]) AS t(id, recipient)",
-        &raw_ids,
-        user as UserId,
-        batch.map(|b| b.0),
-        &numbers,
-        body.as_str(),
-        body.encoding.as_str(),
-        body.segments,
-        device.map(|d| d.0),
-        valid_until
-    )
-    .execute(&mut *tx)
-    .await?;
-    record_events(&mut tx, &ids, "pending", "Accepted.", None).await?;
-    crate::bus::wake_dispatch(&mut tx, user).await?;
-    let response = SendResponse {
-        batch_id: batch.map(|b| b.to_string()).unwrap_or_default(),
-        message_ids: ids.iter().map(ToString::to_string).collect(),
-        recipients_count: count,
-        status: "accepted".to_owned(),
-        segments: body.segments,
-        encoding: match body.encoding {
-            Encoding::Gsm7 => "gsm7",
-            Encoding::Ucs2 => "ucs2",
-        }
-        .to_owned(),
-    };
+    let (ids, batch, response) = accept(&v);
+    insert_accepted(&mut tx, &[(user, &v, &ids, batch)]).await?;
     if let Some(idem) = idempotency {
         store_idempotent_response(&mut tx, user, idem, &response).await?;
     }
@@ -200,7 +280,7 @@ pub async fn send(
     quota::consume(
         &mut tx,
         user,
-        i32::try_from(count).unwrap_or(i32::MAX),
+        i32::try_from(v.count()).unwrap_or(i32::MAX),
         cfg.max_sms_per_month,
     )
     .await?;

@@ -7,4 +7,5 @@
 
 mod accounts;
 mod housekeeping;
+mod sending;
 mod setup;

@@ -146,7 +146,11 @@ async fn submit(
         SendError::DeviceNotFound(_) | SendError::DeviceNotOwned => "device_id",
         _ => "body",
     };
-    match send::send(&state.pool, &state.sms, user.id, &req, None).await {
+    let outcome = match send::validate(&state.pool, &state.sms, user.id, &req).await {
+        Ok(v) => state.batcher.submit(user.id, v).await.map(Sent::Accepted),
+        Err(e) => Err(e),
+    };
+    match outcome {
         Ok(Sent::Accepted(res)) => {
             let n = res.recipients_count;
             flash(

@@ -89,7 +89,14 @@ async fn send_sms(
             .into_response();
         }
     };
-    match send::send(&state.pool, &state.sms, user, &req, idempotency.as_ref()).await {
+    let outcome = match &idempotency {
+        Some(idem) => send::send(&state.pool, &state.sms, user, &req, Some(idem)).await,
+        None => match send::validate(&state.pool, &state.sms, user, &req).await {
+            Ok(v) => state.batcher.submit(user, v).await.map(Sent::Accepted),
+            Err(e) => Err(e),
+        },
+    };
+    match outcome {
         Ok(Sent::Accepted(res)) => {
             tracing::info!(user.id = %user, recipients = res.recipients_count, "send accepted");
             Json(res).into_response()

@@ -1,0 +1,173 @@
+//! Group commit for sends. Each commit of a send waits for the disk and holds the user's
+//! usage row, so one account sending from many connections is limited by commits, not by
+//! work. The batcher collects the requests that arrive while a commit is in flight and
+//! accepts them together: one transaction, one insert per table, each user's usage row
+//! locked once (in id order, so batchers of several processes never deadlock), each request
+//! accepted or refused on its own against the remaining quota.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::send::{SendError, SendResponse, Validated, accept, insert_accepted};
+use crate::account::UserId;
+use crate::config::SmsConfig;
+use crate::quota::{QuotaExceeded, month_bounds};
+
+/// Most requests accepted in one transaction.
+const MAX_BATCH: usize = 256;
+/// Transactions in flight at once.
+const WORKERS: usize = 2;
+
+type Reply = oneshot::Sender<Result<SendResponse, SendError>>;
+
+#[derive(Clone)]
+pub struct Batcher {
+    tx: mpsc::Sender<(UserId, Validated, Reply)>,
+}
+
+impl Batcher {
+    /// Starts the batch workers on the current runtime.
+    pub fn start(pool: PgPool, cfg: SmsConfig) -> Self {
+        let (tx, rx) = mpsc::channel(4096);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..WORKERS {
+            tokio::spawn(work(pool.clone(), cfg.clone(), rx.clone()));
+        }
+        Self { tx }
+    }
+
+    /// Accepts a validated request (or refuses it on quota) as part of the next batch.
+    pub async fn submit(&self, user: UserId, request: Validated) -> Result<SendResponse, SendError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((user, request, reply))
+            .await
+            .map_err(|_| SendError::Database(sqlx::Error::PoolClosed))?;
+        answer
+            .await
+            .unwrap_or(Err(SendError::Database(sqlx::Error::PoolClosed)))
+    }
+}
+
+async fn work(pool: PgPool, cfg: SmsConfig, rx: Arc<Mutex<mpsc::Receiver<(UserId, Validated, Reply)>>>) {
+    loop {
+        let mut jobs = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { return };
+            jobs.push(first);
+            while jobs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        match commit(&pool, &cfg, &jobs).await {
+            Ok(outcomes) => {
+                for ((_, _, reply), outcome) in jobs.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, requests = jobs.len(), "a batch of sends failed");
+                let unavailable = crate::db::is_unavailable(&e);
+                for (_, _, reply) in jobs {
+                    let err = if unavailable {
+                        sqlx::Error::PoolTimedOut
+                    } else {
+                        sqlx::Error::WorkerCrashed
+                    };
+                    let _ = reply.send(Err(SendError::Database(err)));
+                }
+            }
+        }
+    }
+}
+
+async fn commit(
+    pool: &PgPool,
+    cfg: &SmsConfig,
+    jobs: &[(UserId, Validated, Reply)],
+) -> sqlx::Result<Vec<Result<SendResponse, SendError>>> {
+    let (month, _) = month_bounds();
+    let mut users: Vec<uuid::Uuid> = jobs.iter().map(|j| j.0.0).collect();
+    users.sort();
+    users.dedup();
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "INSERT INTO sms_usage (user_id, month, sent) SELECT unnest($1::uuid[]), $2, 0 ON CONFLICT DO NOTHING",
+        &users,
+        month
+    )
+    .execute(&mut *tx)
+    .await?;
+    let rows = sqlx::query!(
+        "SELECT user_id, sent FROM sms_usage WHERE user_id = ANY($1) AND month = $2 ORDER BY user_id FOR UPDATE",
+        &users,
+        month
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut used: std::collections::HashMap<uuid::Uuid, i32> =
+        rows.into_iter().map(|r| (r.user_id, r.sent)).collect();
+    let used_before = used.clone();
+
+    let limit = cfg.max_sms_per_month;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut accepted = Vec::new();
+    let mut prepared = Vec::new();
+    for (user, v, _) in jobs {
+        let n = i32::try_from(v.count()).unwrap_or(i32::MAX);
+        let u = used.entry(user.0).or_insert(0);
+        if u.saturating_add(n) > limit {
+            outcomes.push(Some(Err(SendError::Quota(QuotaExceeded {
+                limit,
+                used: *u,
+                available: (limit - *u).max(0),
+            }))));
+            continue;
+        }
+        *u += n;
+        prepared.push(accept(v));
+        outcomes.push(None);
+    }
+    let mut next = prepared.iter();
+    for ((user, v, _), outcome) in jobs.iter().zip(&outcomes) {
+        if outcome.is_none()
+            && let Some((ids, batch, _)) = next.next()
+        {
+            accepted.push((*user, v, ids.as_slice(), *batch));
+        }
+    }
+    if !accepted.is_empty() {
+        insert_accepted(&mut tx, &accepted).await?;
+        let (ids, deltas): (Vec<uuid::Uuid>, Vec<i32>) = used
+            .iter()
+            .map(|(u, n)| (*u, n - used_before.get(u).copied().unwrap_or(0)))
+            .filter(|(_, d)| *d > 0)
+            .unzip();
+        sqlx::query!(
+            "UPDATE sms_usage s SET sent = s.sent + d.n FROM unnest($1::uuid[], $2::int[]) AS d(user_id, n)
+             WHERE s.user_id = d.user_id AND s.month = $3",
+            &ids,
+            &deltas,
+            month
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    let mut responses = prepared.into_iter().map(|(_, _, r)| r);
+    Ok(outcomes
+        .into_iter()
+        .map(|o| match o {
+            Some(err) => err,
+            None => responses
+                .next()
+                .ok_or(SendError::Database(sqlx::Error::WorkerCrashed)),
+        })
+        .collect())
+}
