@@ -17,8 +17,9 @@ use crate::quota::{QuotaExceeded, month_bounds};
 
 /// Most requests accepted in one transaction.
 const MAX_BATCH: usize = 256;
-/// Transactions in flight at once.
-const WORKERS: usize = 2;
+/// Transactions in flight at once. One: batches of one account would only queue on its
+/// usage row, and a single writer lets each batch grow while the previous one commits.
+const WORKERS: usize = 1;
 
 type Reply = oneshot::Sender<Result<SendResponse, SendError>>;
 
@@ -97,15 +98,11 @@ async fn commit(
     users.sort();
     users.dedup();
     let mut tx = pool.begin().await?;
-    sqlx::query!(
-        "INSERT INTO sms_usage (user_id, month, sent) SELECT unnest($1::uuid[]), $2, 0 ON CONFLICT DO NOTHING",
-        &users,
-        month
-    )
-    .execute(&mut *tx)
-    .await?;
+    // Creates missing usage rows and locks them all, in id order, in one statement.
     let rows = sqlx::query!(
-        "SELECT user_id, sent FROM sms_usage WHERE user_id = ANY($1) AND month = $2 ORDER BY user_id FOR UPDATE",
+        "INSERT INTO sms_usage (user_id, month, sent) SELECT u, $2, 0 FROM unnest($1::uuid[]) AS u ORDER BY u
+         ON CONFLICT (user_id, month) DO UPDATE SET sent = sms_usage.sent
+         RETURNING user_id, sent",
         &users,
         month
     )
@@ -143,20 +140,24 @@ async fn commit(
         }
     }
     if !accepted.is_empty() {
-        insert_accepted(&mut tx, &accepted).await?;
+        insert_accepted(&mut tx, &accepted, false).await?;
         let (ids, deltas): (Vec<uuid::Uuid>, Vec<i32>) = used
             .iter()
             .map(|(u, n)| (*u, n - used_before.get(u).copied().unwrap_or(0)))
             .filter(|(_, d)| *d > 0)
             .unzip();
+        // Counts the usage and wakes the dispatchers of these users (at commit) in one go.
         sqlx::query!(
-            "UPDATE sms_usage s SET sent = s.sent + d.n FROM unnest($1::uuid[], $2::int[]) AS d(user_id, n)
-             WHERE s.user_id = d.user_id AND s.month = $3",
+            "WITH counted AS (
+                 UPDATE sms_usage s SET sent = s.sent + d.n FROM unnest($1::uuid[], $2::int[]) AS d(user_id, n)
+                 WHERE s.user_id = d.user_id AND s.month = $3 RETURNING s.user_id)
+             SELECT pg_notify($4, user_id::text) FROM counted",
             &ids,
             &deltas,
-            month
+            month,
+            crate::bus::DISPATCH
         )
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
     }
     tx.commit().await?;

@@ -9,7 +9,6 @@ use uuid::Uuid;
 use super::body::{BodyError, Encoding, SmsBody};
 use super::model::{BatchId, MessageId};
 use super::phone::PhoneNumber;
-use super::repo::record_events;
 use crate::account::UserId;
 use crate::config::SmsConfig;
 use crate::device::DeviceId;
@@ -185,11 +184,12 @@ pub(crate) fn accept(v: &Validated) -> (Vec<MessageId>, Option<BatchId>, SendRes
     (ids, batch, response)
 }
 
-/// Writes the messages of accepted requests (any users), their first events, and wakes the
-/// dispatchers of those users at commit. One statement per table, whatever the count.
+/// Writes the messages of accepted requests (any users) with their first events in one
+/// statement, and with `wake` asks the dispatchers of those users to run at commit.
 pub(crate) async fn insert_accepted(
     conn: &mut PgConnection,
     accepted: &[(UserId, &Validated, &[MessageId], Option<BatchId>)],
+    wake: bool,
 ) -> sqlx::Result<()> {
     let n: usize = accepted.iter().map(|a| a.2.len()).sum();
     let (mut ids, mut users, mut batches, mut recipients, mut bodies) = (
@@ -218,13 +218,17 @@ pub(crate) async fn insert_accepted(
             valid.push(v.valid_until);
         }
     }
+    // Messages and their first events in one statement.
     sqlx::query!(
-        "INSERT INTO messages (id, user_id, batch_id, direction, recipient, body, encoding, segments, status,
-                               requested_device_id, valid_until)
-         SELECT id, user_id, batch_id, 'outgoing', recipient, body, encoding, segments, 'pending', device, valid_until
-         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::uuid[],
-                     $9::timestamptz[])
-              AS t(id, user_id, batch_id, recipient, body, encoding, segments, device, valid_until)",
+        "WITH m AS (
+             INSERT INTO messages (id, user_id, batch_id, direction, recipient, body, encoding, segments, status,
+                                   requested_device_id, valid_until)
+             SELECT id, user_id, batch_id, 'outgoing', recipient, body, encoding, segments, 'pending', device, valid_until
+             FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::uuid[],
+                         $9::timestamptz[])
+                  AS t(id, user_id, batch_id, recipient, body, encoding, segments, device, valid_until)
+             RETURNING id)
+         INSERT INTO message_events (message_id, status, detail) SELECT id, 'pending', 'Accepted.' FROM m",
         &ids,
         &users,
         &batches as &[Option<Uuid>],
@@ -237,8 +241,9 @@ pub(crate) async fn insert_accepted(
     )
     .execute(&mut *conn)
     .await?;
-    let all: Vec<MessageId> = ids.into_iter().map(MessageId).collect();
-    record_events(conn, &all, "pending", "Accepted.", None).await?;
+    if !wake {
+        return Ok(());
+    }
     let mut woken: Vec<UserId> = accepted.iter().map(|a| a.0).collect();
     woken.sort_by_key(|u| u.0);
     woken.dedup();
@@ -272,7 +277,7 @@ pub async fn send(
         return Ok(Sent::Replayed(stored));
     }
     let (ids, batch, response) = accept(&v);
-    insert_accepted(&mut tx, &[(user, &v, &ids, batch)]).await?;
+    insert_accepted(&mut tx, &[(user, &v, &ids, batch)], true).await?;
     if let Some(idem) = idempotency {
         store_idempotent_response(&mut tx, user, idem, &response).await?;
     }
