@@ -53,6 +53,9 @@ impl Batcher {
 }
 
 async fn work(pool: PgPool, cfg: SmsConfig, rx: Arc<Mutex<mpsc::Receiver<(UserId, Validated, Reply)>>>) {
+    // The writer keeps one connection of its own (no pool round trip per batch), and takes
+    // a fresh one after any error.
+    let mut conn: Option<sqlx::PgConnection> = None;
     loop {
         let mut jobs = Vec::new();
         {
@@ -66,7 +69,17 @@ async fn work(pool: PgPool, cfg: SmsConfig, rx: Arc<Mutex<mpsc::Receiver<(UserId
                 }
             }
         }
-        match commit(&pool, &cfg, &jobs).await {
+        let result = match conn.as_mut() {
+            Some(c) => commit(c, &cfg, &jobs).await,
+            None => match pool.acquire().await {
+                Ok(c) => commit(conn.insert(c.detach()), &cfg, &jobs).await,
+                Err(e) => Err(e),
+            },
+        };
+        if result.is_err() {
+            conn = None;
+        }
+        match result {
             Ok(outcomes) => {
                 for ((_, _, reply), outcome) in jobs.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);
@@ -89,7 +102,7 @@ async fn work(pool: PgPool, cfg: SmsConfig, rx: Arc<Mutex<mpsc::Receiver<(UserId
 }
 
 async fn commit(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     cfg: &SmsConfig,
     jobs: &[(UserId, Validated, Reply)],
 ) -> sqlx::Result<Vec<Result<SendResponse, SendError>>> {
@@ -97,7 +110,7 @@ async fn commit(
     let mut users: Vec<uuid::Uuid> = jobs.iter().map(|j| j.0.0).collect();
     users.sort();
     users.dedup();
-    let mut tx = pool.begin().await?;
+    let mut tx = sqlx::Connection::begin(conn).await?;
     // Creates missing usage rows and locks them all, in id order, in one statement.
     let rows = sqlx::query!(
         "INSERT INTO sms_usage (user_id, month, sent) SELECT u, $2, 0 FROM unnest($1::uuid[]) AS u ORDER BY u
