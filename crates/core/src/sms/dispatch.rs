@@ -34,6 +34,20 @@ struct Candidate {
 /// device in the user's rotation (skipping the one that just failed when another can take
 /// it). Passes for one user run one at a time; messages are locked with SKIP LOCKED.
 pub async fn dispatch_user(pool: &PgPool, cfg: &SmsConfig, user: UserId) -> sqlx::Result<Vec<Assignment>> {
+    // Without a reachable device there is nothing to do: skip the locks (and the commit).
+    let reachable = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM devices d WHERE d.user_id = $1 AND d.enabled
+             AND (d.stream_until > now()
+                  OR (coalesce(d.fcm_token, '') <> '' AND d.last_seen_at > now() - make_interval(secs => $2))
+                  OR d.last_seen_at > now() - interval '90 seconds')) AS "e!""#,
+        user as UserId,
+        cfg.device_seen_window_secs as f64
+    )
+    .fetch_one(pool)
+    .await?;
+    if !reachable {
+        return Ok(Vec::new());
+    }
     let mut tx = pool.begin().await?;
     sqlx::query!(
         "INSERT INTO dispatch_rotation (user_id) VALUES ($1) ON CONFLICT DO NOTHING",
