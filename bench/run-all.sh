@@ -14,7 +14,7 @@ all="$RESULTS_DIR/run-all.log"
 : >"$all"
 
 status=0
-for script in pg-baseline.sh send-sustained.sh send-bulk.sh stream-latency.sh; do
+for script in pg-baseline.sh send-sustained.sh send-bulk.sh stream-latency.sh messages-keyset.sh; do
   log "== $script"
   if ! "$BENCH_DIR/$script" 2>&1 | tee -a "$all"; then
     log "$script failed"

@@ -583,8 +583,18 @@ pub async fn watchdog(pool: &PgPool, cfg: &SmsConfig) -> sqlx::Result<WatchdogRe
     }
     tx.commit().await?;
 
+    // The distinct users with due messages, one index seek per user (a loose index scan on
+    // `messages_pending`), so a large backlog of one user costs nothing here.
     report.users_to_dispatch = sqlx::query_scalar!(
-        r#"SELECT DISTINCT user_id AS "u: UserId" FROM messages WHERE status = 'pending' AND next_attempt_at <= now()"#
+        r#"WITH RECURSIVE u AS (
+               (SELECT user_id FROM messages WHERE status = 'pending' AND next_attempt_at <= now()
+                ORDER BY user_id LIMIT 1)
+               UNION ALL
+               SELECT (SELECT m.user_id FROM messages m
+                       WHERE m.status = 'pending' AND m.next_attempt_at <= now() AND m.user_id > u.user_id
+                       ORDER BY m.user_id LIMIT 1)
+               FROM u WHERE u.user_id IS NOT NULL)
+           SELECT user_id AS "u!: UserId" FROM u WHERE user_id IS NOT NULL"#
     )
     .fetch_all(pool)
     .await?;

@@ -98,7 +98,7 @@ async fn send_sms(
     };
     match outcome {
         Ok(Sent::Accepted(res)) => {
-            tracing::info!(user.id = %user, recipients = res.recipients_count, "send accepted");
+            tracing::debug!(user.id = %user, recipients = res.recipients_count, "send accepted");
             Json(res).into_response()
         }
         Ok(Sent::Replayed(stored)) => ([("idempotent-replayed", "true")], Json(stored)).into_response(),
