@@ -13,11 +13,13 @@ pub mod mail;
 pub mod maintenance;
 pub mod quota;
 pub mod ratelimit;
+pub mod secret;
 pub mod session;
 pub mod setup;
 pub mod sms;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod webhook;
 
 /// A value that failed validation, with the form field it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,3 +9,4 @@ mod accounts;
 mod housekeeping;
 mod sending;
 mod setup;
+mod webhooks;

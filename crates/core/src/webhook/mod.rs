@@ -1,0 +1,8 @@
+//! Webhooks to users' endpoints: event names, the body format of the Vendel contract
+//! (§5) and the two signatures sent with every delivery.
+
+mod payload;
+mod sign;
+
+pub use payload::{Event, Payload, canonical_json};
+pub use sign::{Signatures, new_secret, sign};
