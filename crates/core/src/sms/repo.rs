@@ -151,12 +151,14 @@ pub async fn page(
     Ok((items, total))
 }
 
-/// Keyset page for the dashboard: messages older than `before` (created_at, id), newest first.
+/// Keyset page for the dashboard: messages older than `before` (created_at, id), newest
+/// first, optionally only one status, one counterpart number (recipient or sender) or one
+/// device.
 pub async fn page_before(
     pool: &PgPool,
     user: UserId,
     direction: &str,
-    status: Option<&str>,
+    filter: &PageFilter,
     before: Option<(DateTime<Utc>, MessageId)>,
     limit: i64,
 ) -> sqlx::Result<Vec<Message>> {
@@ -168,20 +170,33 @@ pub async fn page_before(
         Message,
         r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
                   recipient, from_number, body, encoding, segments, status, error_message,
-                  coalesce(device_id, requested_device_id) AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
+                  coalesce(device_id, requested_device_id) AS "device_id: DeviceId", attempts, sent_at, delivered_at,
+                  received_at, created_at, updated_at
            FROM messages
            WHERE user_id = $1 AND direction = $2 AND ($3::text IS NULL OR status = $3)
              AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))
+             AND ($7::text IS NULL OR (CASE WHEN direction = 'incoming' THEN from_number ELSE recipient END) = $7)
+             AND ($8::uuid IS NULL OR coalesce(device_id, requested_device_id) = $8)
            ORDER BY created_at DESC, id DESC LIMIT $6"#,
         user as UserId,
         direction,
-        status,
+        filter.status.as_deref(),
         before_at,
         before_id,
-        limit
+        limit,
+        filter.party.as_deref(),
+        filter.device.map(|d| d.0)
     )
     .fetch_all(pool)
     .await
+}
+
+/// Filters of the dashboard's message list.
+#[derive(Debug, Clone, Default)]
+pub struct PageFilter {
+    pub status: Option<String>,
+    pub party: Option<String>,
+    pub device: Option<DeviceId>,
 }
 
 /// Today's figures for the dashboard (UTC day).

@@ -14,6 +14,7 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/health", get(api_health))
+        .route("/api/openapi.yaml", get(openapi))
 }
 
 /// The process is alive (no dependency is checked).
@@ -35,4 +36,15 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn api_health() -> impl IntoResponse {
     Json(json!({ "message": "API is healthy.", "code": 200, "data": {} }))
+}
+
+/// The API's OpenAPI document (docs/openapi.yaml, compiled in).
+async fn openapi() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/yaml; charset=utf-8",
+        )],
+        include_str!("../../../../docs/openapi.yaml"),
+    )
 }

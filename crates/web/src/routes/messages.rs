@@ -72,6 +72,8 @@ impl From<&Message> for Row {
 pub struct ListQuery {
     tab: String,
     status: String,
+    number: String,
+    device: String,
     before: String,
 }
 
@@ -86,6 +88,9 @@ pub struct MessagesPage {
     pub next: String,
     pub first_page: bool,
     pub query: String,
+    pub number: String,
+    pub device: String,
+    pub devices: Vec<(String, String)>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -111,15 +116,20 @@ async fn list(
     let inbox = q.tab == "inbox";
     let status = Status::parse(q.status.trim()).map(Status::as_str);
     let before = parse_cursor(&q.before);
-    let messages = repo::page_before(
-        &state.pool,
-        user.id,
-        if inbox { "incoming" } else { "outgoing" },
-        status,
-        before,
-        PAGE,
-    )
-    .await?;
+    let number = q.number.trim();
+    let party = (!number.is_empty()).then(|| {
+        ender_core::sms::phone::PhoneNumber::parse(number)
+            .map(|p| p.into_string())
+            .unwrap_or_else(|_| number.to_owned())
+    });
+    let device = q.device.trim().parse::<ender_core::device::DeviceId>().ok();
+    let filter = repo::PageFilter {
+        status: status.map(str::to_owned),
+        party: party.clone(),
+        device,
+    };
+    let direction = if inbox { "incoming" } else { "outgoing" };
+    let messages = repo::page_before(&state.pool, user.id, direction, &filter, before, PAGE).await?;
     let next = if messages.len() as i64 == PAGE {
         messages
             .last()
@@ -133,10 +143,18 @@ async fn list(
         RowsPartial { rows }.into_response()
     } else {
         let query = format!(
-            "tab={}&status={}",
+            "tab={}&status={}&number={}&device={}",
             if inbox { "inbox" } else { "outbox" },
-            status.unwrap_or("")
+            status.unwrap_or(""),
+            url::form_urlencoded::byte_serialize(party.as_deref().unwrap_or("").as_bytes())
+                .collect::<String>(),
+            device.map(|d| d.to_string()).unwrap_or_default()
         );
+        let devices = ender_core::device::list(&state.pool, user.id)
+            .await?
+            .into_iter()
+            .map(|d| (d.id.to_string(), d.name))
+            .collect();
         MessagesPage {
             shell,
             inbox,
@@ -158,6 +176,9 @@ async fn list(
             next,
             first_page: before.is_none(),
             query,
+            number: party.unwrap_or_default(),
+            device: device.map(|d| d.to_string()).unwrap_or_default(),
+            devices,
         }
         .into_response()
     };

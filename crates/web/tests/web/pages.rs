@@ -404,3 +404,83 @@ async fn the_browser_stream_announces_changes_to_the_owner_only() {
     .unwrap();
     assert!(got.contains("event: messages"), "{got}");
 }
+
+#[tokio::test]
+async fn messages_can_be_filtered_by_number_and_device() {
+    let app = TestApp::spawn().await;
+    app.signed_in_user("filter@example.org", PW).await;
+    let a = Sim::register(&app, "filter@example.org", "android", "A").await;
+    let b = Sim::register(&app, "filter@example.org", "android", "B").await;
+    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    for (to, device) in [
+        ("+15550000001", &a.id),
+        ("+15550000002", &b.id),
+        ("+15550000001", &b.id),
+    ] {
+        let req = ender_core::sms::send::SendRequest {
+            recipients: vec![to.to_owned()],
+            body: "Filtered".into(),
+            device_id: Some(device.clone()),
+            ..Default::default()
+        };
+        ender_core::sms::send::send(
+            app.pool(),
+            &ender_core::config::SmsConfig::default(),
+            ender_core::account::UserId(user),
+            &req,
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let count = |body: String| select_text(&body, "#message-rows tr[data-message]").len();
+    assert_eq!(
+        count(
+            app.get("/messages?number=%2B1+555+000+0001")
+                .await
+                .text()
+                .await
+                .unwrap()
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            app.get(&format!("/messages?device={}", b.id))
+                .await
+                .text()
+                .await
+                .unwrap()
+        ),
+        2
+    );
+    let both = app
+        .get(&format!("/messages?number=%2B15550000001&device={}", b.id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(count(both.clone()), 1);
+    assert_eq!(
+        select_attr(&both, "input[name=number]", "value").unwrap(),
+        "+15550000001"
+    );
+    b.post(
+        "/api/sms/incoming",
+        json!({"from_number": "+15557770000", "body": "In"}),
+    )
+    .await;
+    assert_eq!(
+        count(
+            app.get("/messages?tab=inbox&number=%2B15557770000")
+                .await
+                .text()
+                .await
+                .unwrap()
+        ),
+        1
+    );
+}

@@ -55,6 +55,12 @@ async fn health_endpoints_answer() {
     );
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
     assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    let spec = app.get("/api/openapi.yaml").await.text().await.unwrap();
+    assert!(
+        spec.starts_with("openapi: 3.1") && spec.contains("/api/sms/send"),
+        "{}",
+        &spec[..80.min(spec.len())]
+    );
     // Probes do not create sessions.
     assert!(app.get("/healthz").await.headers().get("set-cookie").is_none());
 }
