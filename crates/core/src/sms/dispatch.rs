@@ -16,6 +16,8 @@ use crate::account::UserId;
 use crate::bus::{self, BusEvent};
 use crate::config::SmsConfig;
 use crate::device::{Device, DeviceId};
+use crate::webhook::endpoint as webhook;
+use crate::webhook::{Event, Payload};
 
 /// Messages given to one device by a dispatch pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,18 +378,39 @@ pub async fn report(
         tx.commit().await?;
         return Ok(current);
     };
-    sqlx::query!(
+    let row = sqlx::query!(
         "UPDATE messages SET status = $2, error_message = $3, device_id = $4, lease_expires_at = NULL,
                 sent_at = CASE WHEN $2 IN ('sent', 'delivered') THEN coalesce(sent_at, now()) ELSE sent_at END,
                 delivered_at = CASE WHEN $2 = 'delivered' THEN coalesce(delivered_at, now()) ELSE delivered_at END,
                 updated_at = now()
-         WHERE id = $1",
+         WHERE id = $1
+         RETURNING recipient, body, sent_at, delivered_at",
         id as MessageId,
         status.as_str(),
         reason,
         device.id as DeviceId
     )
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
+    .await?;
+    let event = match status {
+        Status::Sent => Event::SmsSent,
+        Status::Delivered => Event::SmsDelivered,
+        _ => Event::SmsFailed,
+    };
+    let payload = Payload::new(event, &id.to_string(), Utc::now())
+        .with("to", row.recipient)
+        .with("status", status.as_str())
+        .with("error_message", reason.clone())
+        .with_time("sent_at", row.sent_at)
+        .with_time("delivered_at", row.delivered_at);
+    webhook::enqueue(
+        &mut tx,
+        m.user_id,
+        event,
+        Some(device.id),
+        &payload,
+        Some(&row.body),
+    )
     .await?;
     record_events(&mut tx, &[id], status.as_str(), &reason, Some(device.id)).await?;
     bus::publish(&mut tx, &BusEvent::Messages { user_id: m.user_id }).await?;
@@ -462,6 +485,16 @@ pub async fn incoming(
     let id = match inserted {
         Some(id) => {
             record_events(&mut tx, &[id], "received", "", Some(device.id)).await?;
+            let payload = Payload::new(Event::SmsReceived, &id.to_string(), received_at).with("from", from);
+            webhook::enqueue(
+                &mut tx,
+                device.user_id,
+                Event::SmsReceived,
+                Some(device.id),
+                &payload,
+                Some(body.as_str()),
+            )
+            .await?;
             bus::publish(
                 &mut tx,
                 &BusEvent::Messages {
@@ -511,7 +544,8 @@ pub async fn watchdog(pool: &PgPool, cfg: &SmsConfig) -> sqlx::Result<WatchdogRe
            FROM (SELECT id FROM messages WHERE status = 'sending' AND lease_expires_at < now()
                  LIMIT 1000 FOR UPDATE SKIP LOCKED) x
            WHERE m.id = x.id
-           RETURNING m.id AS "id: MessageId", m.status, m.user_id AS "user_id: UserId", m.device_id AS "device_id: DeviceId""#,
+           RETURNING m.id AS "id: MessageId", m.status, m.user_id AS "user_id: UserId", m.device_id AS "device_id: DeviceId",
+                     m.recipient, m.body, m.error_message, m.sent_at"#,
         cfg.max_attempts()
     )
     .fetch_all(&mut *tx)
@@ -523,6 +557,22 @@ pub async fn watchdog(pool: &PgPool, cfg: &SmsConfig) -> sqlx::Result<WatchdogRe
             "No report before the lease ended; offering again."
         };
         record_events(&mut tx, &[l.id], &l.status, detail, l.device_id).await?;
+        if l.status == "failed" {
+            let payload = Payload::new(Event::SmsFailed, &l.id.to_string(), Utc::now())
+                .with("to", l.recipient.clone())
+                .with("status", "failed")
+                .with("error_message", l.error_message.clone())
+                .with_time("sent_at", l.sent_at);
+            webhook::enqueue(
+                &mut tx,
+                l.user_id,
+                Event::SmsFailed,
+                l.device_id,
+                &payload,
+                Some(&l.body),
+            )
+            .await?;
+        }
     }
     report.leases_expired = leases.len();
     report.failed = leases.iter().filter(|l| l.status == "failed").count();
@@ -555,11 +605,27 @@ pub async fn watchdog(pool: &PgPool, cfg: &SmsConfig) -> sqlx::Result<WatchdogRe
            FROM (SELECT id FROM messages WHERE status IN ('pending', 'assigned') AND valid_until < now()
                  LIMIT 1000 FOR UPDATE SKIP LOCKED) x
            WHERE m.id = x.id
-           RETURNING m.id AS "id: MessageId", m.user_id AS "user_id: UserId""#
+           RETURNING m.id AS "id: MessageId", m.user_id AS "user_id: UserId", m.recipient, m.body,
+                     coalesce(m.device_id, m.requested_device_id) AS "device_id: DeviceId""#
     )
     .fetch_all(&mut *tx)
     .await?;
     let expired_ids: Vec<MessageId> = expired.iter().map(|e| e.id).collect();
+    for e in &expired {
+        let payload = Payload::new(Event::SmsExpired, &e.id.to_string(), Utc::now())
+            .with("to", e.recipient.clone())
+            .with("status", "expired")
+            .with("error_message", "Not sent before it expired.");
+        webhook::enqueue(
+            &mut tx,
+            e.user_id,
+            Event::SmsExpired,
+            e.device_id,
+            &payload,
+            Some(&e.body),
+        )
+        .await?;
+    }
     record_events(
         &mut tx,
         &expired_ids,

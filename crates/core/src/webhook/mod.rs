@@ -1,6 +1,7 @@
 //! Webhooks to users' endpoints: event names, the body format of the Vendel contract
 //! (§5) and the two signatures sent with every delivery.
 
+pub mod endpoint;
 mod payload;
 mod sign;
 

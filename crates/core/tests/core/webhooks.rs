@@ -46,3 +46,215 @@ fn both_signatures_verify_and_a_rotation_keeps_old_receivers_working() {
     mac.update(&body);
     assert_eq!(sigs.vendel, hex::encode(mac.finalize().into_bytes()));
 }
+
+mod endpoints {
+    use ender_core::account::{Email, FullName, Password, UserId, sign_up};
+    use ender_core::config::SmsConfig;
+    use ender_core::device::{DeviceInput, create as create_device};
+    use ender_core::secret::Keyring;
+    use ender_core::sms::dispatch::{Report, claim, dispatch_user, incoming, report};
+    use ender_core::sms::send::{SendRequest, send};
+    use ender_core::testing::test_db;
+    use ender_core::webhook::endpoint::{self, EndpointError, EndpointInput};
+    use sqlx::PgPool;
+
+    async fn user(pool: &PgPool, email: &str) -> UserId {
+        sign_up(
+            pool,
+            &Email::parse(email).unwrap(),
+            &Password::parse("correct horse battery", "p").unwrap(),
+            &FullName::default(),
+            false,
+        )
+        .await
+        .unwrap()
+        .user
+        .id
+    }
+
+    fn input(events: &[&str], device: Option<&str>, include_body: bool) -> EndpointInput {
+        let events: Vec<String> = events.iter().map(|e| (*e).to_owned()).collect();
+        EndpointInput::parse(
+            "https://hooks.example.com/ender",
+            &events,
+            "CRM",
+            device,
+            include_body,
+            &[],
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn state_changes_write_deliveries_for_matching_endpoints_in_the_same_transaction() {
+        let db = test_db().await;
+        let keyring = Keyring::parse(&Keyring::generate_entry(1)).unwrap();
+        let owner = user(&db.pool, "hooks@example.org").await;
+        let phone = create_device(
+            &db.pool,
+            owner,
+            &DeviceInput::parse("Phone", "android", "").unwrap(),
+            10,
+        )
+        .await
+        .unwrap()
+        .device;
+        let other_phone = create_device(
+            &db.pool,
+            owner,
+            &DeviceInput::parse("Other", "android", "").unwrap(),
+            10,
+        )
+        .await
+        .unwrap()
+        .device;
+        sqlx::query("UPDATE devices SET per_minute_limit = 100, last_seen_at = now()")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let (all, secret) = endpoint::create(
+            &db.pool,
+            &keyring,
+            owner,
+            &input(&["sms_sent", "sms_delivered", "sms_received"], None, true),
+        )
+        .await
+        .unwrap();
+        assert!(secret.starts_with("whsec_"));
+        let (_, _) = endpoint::create(
+            &db.pool,
+            &keyring,
+            owner,
+            &input(&["sms_sent"], Some(&other_phone.id.to_string()), false),
+        )
+        .await
+        .unwrap();
+
+        let cfg = SmsConfig::default();
+        let req = SendRequest {
+            recipients: vec!["+15550001111".into()],
+            body: "Hello hooks".into(),
+            device_id: Some(phone.id.to_string()),
+            ..Default::default()
+        };
+        send(&db.pool, &cfg, owner, &req, None).await.unwrap();
+        dispatch_user(&db.pool, &cfg, owner).await.unwrap();
+        let claimed = claim(&db.pool, &cfg, &phone).await.unwrap();
+        let id = claimed[0].id.to_string();
+        report(&db.pool, &cfg, &phone, &id, Report::Sent, "")
+            .await
+            .unwrap();
+        report(&db.pool, &cfg, &phone, &id, Report::Delivered, "")
+            .await
+            .unwrap();
+        report(&db.pool, &cfg, &phone, &id, Report::Delivered, "")
+            .await
+            .unwrap();
+        incoming(&db.pool, &phone, "+15557770000", "Reply", chrono::Utc::now())
+            .await
+            .unwrap();
+
+        let rows: Vec<(uuid::Uuid, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT endpoint_id, event, body FROM webhook_deliveries ORDER BY created_at, event",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        let events: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+        // The device-filtered endpoint hears nothing of the other phone; a repeated
+        // "delivered" adds nothing.
+        assert_eq!(events, ["sms_sent", "sms_delivered", "sms_received"]);
+        assert!(rows.iter().all(|r| r.0 == all.id));
+        let sent: serde_json::Value = serde_json::from_slice(&rows[0].2).unwrap();
+        assert_eq!(sent["to"], "+15550001111");
+        assert_eq!(sent["status"], "sent");
+        assert_eq!(sent["body"], "Hello hooks", "include_body");
+        assert_eq!(sent["message_id"], id.as_str());
+        let received: serde_json::Value = serde_json::from_slice(&rows[2].2).unwrap();
+        assert_eq!(
+            (received["from"].as_str(), received["body"].as_str()),
+            (Some("+15557770000"), Some("Reply"))
+        );
+    }
+
+    #[tokio::test]
+    async fn secrets_are_sealed_rotated_with_overlap_and_private_to_their_owner() {
+        let db = test_db().await;
+        let keyring = Keyring::parse(&Keyring::generate_entry(1)).unwrap();
+        let owner = user(&db.pool, "own@example.org").await;
+        let stranger = user(&db.pool, "str@example.org").await;
+        let (ep, first) = endpoint::create(&db.pool, &keyring, owner, &input(&["sms_failed"], None, false))
+            .await
+            .unwrap();
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT ciphertext FROM webhook_secrets")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert!(
+            !String::from_utf8_lossy(&stored).contains(&first[6..]),
+            "sealed at rest"
+        );
+        assert_eq!(
+            endpoint::reveal_secret(&db.pool, &keyring, owner, ep.id)
+                .await
+                .unwrap(),
+            first
+        );
+        assert!(matches!(
+            endpoint::reveal_secret(&db.pool, &keyring, stranger, ep.id).await,
+            Err(EndpointError::NotFound)
+        ));
+        assert!(matches!(
+            endpoint::delete(&db.pool, stranger, ep.id).await,
+            Err(EndpointError::NotFound)
+        ));
+
+        let second = endpoint::rotate_secret(&db.pool, &keyring, owner, ep.id, chrono::Duration::hours(24))
+            .await
+            .unwrap();
+        let mut conn = db.pool.acquire().await.unwrap();
+        assert_eq!(
+            endpoint::live_secrets(&mut conn, &keyring, ep.id).await.unwrap(),
+            [second.clone(), first]
+        );
+        let third = endpoint::rotate_secret(&db.pool, &keyring, owner, ep.id, chrono::Duration::zero())
+            .await
+            .unwrap();
+        assert_eq!(
+            endpoint::live_secrets(&mut conn, &keyring, ep.id).await.unwrap(),
+            [third],
+            "revoked at once"
+        );
+    }
+
+    #[test]
+    fn endpoint_input_is_validated() {
+        let events = vec!["sms_sent".to_owned()];
+        assert!(
+            EndpointInput::parse("https://x.example/h", &["nope".to_owned()], "", None, false, &[]).is_err()
+        );
+        assert!(EndpointInput::parse("https://x.example/h", &[], "", None, false, &[]).is_err());
+        assert!(EndpointInput::parse("http://10.0.0.5/h", &events, "", None, false, &[]).is_err());
+        assert!(
+            EndpointInput::parse(
+                "https://x.example/h",
+                &events,
+                "",
+                Some("not-a-device"),
+                false,
+                &[]
+            )
+            .is_err()
+        );
+        let ok = EndpointInput::parse(
+            "https://x.example/h",
+            &["sms_sent".into(), "sms_sent".into()],
+            " d ",
+            None,
+            true,
+            &[],
+        )
+        .unwrap();
+        assert_eq!((ok.events.len(), ok.description.as_str()), (1, "d"));
+    }
+}

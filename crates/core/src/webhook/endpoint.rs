@@ -1,0 +1,468 @@
+//! Webhook endpoints: validated URLs and event lists, secrets sealed at rest (shown to the
+//! owner on demand, rotated with an overlap), and the fan-out that writes one delivery per
+//! matching endpoint inside the transaction of the change it reports.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::payload::{Event, Payload};
+use super::sign::new_secret;
+use crate::FieldError;
+use crate::account::UserId;
+use crate::device::DeviceId;
+use crate::secret::{Keyring, Sealed};
+
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: Uuid,
+    pub user_id: UserId,
+    pub url: String,
+    pub description: String,
+    pub events: Vec<String>,
+    pub device_id: Option<Uuid>,
+    pub include_body: bool,
+    pub active: bool,
+    pub disabled_reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a person or the API submits for an endpoint.
+#[derive(Debug, Clone)]
+pub struct EndpointInput {
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    pub device_id: Option<DeviceId>,
+    pub include_body: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("Webhook endpoint not found.")]
+    NotFound,
+    #[error("the secret store failed: {0}")]
+    Secret(#[from] crate::secret::SecretError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Addresses no webhook may reach unless an administrator allows them: loopback, private,
+/// link-local (cloud metadata), carrier-grade NAT, multicast, unspecified and broadcast.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || o[0] == 0
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || o[0] >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Checks a URL for an endpoint: http or https, a host, no credentials, and — when the host
+/// is an IP address — not an internal one unless `allowed` says so. Names are checked again
+/// against their resolved addresses when connecting.
+pub fn check_url(raw: &str, allowed: &[ipnet::IpNet]) -> Result<url::Url, FieldError> {
+    let bad = |m: &str| FieldError::new("url", m);
+    let raw = raw.trim();
+    if raw.len() > 2048 {
+        return Err(bad("Use at most 2,048 characters."));
+    }
+    let url =
+        url::Url::parse(raw).map_err(|_| bad("Enter a full URL, like https://example.com/hooks/ender."))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("Only http:// and https:// URLs can receive webhooks."));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "Remove the user name and password from the URL; verify the signature instead.",
+        ));
+    }
+    let ip = match url.host() {
+        None => return Err(bad("The URL needs a host name.")),
+        Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+        Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+        Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost") => {
+            Some(IpAddr::from([127, 0, 0, 1]))
+        }
+        Some(url::Host::Domain(_)) => None,
+    };
+    if let Some(ip) = ip
+        && is_internal(ip)
+        && !allowed.iter().any(|n| n.contains(&ip))
+    {
+        return Err(bad(
+            "This is a private or local address. An administrator can allow it (ENDER_WEBHOOK_ALLOW).",
+        ));
+    }
+    Ok(url)
+}
+
+impl EndpointInput {
+    pub fn parse(
+        url: &str,
+        events: &[String],
+        description: &str,
+        device_id: Option<&str>,
+        include_body: bool,
+        allowed: &[ipnet::IpNet],
+    ) -> Result<Self, FieldError> {
+        let url = check_url(url, allowed)?;
+        let mut names: Vec<String> = Vec::new();
+        for e in events.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+            let event =
+                Event::parse(e).ok_or_else(|| FieldError::new("events", format!("Unknown event: {e}.")))?;
+            if !names.iter().any(|n| n == event.as_str()) {
+                names.push(event.as_str().to_owned());
+            }
+        }
+        if names.is_empty() {
+            return Err(FieldError::new("events", "Choose at least one event."));
+        }
+        let description = description.trim();
+        if description.chars().count() > 200 || description.chars().any(char::is_control) {
+            return Err(FieldError::new(
+                "description",
+                "Use at most 200 characters, without control characters.",
+            ));
+        }
+        let device_id = match device_id.map(str::trim).filter(|d| !d.is_empty()) {
+            None => None,
+            Some(d) => Some(
+                d.parse()
+                    .map_err(|_| FieldError::new("device_id", "Choose one of your devices."))?,
+            ),
+        };
+        Ok(Self {
+            url: url.to_string(),
+            events: names,
+            description: description.to_owned(),
+            device_id,
+            include_body,
+        })
+    }
+}
+
+async fn check_device(
+    conn: &mut PgConnection,
+    user: UserId,
+    device: Option<DeviceId>,
+) -> Result<(), EndpointError> {
+    let Some(device) = device else { return Ok(()) };
+    let mine = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1 AND user_id = $2) AS "e!""#,
+        device as DeviceId,
+        user as UserId
+    )
+    .fetch_one(conn)
+    .await?;
+    if mine {
+        Ok(())
+    } else {
+        Err(FieldError::new("device_id", "Choose one of your devices.").into())
+    }
+}
+
+async fn store_secret(
+    conn: &mut PgConnection,
+    keyring: &Keyring,
+    endpoint: Uuid,
+    secret: &str,
+) -> Result<(), EndpointError> {
+    let sealed = keyring.seal(secret.as_bytes())?;
+    sqlx::query!(
+        "INSERT INTO webhook_secrets (id, endpoint_id, key_version, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)",
+        Uuid::now_v7(),
+        endpoint,
+        sealed.key_version,
+        sealed.nonce,
+        sealed.ciphertext
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Creates an endpoint with a fresh `whsec_…` secret; returns it with the secret.
+pub async fn create(
+    pool: &PgPool,
+    keyring: &Keyring,
+    user: UserId,
+    input: &EndpointInput,
+) -> Result<(Endpoint, String), EndpointError> {
+    let mut tx = pool.begin().await?;
+    check_device(&mut tx, user, input.device_id).await?;
+    let endpoint = sqlx::query_as!(
+        Endpoint,
+        r#"INSERT INTO webhook_endpoints (id, user_id, url, description, events, device_id, include_body)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           RETURNING id, user_id AS "user_id: UserId", url, description, events, device_id, include_body, active,
+                     disabled_reason, created_at"#,
+        Uuid::now_v7(),
+        user as UserId,
+        input.url,
+        input.description,
+        &input.events,
+        input.device_id.map(|d| d.0),
+        input.include_body
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let secret = new_secret();
+    store_secret(&mut tx, keyring, endpoint.id, &secret).await?;
+    tx.commit().await?;
+    Ok((endpoint, secret))
+}
+
+pub async fn list(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<Endpoint>> {
+    sqlx::query_as!(
+        Endpoint,
+        r#"SELECT id, user_id AS "user_id: UserId", url, description, events, device_id, include_body, active,
+                  disabled_reason, created_at
+           FROM webhook_endpoints WHERE user_id = $1 ORDER BY created_at DESC"#,
+        user as UserId
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// The owner's endpoint (another user's is "not found").
+pub async fn find(pool: &PgPool, user: UserId, id: Uuid) -> Result<Endpoint, EndpointError> {
+    sqlx::query_as!(
+        Endpoint,
+        r#"SELECT id, user_id AS "user_id: UserId", url, description, events, device_id, include_body, active,
+                  disabled_reason, created_at
+           FROM webhook_endpoints WHERE id = $1 AND user_id = $2"#,
+        id,
+        user as UserId
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or(EndpointError::NotFound)
+}
+
+pub async fn update(
+    pool: &PgPool,
+    user: UserId,
+    id: Uuid,
+    input: &EndpointInput,
+    active: bool,
+) -> Result<(), EndpointError> {
+    let mut tx = pool.begin().await?;
+    check_device(&mut tx, user, input.device_id).await?;
+    let done = sqlx::query!(
+        "UPDATE webhook_endpoints SET url = $3, description = $4, events = $5, device_id = $6, include_body = $7,
+                active = $8, disabled_reason = CASE WHEN $8 THEN '' ELSE disabled_reason END,
+                failing_since = CASE WHEN $8 THEN NULL ELSE failing_since END, updated_at = now()
+         WHERE id = $1 AND user_id = $2",
+        id,
+        user as UserId,
+        input.url,
+        input.description,
+        &input.events,
+        input.device_id.map(|d| d.0),
+        input.include_body,
+        active
+    )
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(EndpointError::NotFound);
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn delete(pool: &PgPool, user: UserId, id: Uuid) -> Result<(), EndpointError> {
+    let done = sqlx::query!(
+        "DELETE FROM webhook_endpoints WHERE id = $1 AND user_id = $2",
+        id,
+        user as UserId
+    )
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        Err(EndpointError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+/// The secrets that sign now, newest first (a superseded one until its overlap ends).
+pub async fn live_secrets(
+    conn: &mut PgConnection,
+    keyring: &Keyring,
+    endpoint: Uuid,
+) -> Result<Vec<String>, EndpointError> {
+    let rows = sqlx::query!(
+        "SELECT key_version, nonce, ciphertext FROM webhook_secrets
+         WHERE endpoint_id = $1 AND (expires_at IS NULL OR expires_at > now()) ORDER BY created_at DESC",
+        endpoint
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let plain = keyring.open(&Sealed {
+                key_version: r.key_version,
+                nonce: r.nonce,
+                ciphertext: r.ciphertext,
+            })?;
+            Ok(String::from_utf8_lossy(&plain).into_owned())
+        })
+        .collect()
+}
+
+/// The current secret, for its owner.
+pub async fn reveal_secret(
+    pool: &PgPool,
+    keyring: &Keyring,
+    user: UserId,
+    id: Uuid,
+) -> Result<String, EndpointError> {
+    find(pool, user, id).await?;
+    let mut conn = pool.acquire().await?;
+    live_secrets(&mut conn, keyring, id)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(EndpointError::NotFound)
+}
+
+/// A new secret; the previous ones keep signing for `overlap` (zero revokes them at once).
+pub async fn rotate_secret(
+    pool: &PgPool,
+    keyring: &Keyring,
+    user: UserId,
+    id: Uuid,
+    overlap: Duration,
+) -> Result<String, EndpointError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "SELECT id FROM webhook_endpoints WHERE id = $1 AND user_id = $2 FOR UPDATE",
+        id,
+        user as UserId
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(EndpointError::NotFound)?;
+    sqlx::query!(
+        "UPDATE webhook_secrets SET expires_at = least(coalesce(expires_at, 'infinity'), $2) WHERE endpoint_id = $1",
+        id,
+        Utc::now() + overlap
+    )
+    .execute(&mut *tx)
+    .await?;
+    let secret = new_secret();
+    store_secret(&mut tx, keyring, id, &secret).await?;
+    tx.commit().await?;
+    Ok(secret)
+}
+
+/// Writes one pending delivery per active endpoint of `user` subscribed to `event` (and to
+/// `device`, when the endpoint filters by device), inside the caller's transaction. The
+/// body goes out with the message text only to endpoints that asked for it.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    user: UserId,
+    event: Event,
+    device: Option<DeviceId>,
+    payload: &Payload,
+    text: Option<&str>,
+) -> sqlx::Result<u64> {
+    let without = payload.to_bytes();
+    let with = match text {
+        Some(t) => payload.clone().with("body", t).to_bytes(),
+        None => without.clone(),
+    };
+    let message_id = payload
+        .fields
+        .get("message_id")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_owned();
+    let done = sqlx::query!(
+        "INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, message_id, body)
+         SELECT gen_random_uuid(), e.id, e.user_id, $2, $3, CASE WHEN e.include_body THEN $5::bytea ELSE $4::bytea END
+         FROM webhook_endpoints e
+         WHERE e.user_id = $1 AND e.active AND $2 = ANY (e.events) AND (e.device_id IS NULL OR e.device_id = $6)",
+        user as UserId,
+        event.as_str(),
+        message_id,
+        without,
+        with,
+        device.map(|d| d.0)
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_addresses_are_recognised() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(check_url("https://hooks.example.com/ender", &[]).is_ok());
+        for bad in [
+            "ftp://example.com",
+            "example.com",
+            "https://user:pw@example.com",
+            "http://127.0.0.1:8000/",
+            "http://localhost/x",
+            "http://[::1]/",
+            "http://169.254.169.254/latest",
+        ] {
+            assert!(check_url(bad, &[]).is_err(), "{bad}");
+        }
+        let lan: Vec<ipnet::IpNet> = vec!["192.168.0.0/16".parse().unwrap()];
+        assert!(check_url("http://192.168.1.20:9000/hook", &lan).is_ok());
+    }
+}
