@@ -5,6 +5,7 @@ pub mod dispatcher;
 pub mod fcm;
 pub mod jobs;
 mod scheduler;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -31,6 +32,12 @@ pub struct WorkerConfig {
 
     #[command(flatten)]
     pub fcm: fcm::FcmConfig,
+
+    #[command(flatten)]
+    pub webhooks: webhooks::WebhookConfig,
+
+    #[command(flatten)]
+    pub secrets: ender_core::config::SecretConfig,
 }
 
 impl WorkerConfig {
@@ -58,7 +65,12 @@ impl WorkerConfig {
 
 /// Runs the queues and the scheduler until `shutdown` is cancelled. A failing database
 /// restarts the workers with backoff instead of ending the process.
-pub async fn run(pool: PgPool, cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    pool: PgPool,
+    cfg: WorkerConfig,
+    keyring: std::sync::Arc<ender_core::secret::Keyring>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let name = cfg.worker_name();
     tracing::info!(worker.name = %name, "worker starting");
     let scheduler = tokio::spawn(scheduler::run(
@@ -73,6 +85,13 @@ pub async fn run(pool: PgPool, cfg: WorkerConfig, shutdown: CancellationToken) -
             "no FCM service account configured: Android devices are woken by streams and polling only"
         );
     }
+    let deliverer = std::sync::Arc::new(webhooks::Deliverer::new(
+        pool.clone(),
+        keyring,
+        cfg.webhooks.clone(),
+        cfg.secrets.webhook_allow.clone(),
+    )?);
+    let webhook_loop = tokio::spawn(deliverer.run(shutdown.clone()));
     let dispatcher = tokio::spawn(dispatcher::run(
         pool.clone(),
         cfg.sms.clone(),
@@ -107,6 +126,7 @@ pub async fn run(pool: PgPool, cfg: WorkerConfig, shutdown: CancellationToken) -
     }
     let _ = scheduler.await;
     let _ = dispatcher.await;
+    let _ = webhook_loop.await;
     tracing::info!(worker.name = %name, "worker stopped");
     Ok(())
 }

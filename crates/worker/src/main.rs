@@ -42,7 +42,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ender_core::db::migrate(&db.pool).await?;
         let shutdown = CancellationToken::new();
         tokio::spawn(signal(shutdown.clone()));
-        ender_worker::run(db.pool.clone(), cli.worker, shutdown).await
+        let keyring = std::sync::Arc::new(cli.worker.secrets.keyring(&cli.database.data_dir)?);
+        ender_worker::run(db.pool.clone(), cli.worker, keyring, shutdown).await
     }
     .await;
     db.close().await;

@@ -143,3 +143,56 @@ impl Default for SmsConfig {
         }
     }
 }
+
+/// Keys that seal secrets at rest, and where webhooks may go.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SecretConfig {
+    /// `version:base64-of-32-bytes` entries, comma-separated; the highest version seals new
+    /// secrets, all of them open old ones. Unset: a key is generated on first start and kept
+    /// in `<data dir>/secret-keys` (back it up with the database).
+    #[arg(long, env = "ENDER_SECRET_KEYS", value_parser = secret, hide_env_values = true)]
+    pub secret_keys: Option<SecretString>,
+
+    /// Hosts' address ranges webhooks may reach although they are private or local
+    /// (comma-separated CIDRs or IPs), for receivers on your own network.
+    #[arg(long, env = "ENDER_WEBHOOK_ALLOW", value_delimiter = ',', value_parser = net)]
+    pub webhook_allow: Vec<ipnet::IpNet>,
+}
+
+fn net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{s}` is not an IP address or CIDR range"))
+}
+
+impl SecretConfig {
+    /// The configured keyring, or the one kept in the data folder (created on first use).
+    pub fn keyring(&self, data_dir: &std::path::Path) -> anyhow::Result<crate::secret::Keyring> {
+        use secrecy::ExposeSecret;
+        if let Some(list) = &self.secret_keys {
+            return crate::secret::Keyring::parse(list.expose_secret())
+                .map_err(|e| anyhow::anyhow!("ENDER_SECRET_KEYS: {e}"));
+        }
+        let path = data_dir.join("secret-keys");
+        let list = match std::fs::read_to_string(&path) {
+            Ok(list) => list,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(data_dir)?;
+                let list = crate::secret::Keyring::generate_entry(1);
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)?;
+                f.write_all(list.as_bytes())?;
+                tracing::info!(path = %path.display(), "generated the key that seals secrets at rest");
+                list
+            }
+            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        };
+        crate::secret::Keyring::parse(&list).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+}

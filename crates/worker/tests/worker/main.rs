@@ -6,6 +6,7 @@
 )]
 
 mod fcm;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -50,6 +51,9 @@ async fn running_workers_purge_expired_rows_and_stop_on_request() {
     .await
     .unwrap();
     let shutdown = CancellationToken::new();
+    let keyring = std::sync::Arc::new(
+        ender_core::secret::Keyring::parse(&ender_core::secret::Keyring::generate_entry(1)).unwrap(),
+    );
     let cfg = |name: &str| WorkerConfig {
         name: Some(name.to_owned()),
         purge_every_secs: 1,
@@ -59,9 +63,25 @@ async fn running_workers_purge_expired_rows_and_stop_on_request() {
             fcm_url: "http://127.0.0.1:9".to_owned(),
             fcm_token_url: None,
         },
+        webhooks: ender_worker::webhooks::WebhookConfig {
+            webhook_retry_secs: vec![5],
+            webhook_timeout_secs: 5,
+            webhook_concurrency: 4,
+        },
+        secrets: ender_core::config::SecretConfig::default(),
     };
-    let one = tokio::spawn(ender_worker::run(db.pool.clone(), cfg("one"), shutdown.clone()));
-    let two = tokio::spawn(ender_worker::run(db.pool.clone(), cfg("two"), shutdown.clone()));
+    let one = tokio::spawn(ender_worker::run(
+        db.pool.clone(),
+        cfg("one"),
+        keyring.clone(),
+        shutdown.clone(),
+    ));
+    let two = tokio::spawn(ender_worker::run(
+        db.pool.clone(),
+        cfg("two"),
+        keyring.clone(),
+        shutdown.clone(),
+    ));
 
     let mut purged = false;
     for _ in 0..200 {

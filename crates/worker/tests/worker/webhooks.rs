@@ -1,0 +1,237 @@
+//! Webhook delivery to a real receiver on loopback: signatures verified as receivers do,
+//! retries with the same id and bytes, 410 disabling the endpoint, the SSRF guard on the
+//! resolved address, and oversized events dropped.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use chrono::Utc;
+use ender_core::account::{Email, FullName, Password, UserId, sign_up};
+use ender_core::secret::Keyring;
+use ender_core::testing::test_db;
+use ender_core::webhook::endpoint::{self, EndpointInput};
+use ender_core::webhook::{Event, Payload};
+use ender_worker::webhooks::{Deliverer, WebhookConfig};
+
+/// Requests the receiver got: headers and body.
+type Received = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+
+#[derive(Clone, Default)]
+struct Receiver {
+    /// Statuses to answer, in order (then 200).
+    script: Arc<Mutex<Vec<u16>>>,
+    got: Received,
+}
+
+async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    r.got.lock().unwrap().push((headers, body.to_vec()));
+    let mut script = r.script.lock().unwrap();
+    let code = if script.is_empty() { 200 } else { script.remove(0) };
+    StatusCode::from_u16(code).unwrap()
+}
+
+async fn receiver() -> (Receiver, String) {
+    let r = Receiver::default();
+    let app = Router::new().route("/hook", post(receive)).with_state(r.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (r, url)
+}
+
+fn loopback() -> Vec<ipnet::IpNet> {
+    vec!["127.0.0.0/8".parse().unwrap()]
+}
+
+async fn setup(
+    url: &str,
+    allowed: &[ipnet::IpNet],
+) -> (
+    ender_core::testing::TestDb,
+    Arc<Keyring>,
+    UserId,
+    uuid::Uuid,
+    String,
+) {
+    let db = test_db().await;
+    let keyring = Arc::new(Keyring::parse(&Keyring::generate_entry(1)).unwrap());
+    let user = sign_up(
+        &db.pool,
+        &Email::parse("hook@example.org").unwrap(),
+        &Password::parse("correct horse battery", "p").unwrap(),
+        &FullName::default(),
+        false,
+    )
+    .await
+    .unwrap()
+    .user
+    .id;
+    let input = EndpointInput::parse(url, &["sms_sent".to_owned()], "", None, false, allowed).unwrap();
+    let (ep, secret) = endpoint::create(&db.pool, &keyring, user, &input).await.unwrap();
+    (db, keyring, user, ep.id, secret)
+}
+
+fn config(retry: Vec<u64>) -> WebhookConfig {
+    WebhookConfig {
+        webhook_retry_secs: retry,
+        webhook_timeout_secs: 2,
+        webhook_concurrency: 4,
+    }
+}
+
+async fn enqueue(db: &ender_core::testing::TestDb, user: UserId, body_text: &str) {
+    let mut tx = db.pool.begin().await.unwrap();
+    let payload = Payload::new(Event::SmsSent, "m-1", Utc::now())
+        .with("to", "+15550001111")
+        .with("status", "sent");
+    let payload = if body_text.is_empty() {
+        payload
+    } else {
+        payload.with("note", body_text)
+    };
+    endpoint::enqueue(&mut tx, user, Event::SmsSent, None, &payload, None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn deliveries_are_signed_retried_with_the_same_id_and_logged() {
+    let (r, url) = receiver().await;
+    r.script.lock().unwrap().push(500);
+    let (db, keyring, user, _, secret) = setup(&url, &loopback()).await;
+    enqueue(&db, user, "").await;
+    let d = Arc::new(Deliverer::new(db.pool.clone(), keyring, config(vec![0]), loopback()).unwrap());
+    assert_eq!(d.pass().await.unwrap(), 1);
+    assert_eq!(d.pass().await.unwrap(), 1, "retried at once (0 s wait)");
+    assert_eq!(d.pass().await.unwrap(), 0, "delivered: nothing left");
+
+    let got = r.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0["webhook-id"], got[1].0["webhook-id"]);
+    assert_eq!(got[0].1, got[1].1, "retries send the original bytes");
+    let wh = standardwebhooks::Webhook::new(&secret).unwrap();
+    let mut h = http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        h.insert(name, got[1].0[name].to_str().unwrap().parse().unwrap());
+    }
+    wh.verify(&got[1].1, &h).unwrap();
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(&got[1].1);
+    assert_eq!(
+        got[1].0["x-webhook-signature"].to_str().unwrap(),
+        hex::encode(mac.finalize().into_bytes())
+    );
+    assert!(got[1].0["user-agent"].to_str().unwrap().starts_with("Ender/"));
+
+    let (status, attempts): (String, i32) = sqlx::query_as("SELECT status, attempts FROM webhook_deliveries")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!((status.as_str(), attempts), ("succeeded", 2));
+    let logged: Vec<Option<i32>> =
+        sqlx::query_scalar("SELECT response_status FROM webhook_attempts ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(logged, [Some(500), Some(200)]);
+}
+
+#[tokio::test]
+async fn gone_disables_the_endpoint_and_the_last_retry_fails() {
+    let (r, url) = receiver().await;
+    r.script.lock().unwrap().extend([410]);
+    let (db, keyring, user, ep, _) = setup(&url, &loopback()).await;
+    enqueue(&db, user, "").await;
+    let d = Arc::new(Deliverer::new(db.pool.clone(), keyring.clone(), config(vec![0]), loopback()).unwrap());
+    d.pass().await.unwrap();
+    let active: bool = sqlx::query_scalar("SELECT active FROM webhook_endpoints")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert!(!active, "410 disables");
+
+    sqlx::query("UPDATE webhook_endpoints SET active = true")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    r.script.lock().unwrap().extend([500, 502]);
+    enqueue(&db, user, "").await;
+    d.pass().await.unwrap();
+    d.pass().await.unwrap();
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM webhook_deliveries ORDER BY created_at")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        statuses,
+        ["failed", "failed"],
+        "one retry configured, then failed"
+    );
+    let failures: i32 =
+        sqlx::query_scalar("SELECT consecutive_failures FROM webhook_endpoints WHERE id = $1")
+            .bind(ep)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(failures, 2);
+}
+
+#[tokio::test]
+async fn internal_addresses_are_refused_at_connect_time_and_big_events_dropped() {
+    let (r, url) = receiver().await;
+    let port = url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/hook")
+        .to_owned();
+    // Allowed when the endpoint was created, the allowance is gone at delivery time.
+    let (db, keyring, user, ep, _) = setup(&url, &loopback()).await;
+    sqlx::query("UPDATE webhook_endpoints SET url = $2 WHERE id = $1")
+        .bind(ep)
+        .bind(format!("http://localhost:{port}/hook"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    enqueue(&db, user, "").await;
+    let d = Arc::new(Deliverer::new(db.pool.clone(), keyring, config(vec![]), Vec::new()).unwrap());
+    d.pass().await.unwrap();
+    let error: String = sqlx::query_scalar("SELECT error FROM webhook_attempts")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert!(error.contains("blocked"), "{error}");
+    assert!(r.got.lock().unwrap().is_empty(), "nothing reached the receiver");
+    // A name is checked on the addresses it resolves to, when connecting.
+    let refused = ender_worker::webhooks::resolve_allowed("localhost", &[])
+        .await
+        .unwrap_err();
+    assert!(refused.contains("blocked"), "{refused}");
+    assert!(
+        !ender_worker::webhooks::resolve_allowed("localhost", &loopback())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    sqlx::query("DELETE FROM webhook_deliveries")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    enqueue(&db, user, &"x".repeat(300 * 1024)).await;
+    d.pass().await.unwrap();
+    let (status, error): (String, String) =
+        sqlx::query_as("SELECT status, last_error FROM webhook_deliveries")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "dropped");
+    assert!(error.contains("larger than"), "{error}");
+}
