@@ -194,3 +194,19 @@ async fn drop_database(conn: &mut PgConnection, name: &str) {
         tracing::debug!(error = %e, "dropping a test database failed");
     }
 }
+
+/// A verified account with the password `correct horse battery`.
+pub async fn create_user(pool: &PgPool, email: &str) -> crate::account::UserId {
+    use crate::account::{Email, FullName, Password, sign_up};
+    sign_up(
+        pool,
+        &Email::parse(email).expect("a valid test email"),
+        &Password::parse("correct horse battery", "password").expect("a valid test password"),
+        &FullName::default(),
+        false,
+    )
+    .await
+    .expect("sign-up in a test database")
+    .user
+    .id
+}

@@ -1,25 +1,9 @@
 //! Accepting sends through the group-commit batcher.
 
-use ender_core::account::{Email, FullName, Password, UserId, sign_up};
 use ender_core::config::SmsConfig;
 use ender_core::sms::batch::Batcher;
 use ender_core::sms::send::{SendError, SendRequest, validate};
 use ender_core::testing::test_db;
-use sqlx::PgPool;
-
-async fn user(pool: &PgPool, email: &str) -> UserId {
-    sign_up(
-        pool,
-        &Email::parse(email).unwrap(),
-        &Password::parse("correct horse battery", "p").unwrap(),
-        &FullName::default(),
-        false,
-    )
-    .await
-    .unwrap()
-    .user
-    .id
-}
 
 #[tokio::test]
 async fn batched_sends_of_several_users_respect_each_quota_exactly() {
@@ -29,8 +13,8 @@ async fn batched_sends_of_several_users_respect_each_quota_exactly() {
         ..SmsConfig::default()
     };
     let (a, b) = (
-        user(&db.pool, "a@example.org").await,
-        user(&db.pool, "b@example.org").await,
+        ender_core::testing::create_user(&db.pool, "a@example.org").await,
+        ender_core::testing::create_user(&db.pool, "b@example.org").await,
     );
     let batcher = Batcher::start(db.pool.clone(), cfg.clone());
     let mut tasks = Vec::new();

@@ -48,7 +48,7 @@ fn both_signatures_verify_and_a_rotation_keeps_old_receivers_working() {
 }
 
 mod endpoints {
-    use ender_core::account::{Email, FullName, Password, UserId, sign_up};
+
     use ender_core::config::SmsConfig;
     use ender_core::device::{DeviceInput, create as create_device};
     use ender_core::secret::Keyring;
@@ -56,21 +56,6 @@ mod endpoints {
     use ender_core::sms::send::{SendRequest, send};
     use ender_core::testing::test_db;
     use ender_core::webhook::endpoint::{self, EndpointError, EndpointInput};
-    use sqlx::PgPool;
-
-    async fn user(pool: &PgPool, email: &str) -> UserId {
-        sign_up(
-            pool,
-            &Email::parse(email).unwrap(),
-            &Password::parse("correct horse battery", "p").unwrap(),
-            &FullName::default(),
-            false,
-        )
-        .await
-        .unwrap()
-        .user
-        .id
-    }
 
     fn input(events: &[&str], device: Option<&str>, include_body: bool) -> EndpointInput {
         let events: Vec<String> = events.iter().map(|e| (*e).to_owned()).collect();
@@ -89,7 +74,7 @@ mod endpoints {
     async fn state_changes_write_deliveries_for_matching_endpoints_in_the_same_transaction() {
         let db = test_db().await;
         let keyring = Keyring::parse(&Keyring::generate_entry(1)).unwrap();
-        let owner = user(&db.pool, "hooks@example.org").await;
+        let owner = ender_core::testing::create_user(&db.pool, "hooks@example.org").await;
         let phone = create_device(
             &db.pool,
             owner,
@@ -181,8 +166,8 @@ mod endpoints {
     async fn secrets_are_sealed_rotated_with_overlap_and_private_to_their_owner() {
         let db = test_db().await;
         let keyring = Keyring::parse(&Keyring::generate_entry(1)).unwrap();
-        let owner = user(&db.pool, "own@example.org").await;
-        let stranger = user(&db.pool, "str@example.org").await;
+        let owner = ender_core::testing::create_user(&db.pool, "own@example.org").await;
+        let stranger = ender_core::testing::create_user(&db.pool, "str@example.org").await;
         let (ep, first) = endpoint::create(&db.pool, &keyring, owner, &input(&["sms_failed"], None, false))
             .await
             .unwrap();

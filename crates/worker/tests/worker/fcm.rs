@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
-use ender_core::account::{Email, FullName, Password, UserId, sign_up};
 use ender_core::config::SmsConfig;
 use ender_core::testing::test_db;
 use ender_worker::fcm::{Fcm, FcmConfig};
@@ -102,18 +101,9 @@ async fn phones_with_a_token_are_woken_through_fcm() {
     .unwrap();
 
     let db = test_db().await;
-    let user = sign_up(
-        &db.pool,
-        &Email::parse("fcm@example.org").unwrap(),
-        &Password::parse("correct horse battery", "p").unwrap(),
-        &FullName::default(),
-        false,
-    )
-    .await
-    .unwrap()
-    .user;
+    let user_id = ender_core::testing::create_user(&db.pool, "fcm@example.org").await;
     let input = ender_core::device::DeviceInput::parse("Phone", "android", "").unwrap();
-    let device = ender_core::device::create(&db.pool, user.id, &input, 10)
+    let device = ender_core::device::create(&db.pool, user_id, &input, 10)
         .await
         .unwrap()
         .device;
@@ -142,7 +132,7 @@ async fn phones_with_a_token_are_woken_through_fcm() {
                 body: "Wake up".into(),
                 ..Default::default()
             };
-            ender_core::sms::send::send(&pool, &cfg, UserId(user.id.0), &req, None)
+            ender_core::sms::send::send(&pool, &cfg, user_id, &req, None)
                 .await
                 .unwrap();
         }

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::Utc;
-use ender_core::account::{Email, FullName, Password, UserId, sign_up};
+use ender_core::account::UserId;
 use ender_core::secret::Keyring;
 use ender_core::testing::test_db;
 use ender_core::webhook::endpoint::{self, EndpointInput};
@@ -59,17 +59,7 @@ async fn setup(
 ) {
     let db = test_db().await;
     let keyring = Arc::new(Keyring::parse(&Keyring::generate_entry(1)).unwrap());
-    let user = sign_up(
-        &db.pool,
-        &Email::parse("hook@example.org").unwrap(),
-        &Password::parse("correct horse battery", "p").unwrap(),
-        &FullName::default(),
-        false,
-    )
-    .await
-    .unwrap()
-    .user
-    .id;
+    let user = ender_core::testing::create_user(&db.pool, "hook@example.org").await;
     let input = EndpointInput::parse(url, &["sms_sent".to_owned()], "", None, false, allowed).unwrap();
     let (ep, secret) = endpoint::create(&db.pool, &keyring, user, &input).await.unwrap();
     (db, keyring, user, ep.id, secret)
