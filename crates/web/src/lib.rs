@@ -72,11 +72,17 @@ async fn run_with(db: &Database, cfg: &ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (ENDER_BIND)", cfg.web.bind))?;
     tracing::info!(bind = %cfg.web.bind, public_url = %cfg.web.public_url, worker = cfg.web.runs_worker(), "Ender is serving");
+    let webhooks = state::WebhookSetup {
+        keyring: keyring.clone(),
+        config: cfg.worker.webhooks.clone(),
+        allow: cfg.worker.secrets.webhook_allow.clone(),
+    };
     let state = AppState::new(
         db.pool.clone(),
         cfg.web.clone(),
         cfg.worker.sms.clone(),
         mailer,
+        webhooks,
         shutdown.clone(),
     );
     let served = serve(listener, state).await;

@@ -9,6 +9,9 @@ use ender_core::sms::batch::Batcher;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use ender_core::secret::Keyring;
+use ender_worker::webhooks::{Deliverer, WebhookConfig};
+
 use crate::bus::Bus;
 use crate::config::WebConfig;
 use crate::ratelimit::Limiter;
@@ -23,6 +26,7 @@ pub struct AppState {
     pub bus: Bus,
     pub limiter: Arc<Limiter>,
     pub batcher: Batcher,
+    pub webhooks: Arc<Webhooks>,
     pub shutdown: CancellationToken,
 }
 
@@ -33,6 +37,7 @@ impl AppState {
         config: WebConfig,
         sms: SmsConfig,
         mailer: Mailer,
+        webhooks: WebhookSetup,
         shutdown: CancellationToken,
     ) -> Self {
         let http = reqwest::Client::builder()
@@ -45,6 +50,17 @@ impl AppState {
             bus: Bus::start(pool.clone(), shutdown.clone()),
             limiter: Arc::new(Limiter::new(config.api_rate_per_minute)),
             batcher: Batcher::start(pool.clone(), sms.clone()),
+            webhooks: Arc::new(Webhooks {
+                deliverer: Deliverer::new(
+                    pool.clone(),
+                    webhooks.keyring.clone(),
+                    webhooks.config,
+                    webhooks.allow.clone(),
+                )
+                .expect("an HTTP client for webhooks"),
+                keyring: webhooks.keyring,
+                allow: webhooks.allow,
+            }),
             pool,
             config: Arc::new(config),
             sms: Arc::new(sms),
@@ -53,4 +69,18 @@ impl AppState {
             shutdown,
         }
     }
+}
+
+/// What the web process needs to manage and test webhooks.
+pub struct WebhookSetup {
+    pub keyring: Arc<Keyring>,
+    pub config: WebhookConfig,
+    /// Private ranges webhooks may reach (ENDER_WEBHOOK_ALLOW).
+    pub allow: Vec<ipnet::IpNet>,
+}
+
+pub struct Webhooks {
+    pub keyring: Arc<Keyring>,
+    pub deliverer: Deliverer,
+    pub allow: Vec<ipnet::IpNet>,
 }

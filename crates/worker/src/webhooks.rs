@@ -87,6 +87,16 @@ pub struct Deliverer {
     http: reqwest::Client,
 }
 
+/// One attempt as the API reports it.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub id: i64,
+    pub delivery_status: String,
+    pub response_status: Option<i32>,
+    pub duration_ms: i32,
+    pub error: String,
+}
+
 struct Due {
     id: uuid::Uuid,
     endpoint_id: uuid::Uuid,
@@ -181,6 +191,37 @@ impl Deliverer {
         }
         while tasks.join_next().await.is_some() {}
         Ok(n)
+    }
+
+    /// Sends one delivery now, whatever its state (a test event, or a retry by hand), and
+    /// returns the attempt it made.
+    pub async fn deliver_now(&self, delivery: uuid::Uuid) -> sqlx::Result<Option<Attempt>> {
+        let lease = self.cfg.webhook_timeout_secs as f64 + 5.0;
+        let due = sqlx::query_as!(
+            Due,
+            r#"WITH claimed AS (
+                   UPDATE webhook_deliveries SET status = 'delivering', attempts = attempts + 1,
+                          lease_expires_at = now() + make_interval(secs => $2), updated_at = now()
+                   WHERE id = $1 AND status <> 'delivering'
+                   RETURNING id, endpoint_id, body, attempts)
+               SELECT c.id AS "id!", c.endpoint_id AS "endpoint_id!", e.url AS "url!", c.body AS "body!", c.attempts AS "attempts!"
+               FROM claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id"#,
+            delivery,
+            lease
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(due) = due else { return Ok(None) };
+        self.deliver(due).await?;
+        sqlx::query_as!(
+            Attempt,
+            r#"SELECT a.id, d.status AS delivery_status, a.response_status, a.duration_ms, a.error
+               FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id
+               WHERE a.delivery_id = $1 ORDER BY a.id DESC LIMIT 1"#,
+            delivery
+        )
+        .fetch_optional(&self.pool)
+        .await
     }
 
     async fn deliver(&self, d: Due) -> sqlx::Result<()> {

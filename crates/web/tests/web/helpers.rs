@@ -76,7 +76,19 @@ impl TestApp {
                 shutdown.clone(),
             ));
         }
-        let state = AppState::new(pool, web, sms, mailer, shutdown.clone());
+        let webhooks = ender_web::state::WebhookSetup {
+            keyring: std::sync::Arc::new(
+                ender_core::secret::Keyring::parse(&ender_core::secret::Keyring::generate_entry(1)).unwrap(),
+            ),
+            config: ender_worker::webhooks::WebhookConfig {
+                webhook_retry_secs: vec![0],
+                webhook_timeout_secs: 3,
+                webhook_concurrency: 4,
+            },
+            // Test receivers listen on loopback.
+            allow: vec!["127.0.0.0/8".parse().unwrap()],
+        };
+        let state = AppState::new(pool, web, sms, mailer, webhooks, shutdown.clone());
         tokio::spawn(ender_web::serve(listener, state));
         Self {
             addr,

@@ -18,3 +18,4 @@ mod pages;
 mod shell;
 mod simulator;
 mod sms;
+mod webhooks;

@@ -7,6 +7,7 @@ mod format;
 mod keys;
 mod realtime;
 mod sms;
+mod webhooks;
 
 use axum::Json;
 use axum::Router;
@@ -72,6 +73,7 @@ pub fn routes() -> Router<AppState> {
         .merge(devices::routes())
         .merge(keys::routes())
         .merge(realtime::routes())
+        .merge(webhooks::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not found.") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.")
