@@ -11,6 +11,7 @@ pub struct PurgeReport {
     pub rate_limits: u64,
     pub cron_ticks: u64,
     pub finished_jobs: u64,
+    pub webhook_attempts: u64,
 }
 
 /// Deletes expired sessions and tokens, finished rate-limit windows, old cron claims and
@@ -47,6 +48,18 @@ pub async fn purge_expired(conn: &mut PgConnection) -> sqlx::Result<PurgeReport>
     .execute(&mut *conn)
     .await?
     .rows_affected();
+    // Webhook history is kept 30 days (finished deliveries and every attempt).
+    let webhook_attempts =
+        sqlx::query!("DELETE FROM webhook_attempts WHERE created_at < now() - interval '30 days'")
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    sqlx::query!(
+        "DELETE FROM webhook_deliveries
+         WHERE status IN ('succeeded', 'failed', 'dropped') AND updated_at < now() - interval '30 days'"
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(PurgeReport {
         sessions,
         email_tokens,
@@ -54,5 +67,6 @@ pub async fn purge_expired(conn: &mut PgConnection) -> sqlx::Result<PurgeReport>
         rate_limits,
         cron_ticks,
         finished_jobs,
+        webhook_attempts,
     })
 }

@@ -70,7 +70,11 @@ impl Sim {
         tokio::spawn(async move {
             let mut res = res;
             let mut buf = String::new();
-            while let Ok(Some(chunk)) = res.chunk().await {
+            // Ends (closing the connection) when the test drops the receiver.
+            while let Some(Ok(Some(chunk))) = tokio::select! {
+                () = tx.closed() => None,
+                c = res.chunk() => Some(c),
+            } {
                 buf.push_str(&String::from_utf8_lossy(&chunk));
                 while let Some(end) = buf.find("\n\n") {
                     let frame: String = buf.drain(..end + 2).collect();

@@ -197,3 +197,52 @@ async fn endpoints_are_managed_tested_and_retried_through_the_api() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn devices_going_online_and_offline_are_announced() {
+    let app = TestApp::spawn().await;
+    let c = Caller::new(&app, "presence@example.org").await;
+    let (_, url) = receiver().await;
+    let (status, _) = c
+        .post(
+            "/api/webhooks",
+            json!({"url": url, "events": ["device_online", "device_offline"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let modem = crate::simulator::Sim::register(&app, "presence@example.org", "modem", "Dongle").await;
+    let rx = modem.stream("/api/device/events").await;
+    let wait_for = |n: i64| {
+        let pool = app.pool().clone();
+        async move {
+            for _ in 0..50 {
+                let count: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                if count >= n {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("expected {n} deliveries");
+        }
+    };
+    wait_for(1).await;
+    drop(rx);
+    wait_for(2).await;
+    let rows: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT event, body FROM webhook_deliveries ORDER BY created_at")
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        (rows[0].0.as_str(), rows[1].0.as_str()),
+        ("device_online", "device_offline")
+    );
+    let body: Value = serde_json::from_slice(&rows[0].1).unwrap();
+    assert_eq!(
+        (body["device_id"].as_str(), body["device_name"].as_str()),
+        (Some(modem.id.as_str()), Some("Dongle"))
+    );
+}
