@@ -39,6 +39,10 @@ pub struct WebhookConfig {
     pub webhook_concurrency: i64,
 }
 
+/// Failures in a row after which an endpoint's breaker opens: its deliveries wait (without
+/// using attempts) 30 s, doubling up to 10 min, then one probe goes; a success closes it.
+pub const BREAKER_THRESHOLD: i32 = 5;
+
 /// Largest body sent; bigger events are dropped with the reason recorded.
 const MAX_BODY: usize = 256 * 1024;
 /// Largest part of a response kept in the attempt log (never more is read).
@@ -160,7 +164,9 @@ impl Deliverer {
                    SELECT endpoint_id, count(*) AS n FROM webhook_deliveries WHERE status = 'delivering' GROUP BY endpoint_id),
                candidates AS (
                    SELECT d.id, row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id)
-                              + coalesce(b.n, 0) AS rank
+                              + coalesce(b.n, 0) AS rank,
+                          -- a failing endpoint gets one probe at a time (half-open breaker)
+                          CASE WHEN e.consecutive_failures >= $3::int THEN 1::bigint ELSE $1::bigint END AS cap
                    FROM webhook_deliveries d
                    JOIN webhook_endpoints e ON e.id = d.endpoint_id
                    LEFT JOIN busy b ON b.endpoint_id = d.endpoint_id
@@ -170,12 +176,13 @@ impl Deliverer {
                    UPDATE webhook_deliveries d SET status = 'delivering', attempts = d.attempts + 1,
                           lease_expires_at = now() + make_interval(secs => $2), updated_at = now()
                    FROM candidates c
-                   WHERE d.id = c.id AND c.rank <= $1 AND d.status = 'pending'
+                   WHERE d.id = c.id AND c.rank <= c.cap AND d.status = 'pending'
                    RETURNING d.id, d.endpoint_id, d.body, d.attempts)
                SELECT c.id AS "id!", c.endpoint_id AS "endpoint_id!", e.url AS "url!", c.body AS "body!", c.attempts AS "attempts!"
                FROM claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id"#,
             self.cfg.webhook_concurrency.max(1),
-            lease
+            lease,
+            BREAKER_THRESHOLD
         )
         .fetch_all(&self.pool)
         .await?;
@@ -353,7 +360,8 @@ impl Deliverer {
         .await?;
         if success {
             sqlx::query!(
-                "UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL WHERE id = $1",
+                "UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL, breaker_open_until = NULL
+                 WHERE id = $1",
                 d.endpoint_id
             )
             .execute(&mut *tx)
@@ -369,8 +377,13 @@ impl Deliverer {
         } else if !dropped {
             sqlx::query!(
                 "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1,
-                        failing_since = coalesce(failing_since, now()) WHERE id = $1",
-                d.endpoint_id
+                        failing_since = coalesce(failing_since, now()),
+                        breaker_open_until = CASE WHEN consecutive_failures + 1 >= $2
+                            THEN now() + make_interval(secs => least(600, 30 * power(2, consecutive_failures + 1 - $2)))
+                            ELSE breaker_open_until END
+                 WHERE id = $1",
+                d.endpoint_id,
+                BREAKER_THRESHOLD
             )
             .execute(&mut *tx)
             .await?;

@@ -225,3 +225,53 @@ async fn internal_addresses_are_refused_at_connect_time_and_big_events_dropped()
     assert_eq!(status, "dropped");
     assert!(error.contains("larger than"), "{error}");
 }
+
+#[tokio::test]
+async fn a_failing_endpoint_trips_its_breaker_and_recovers_through_one_probe() {
+    let (r, url) = receiver().await;
+    r.script.lock().unwrap().extend(std::iter::repeat_n(500, 9));
+    let (db, keyring, user, ep, _) = setup(&url, &loopback()).await;
+    for _ in 0..8 {
+        enqueue(&db, user, "").await;
+    }
+    let d = Arc::new(Deliverer::new(db.pool.clone(), keyring, config(vec![0; 10]), loopback()).unwrap());
+    assert_eq!(d.pass().await.unwrap(), 4, "the per-endpoint cap");
+    assert_eq!(d.pass().await.unwrap(), 4);
+    let open: bool = sqlx::query_scalar("SELECT breaker_open_until > now() FROM webhook_endpoints")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert!(open, "eight failures in a row open the breaker");
+    let before: i64 = sqlx::query_scalar("SELECT sum(attempts) FROM webhook_deliveries")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(d.pass().await.unwrap(), 0, "nothing goes while it is open");
+    let after: i64 = sqlx::query_scalar("SELECT sum(attempts) FROM webhook_deliveries")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(before, after, "waiting burns no attempts");
+
+    // Half-open: one probe; it fails (the ninth 500), the breaker opens again.
+    sqlx::query("UPDATE webhook_endpoints SET breaker_open_until = now() - interval '1 second'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(d.pass().await.unwrap(), 1);
+    // The receiver is back: the next probe succeeds and closes the breaker.
+    sqlx::query("UPDATE webhook_endpoints SET breaker_open_until = now() - interval '1 second'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(d.pass().await.unwrap(), 1);
+    let (failures, breaker): (i32, Option<chrono::DateTime<Utc>>) = sqlx::query_as(
+        "SELECT consecutive_failures, breaker_open_until FROM webhook_endpoints WHERE id = $1",
+    )
+    .bind(ep)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((failures, breaker), (0, None));
+    assert_eq!(d.pass().await.unwrap(), 4, "back to the full cap");
+}
