@@ -2,22 +2,11 @@
 
 use std::net::SocketAddr;
 
-use ender_core::config::{DatabaseConfig, LogConfig, MailConfig};
+use ender_core::config::{DatabaseConfig, LogConfig, MailConfig, net, secret};
 use ender_worker::WorkerConfig;
 use ipnet::IpNet;
 use secrecy::SecretString;
 use url::Url;
-
-fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
-    Ok(SecretString::from(s.to_owned()))
-}
-
-fn net(s: &str) -> Result<IpNet, String> {
-    let s = s.trim();
-    s.parse::<IpNet>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("`{s}` is not an IP address or CIDR range"))
-}
 
 /// Everything `ender-web serve` needs.
 #[derive(clap::Args, Debug, Clone)]

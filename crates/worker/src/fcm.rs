@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use ender_core::config::secret;
 use ender_core::device::DeviceId;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -28,10 +29,6 @@ pub struct FcmConfig {
     /// Overrides the token URI of the service account (for tests).
     #[arg(long, env = "ENDER_FCM_TOKEN_URL")]
     pub fcm_token_url: Option<String>,
-}
-
-fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
-    Ok(SecretString::from(s.to_owned()))
 }
 
 #[derive(Deserialize)]

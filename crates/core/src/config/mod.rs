@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
-fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+/// clap value parser for secrets (kept out of Debug output).
+pub fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(s.to_owned()))
 }
 
@@ -159,7 +160,8 @@ pub struct SecretConfig {
     pub webhook_allow: Vec<ipnet::IpNet>,
 }
 
-fn net(s: &str) -> Result<ipnet::IpNet, String> {
+/// clap value parser for an IP address or CIDR range.
+pub fn net(s: &str) -> Result<ipnet::IpNet, String> {
     let s = s.trim();
     s.parse::<ipnet::IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))

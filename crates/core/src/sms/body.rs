@@ -38,19 +38,7 @@ pub enum BodyError {
 
 impl SmsBody {
     pub fn parse(raw: &str) -> Result<Self, BodyError> {
-        let text = clean(raw);
-        if text.trim().is_empty() {
-            return Err(BodyError::Empty);
-        }
-        if text.chars().count() > MAX_CHARS {
-            return Err(BodyError::TooLong);
-        }
-        let (encoding, segments) = measure(&text);
-        Ok(Self {
-            text,
-            encoding,
-            segments,
-        })
+        Self::build(raw, MAX_CHARS)
     }
 
     pub fn as_str(&self) -> &str {
@@ -60,11 +48,15 @@ impl SmsBody {
     /// A received body: cleaned and non-empty; long concatenated SMS (up to 10,000
     /// characters) are kept whole, since the phone already received them.
     pub fn parse_received(raw: &str) -> Result<Self, BodyError> {
+        Self::build(raw, 10_000)
+    }
+
+    fn build(raw: &str, max_chars: usize) -> Result<Self, BodyError> {
         let text = clean(raw);
         if text.trim().is_empty() {
             return Err(BodyError::Empty);
         }
-        if text.chars().count() > 10_000 {
+        if text.chars().count() > max_chars {
             return Err(BodyError::TooLong);
         }
         let (encoding, segments) = measure(&text);

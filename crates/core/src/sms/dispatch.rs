@@ -234,21 +234,14 @@ pub async fn claim(pool: &PgPool, cfg: &SmsConfig, device: &Device) -> sqlx::Res
 
 /// Messages a device holds under a lease, for streams that push them again on reconnect.
 pub async fn sending_for_device(pool: &PgPool, device: DeviceId) -> sqlx::Result<Vec<Claimed>> {
-    let rows = sqlx::query!(
+    sqlx::query_as!(
+        Claimed,
         r#"SELECT id AS "id: MessageId", recipient, body FROM messages
            WHERE device_id = $1 AND status = 'sending' ORDER BY id LIMIT 500"#,
         device as DeviceId
     )
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Claimed {
-            id: r.id,
-            recipient: r.recipient,
-            body: r.body,
-        })
-        .collect())
+    .await
 }
 
 /// What a device can report.

@@ -40,8 +40,19 @@ async fn unknown_pages_get_the_404_page_and_unknown_api_paths_the_envelope() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert_eq!(res.json::<serde_json::Value>().await.unwrap()["status"], 404);
 
+    // A state-changing method without the CSRF token is refused before routing...
     let res = app.client.delete(app.url("/login")).send().await.unwrap();
-    assert!(res.status() == StatusCode::METHOD_NOT_ALLOWED || res.status() == StatusCode::FORBIDDEN);
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // ...and with it, a method the page does not take is 405.
+    let token = app.csrf("/login").await;
+    let res = app
+        .client
+        .delete(app.url("/login"))
+        .header("x-csrf-token", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
 #[tokio::test]

@@ -275,3 +275,53 @@ async fn a_failing_endpoint_trips_its_breaker_and_recovers_through_one_probe() {
     assert_eq!((failures, breaker), (0, None));
     assert_eq!(d.pass().await.unwrap(), 4, "back to the full cap");
 }
+
+#[tokio::test]
+async fn huge_silent_and_redirecting_receivers_are_handled() {
+    use axum::response::{IntoResponse, Redirect};
+    use axum::routing::post as route_post;
+    let app = Router::new()
+        .route("/huge", route_post(|| async { "x".repeat(10 * 1024 * 1024) }))
+        .route(
+            "/silent",
+            route_post(|| async {
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                "late"
+            }),
+        )
+        .route(
+            "/moved",
+            route_post(|| async { Redirect::temporary("https://example.com/elsewhere").into_response() }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    for (path, expect_status, expect_error) in [
+        ("/huge", Some(200), ""),
+        ("/silent", None, "did not answer in time"),
+        ("/moved", Some(307), "redirects are not followed"),
+    ] {
+        let (db, keyring, user, _, _) = setup(&format!("{base}{path}"), &loopback()).await;
+        enqueue(&db, user, "").await;
+        let d = Arc::new(Deliverer::new(db.pool.clone(), keyring, config(vec![60]), loopback()).unwrap());
+        d.pass().await.unwrap();
+        let (status, body, error): (Option<i32>, String, String) =
+            sqlx::query_as("SELECT response_status, response_body, error FROM webhook_attempts")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(status, expect_status, "{path}");
+        assert!(error.contains(expect_error), "{path}: {error}");
+        assert!(body.len() <= 16 * 1024, "{path}: at most the cap is kept");
+        let delivery: String = sqlx::query_scalar("SELECT status FROM webhook_deliveries")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            delivery,
+            if path == "/huge" { "succeeded" } else { "pending" },
+            "{path}"
+        );
+    }
+}
