@@ -13,6 +13,7 @@ pub mod session;
 pub mod state;
 pub mod views;
 
+use ender_worker::webhooks::OwnerNotices;
 use std::net::SocketAddr;
 
 use anyhow::Context;
@@ -64,6 +65,10 @@ async fn run_with(db: &Database, cfg: &ServeConfig) -> anyhow::Result<()> {
             db.pool.clone(),
             cfg.worker.clone(),
             keyring.clone(),
+            Some(OwnerNotices {
+                mailer: mailer.clone(),
+                public_url: cfg.web.public_url.to_string(),
+            }),
             shutdown.clone(),
         ))
     });

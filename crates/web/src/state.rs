@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use ender_core::secret::Keyring;
-use ender_worker::webhooks::{Deliverer, WebhookConfig};
+use ender_worker::webhooks::{Deliverer, OwnerNotices, WebhookConfig};
 
 use crate::bus::Bus;
 use crate::config::WebConfig;
@@ -56,6 +56,10 @@ impl AppState {
                     webhooks.keyring.clone(),
                     webhooks.config,
                     webhooks.allow.clone(),
+                    Some(OwnerNotices {
+                        mailer: mailer.clone(),
+                        public_url: config.public_url.to_string(),
+                    }),
                 )
                 .expect("an HTTP client for webhooks"),
                 keyring: webhooks.keyring,

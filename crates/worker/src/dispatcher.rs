@@ -11,6 +11,7 @@ use std::time::Duration;
 use ender_core::account::UserId;
 use ender_core::bus::DISPATCH;
 use ender_core::config::SmsConfig;
+use ender_core::device::announce_presence;
 use ender_core::sms::dispatch::{Assignment, dispatch_user, watchdog};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -33,6 +34,10 @@ pub async fn run(pool: PgPool, cfg: SmsConfig, fcm: Option<Arc<Fcm>>, shutdown: 
             () = shutdown.cancelled() => return,
             () = wake.notified() => {}
             _ = sweep.tick() => {
+                // Devices that became reachable or unreachable without a stream (FCM, polling).
+                if let Err(e) = announce_presence(&pool, cfg.device_seen_window_secs, None).await {
+                    tracing::warn!(error = %e, "announcing device presence failed");
+                }
                 match watchdog(&pool, &cfg).await {
                     Ok(report) => {
                         if report.leases_expired + report.claims_timed_out + report.expired > 0 {

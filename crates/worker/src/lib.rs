@@ -69,6 +69,7 @@ pub async fn run(
     pool: PgPool,
     cfg: WorkerConfig,
     keyring: std::sync::Arc<ender_core::secret::Keyring>,
+    notices: Option<webhooks::OwnerNotices>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let name = cfg.worker_name();
@@ -90,6 +91,7 @@ pub async fn run(
         keyring,
         cfg.webhooks.clone(),
         cfg.secrets.webhook_allow.clone(),
+        notices,
     )?);
     let webhook_loop = tokio::spawn(deliverer.run(shutdown.clone()));
     let dispatcher = tokio::spawn(dispatcher::run(

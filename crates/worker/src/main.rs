@@ -1,8 +1,9 @@
 //! `ender-worker`: the background worker as its own process.
 
 use clap::Parser;
-use ender_core::config::{DatabaseConfig, LogConfig};
+use ender_core::config::{DatabaseConfig, LogConfig, MailConfig};
 use ender_core::db::Database;
+use ender_core::mail::Mailer;
 use ender_worker::WorkerConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +18,11 @@ struct Cli {
     database: DatabaseConfig,
     #[command(flatten)]
     worker: WorkerConfig,
+    #[command(flatten)]
+    mail: MailConfig,
+    /// The address people use to reach Ender (for links in mails to owners).
+    #[arg(long, env = "ENDER_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    public_url: String,
     #[command(flatten)]
     log: LogConfig,
 }
@@ -43,7 +49,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         tokio::spawn(signal(shutdown.clone()));
         let keyring = std::sync::Arc::new(cli.worker.secrets.keyring(&cli.database.data_dir)?);
-        ender_worker::run(db.pool.clone(), cli.worker, keyring, shutdown).await
+        let notices = ender_worker::webhooks::OwnerNotices {
+            mailer: Mailer::from_config(&cli.mail, &cli.database.data_dir)?,
+            public_url: cli.public_url,
+        };
+        ender_worker::run(db.pool.clone(), cli.worker, keyring, Some(notices), shutdown).await
     }
     .await;
     db.close().await;

@@ -1,21 +1,32 @@
-//! Delivering webhooks. Deliveries are rows written with the change they report; this loop
-//! claims due ones under a lease (a worker killed mid-delivery is replaced within 20 s, and
-//! a retry carries the same `webhook-id` and bytes), at most a few in flight per endpoint so
-//! one slow receiver never holds up another, signs and sends each, records the attempt, and
-//! schedules the next try in Postgres. Receivers are reached only at public addresses (checked
-//! on the resolved address at connect time) unless an administrator allowed a range.
+//! Delivering webhooks. Deliveries are rows written with the change they report (which
+//! also sends `NOTIFY ender_webhooks`); this engine wakes on that notification, on a freed
+//! slot and every second, claims due deliveries under a lease (a worker killed mid-delivery
+//! is replaced within 20 s, and a retry carries the same `webhook-id` and bytes) with at
+//! most a few in flight per endpoint, and sends each on its own task, so one slow receiver
+//! never holds up another. Outcomes are written in batches (one transaction records every
+//! attempt that finished meanwhile), with the next try scheduled in Postgres. Receivers are
+//! reached only at public addresses (checked on the resolved address at connect time)
+//! unless an administrator allowed a range.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use ender_core::bus::WEBHOOKS;
+use ender_core::mail::{Mail, Mailer};
 use ender_core::secret::Keyring;
-use ender_core::webhook::endpoint::{check_url, is_internal, live_secrets};
+use ender_core::webhook::endpoint::{
+    BREAKER_THRESHOLD, SigningSecret, check_url, is_internal, signing_secrets,
+};
 use ender_core::webhook::sign;
 use rand::Rng;
 use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// Delivery settings, from flags and the environment.
 #[derive(clap::Args, Debug, Clone)]
@@ -34,19 +45,43 @@ pub struct WebhookConfig {
     #[arg(long, env = "ENDER_WEBHOOK_TIMEOUT_SECS", default_value_t = 15)]
     pub webhook_timeout_secs: u64,
 
-    /// Deliveries in flight at once per endpoint.
-    #[arg(long, env = "ENDER_WEBHOOK_CONCURRENCY", default_value_t = 4)]
+    /// Deliveries in flight at once per endpoint (across all workers).
+    #[arg(long, env = "ENDER_WEBHOOK_CONCURRENCY", default_value_t = 16)]
     pub webhook_concurrency: i64,
+
+    /// An endpoint failing without a single success for this many hours is disabled and its
+    /// owner told by mail; events meanwhile are kept for "re-enable and replay".
+    #[arg(long, env = "ENDER_WEBHOOK_DISABLE_AFTER_HOURS", default_value_t = 120)]
+    pub webhook_disable_after_hours: u64,
 }
 
-/// Failures in a row after which an endpoint's breaker opens: its deliveries wait (without
-/// using attempts) 30 s, doubling up to 10 min, then one probe goes; a success closes it.
-pub const BREAKER_THRESHOLD: i32 = 5;
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            webhook_retry_secs: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
+            webhook_timeout_secs: 15,
+            webhook_concurrency: 16,
+            webhook_disable_after_hours: 120,
+        }
+    }
+}
+
+/// How a worker tells owners that Ender disabled their endpoint.
+#[derive(Debug, Clone)]
+pub struct OwnerNotices {
+    pub mailer: Mailer,
+    /// Base of the link to the endpoint's page.
+    pub public_url: String,
+}
 
 /// Largest body sent; bigger events are dropped with the reason recorded.
 const MAX_BODY: usize = 256 * 1024;
 /// Largest part of a response kept in the attempt log (never more is read).
 const MAX_RESPONSE: usize = 16 * 1024;
+/// Deliveries one worker process has in flight at most.
+const MAX_IN_FLIGHT: usize = 512;
+/// Outcomes recorded in one transaction at most.
+const MAX_BATCH: usize = 512;
 
 /// Refuses to connect to internal addresses unless allowed (stops DNS rebinding: the
 /// check is on the address actually used).
@@ -83,12 +118,22 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
+/// An endpoint's signing secrets as last loaded, valid while `changed_at` matches.
+struct CachedSecrets {
+    changed_at: DateTime<Utc>,
+    secrets: Vec<SigningSecret>,
+}
+
 pub struct Deliverer {
     pool: PgPool,
     keyring: Arc<Keyring>,
     cfg: WebhookConfig,
     allowed: Vec<ipnet::IpNet>,
     http: reqwest::Client,
+    notices: Option<OwnerNotices>,
+    secrets: Mutex<HashMap<Uuid, CachedSecrets>>,
+    /// Wakes the claim loop: new deliveries, or a slot freed.
+    wake: Notify,
 }
 
 /// One attempt as the API reports it.
@@ -102,11 +147,65 @@ pub struct Attempt {
 }
 
 struct Due {
-    id: uuid::Uuid,
-    endpoint_id: uuid::Uuid,
+    id: Uuid,
+    endpoint_id: Uuid,
     url: String,
+    event: String,
     body: Vec<u8>,
     attempts: i32,
+    secrets_changed_at: DateTime<Utc>,
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Next {
+    Succeeded,
+    /// Try again after this many seconds.
+    Retry(f64),
+    /// Out of retries.
+    Failed,
+    /// Never sendable (too big).
+    Dropped,
+    /// 410: the endpoint is disabled.
+    Gone,
+}
+
+struct Outcome {
+    delivery: Uuid,
+    endpoint: Uuid,
+    /// The claim's attempt number: a result for a delivery another worker has since taken
+    /// over (its lease ran out) is logged but does not change the delivery.
+    attempt: i32,
+    headers: String,
+    status: Option<u16>,
+    response: String,
+    duration_ms: i32,
+    error: String,
+    next: Next,
+}
+
+impl Outcome {
+    fn delivery_status(&self) -> &'static str {
+        match self.next {
+            Next::Succeeded => "succeeded",
+            Next::Retry(_) => "pending",
+            Next::Failed | Next::Gone => "failed",
+            Next::Dropped => "dropped",
+        }
+    }
+
+    /// Counts against the endpoint's health (a too-big event is not the receiver's fault).
+    fn is_failure(&self) -> bool {
+        matches!(self.next, Next::Retry(_) | Next::Failed | Next::Gone)
+    }
+
+    fn summary(&self) -> String {
+        match (self.status, self.error.is_empty()) {
+            (Some(s), true) => format!("HTTP {s}"),
+            (Some(s), false) => format!("HTTP {s}: {}", self.error),
+            (None, _) => self.error.clone(),
+        }
+    }
 }
 
 impl Deliverer {
@@ -115,6 +214,7 @@ impl Deliverer {
         keyring: Arc<Keyring>,
         cfg: WebhookConfig,
         allowed: Vec<ipnet::IpNet>,
+        notices: Option<OwnerNotices>,
     ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("Ender/", env!("CARGO_PKG_VERSION")))
@@ -130,96 +230,198 @@ impl Deliverer {
             cfg,
             allowed,
             http,
+            notices,
+            secrets: Mutex::default(),
+            wake: Notify::new(),
         })
     }
 
-    /// Delivers until `shutdown`, polling every 200 ms.
+    /// Seconds a claim holds a delivery: the receiver's timeout and a margin to record it.
+    fn lease_secs(&self) -> f64 {
+        self.cfg.webhook_timeout_secs.max(1) as f64 + 3.0
+    }
+
+    /// Delivers until `shutdown`; deliveries in flight then finish (within the timeout)
+    /// and are recorded before it returns.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let (results, outcomes) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(self.clone().write_outcomes(outcomes));
+        let listener = tokio::spawn(self.clone().listen(shutdown.clone()));
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
+                () = shutdown.cancelled() => break,
+                () = self.wake.notified() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                _ = tick.tick() => {
+                    if let Err(e) = self.recover_leases().await {
+                        tracing::warn!(error = %e, "taking over expired webhook leases failed");
+                    }
+                }
             }
-            if let Err(e) = self.pass().await {
-                tracing::warn!(error = %e, "webhook delivery pass failed");
+            while tasks.len() < MAX_IN_FLIGHT {
+                let room = MAX_IN_FLIGHT - tasks.len();
+                let due = match self.claim(room).await {
+                    Ok(due) => due,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming webhook deliveries failed");
+                        break;
+                    }
+                };
+                let claimed = due.len();
+                for d in due {
+                    let me = self.clone();
+                    let results = results.clone();
+                    tasks.spawn(async move {
+                        let outcome = me.attempt(d).await;
+                        let _ = results.send(outcome);
+                    });
+                }
+                if claimed < room {
+                    break;
+                }
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+        drop(results);
+        let _ = writer.await;
+        listener.abort();
+    }
+
+    async fn listen(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let result: sqlx::Result<()> = async {
+                let mut listener = PgListener::connect_with(&self.pool).await?;
+                listener.listen(WEBHOOKS).await?;
+                // Anything that arrived while not listening is found now.
+                self.wake.notify_one();
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        n = listener.recv() => { n?; }
+                    }
+                    self.wake.notify_one();
+                }
+            }
+            .await;
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "listening for webhook deliveries failed; retrying");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
     }
 
-    /// Takes over deliveries whose worker died, claims due ones and sends them; returns how
-    /// many were attempted.
-    pub async fn pass(self: &Arc<Self>) -> sqlx::Result<usize> {
-        sqlx::query!(
+    /// Returns deliveries whose worker died (lease over) to the queue.
+    pub async fn recover_leases(&self) -> sqlx::Result<u64> {
+        let done = sqlx::query!(
             "UPDATE webhook_deliveries SET status = 'pending', lease_expires_at = NULL, updated_at = now()
              WHERE status = 'delivering' AND lease_expires_at < now()"
         )
         .execute(&self.pool)
         .await?;
-        let lease = self.cfg.webhook_timeout_secs as f64 + 5.0;
-        let due = sqlx::query_as!(
+        Ok(done.rows_affected())
+    }
+
+    /// Claims up to `limit` due deliveries: endpoints with pending deliveries are found by
+    /// a loose index scan (one seek each, whatever the backlog), each locked while its free
+    /// slots are counted (the per-endpoint cap holds across workers), and its oldest due
+    /// deliveries taken. An endpoint whose breaker is open is skipped without touching its
+    /// deliveries' attempts; a failing one gets one probe at a time.
+    async fn claim(&self, limit: usize) -> sqlx::Result<Vec<Due>> {
+        sqlx::query_as!(
             Due,
-            r#"WITH busy AS (
-                   SELECT endpoint_id, count(*) AS n FROM webhook_deliveries WHERE status = 'delivering' GROUP BY endpoint_id),
-               candidates AS (
-                   SELECT d.id, row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id)
-                              + coalesce(b.n, 0) AS rank,
-                          -- a failing endpoint gets one probe at a time (half-open breaker)
-                          CASE WHEN e.consecutive_failures >= $3::int THEN 1::bigint ELSE $1::bigint END AS cap
-                   FROM webhook_deliveries d
-                   JOIN webhook_endpoints e ON e.id = d.endpoint_id
-                   LEFT JOIN busy b ON b.endpoint_id = d.endpoint_id
-                   WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-                     AND (e.breaker_open_until IS NULL OR e.breaker_open_until <= now())),
+            r#"WITH RECURSIVE busy_endpoints(endpoint_id) AS (
+                   (SELECT endpoint_id FROM webhook_deliveries WHERE status = 'pending' ORDER BY endpoint_id LIMIT 1)
+                   UNION ALL
+                   SELECT (SELECT d.endpoint_id FROM webhook_deliveries d
+                           WHERE d.status = 'pending' AND d.endpoint_id > b.endpoint_id
+                           ORDER BY d.endpoint_id LIMIT 1)
+                   FROM busy_endpoints b WHERE b.endpoint_id IS NOT NULL),
+               ready AS (
+                   SELECT e.id, e.consecutive_failures FROM webhook_endpoints e
+                   WHERE e.id IN (SELECT endpoint_id FROM busy_endpoints WHERE endpoint_id IS NOT NULL)
+                     AND e.active AND (e.breaker_open_until IS NULL OR e.breaker_open_until <= now())
+                   FOR NO KEY UPDATE OF e SKIP LOCKED),
+               room AS (
+                   SELECT r.id,
+                          greatest(0, CASE WHEN r.consecutive_failures >= $3::int THEN 1 ELSE $1::bigint END
+                                      - (SELECT count(*) FROM webhook_deliveries f
+                                         WHERE f.endpoint_id = r.id AND f.status = 'delivering')) AS free
+                   FROM ready r),
+               picked AS (
+                   SELECT p.id FROM room r CROSS JOIN LATERAL (
+                       SELECT d.id FROM webhook_deliveries d
+                       WHERE d.endpoint_id = r.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+                       ORDER BY d.next_attempt_at LIMIT r.free
+                       FOR UPDATE SKIP LOCKED) p
+                   LIMIT $4),
                claimed AS (
                    UPDATE webhook_deliveries d SET status = 'delivering', attempts = d.attempts + 1,
                           lease_expires_at = now() + make_interval(secs => $2), updated_at = now()
-                   FROM candidates c
-                   WHERE d.id = c.id AND c.rank <= c.cap AND d.status = 'pending'
-                   RETURNING d.id, d.endpoint_id, d.body, d.attempts)
-               SELECT c.id AS "id!", c.endpoint_id AS "endpoint_id!", e.url AS "url!", c.body AS "body!", c.attempts AS "attempts!"
+                   FROM picked WHERE d.id = picked.id
+                   RETURNING d.id, d.endpoint_id, d.event, d.body, d.attempts)
+               SELECT c.id AS "id!", c.endpoint_id AS "endpoint_id!", e.url AS "url!", c.event AS "event!",
+                      c.body AS "body!", c.attempts AS "attempts!", e.secrets_changed_at AS "secrets_changed_at!"
                FROM claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id"#,
             self.cfg.webhook_concurrency.max(1),
-            lease,
-            BREAKER_THRESHOLD
+            self.lease_secs(),
+            BREAKER_THRESHOLD,
+            i64::try_from(limit).unwrap_or(i64::MAX)
         )
         .fetch_all(&self.pool)
-        .await?;
+        .await
+    }
+
+    /// Claims everything due once and sends it, waiting for the outcomes to be recorded;
+    /// returns how many were attempted. (The running engine does this continuously.)
+    pub async fn pass(self: &Arc<Self>) -> sqlx::Result<usize> {
+        self.recover_leases().await?;
+        let due = self.claim(MAX_IN_FLIGHT).await?;
         let n = due.len();
         let mut tasks = tokio::task::JoinSet::new();
         for d in due {
             let me = self.clone();
-            tasks.spawn(async move {
-                if let Err(e) = me.deliver(d).await {
-                    tracing::warn!(error = %e, "recording a webhook attempt failed");
-                }
-            });
+            tasks.spawn(async move { me.attempt(d).await });
         }
-        while tasks.join_next().await.is_some() {}
+        let mut outcomes = Vec::with_capacity(n);
+        while let Some(o) = tasks.join_next().await {
+            if let Ok(o) = o {
+                outcomes.push(o);
+            }
+        }
+        self.record(&outcomes).await?;
         Ok(n)
     }
 
     /// Sends one delivery now, whatever its state (a test event, or a retry by hand), and
-    /// returns the attempt it made.
-    pub async fn deliver_now(&self, delivery: uuid::Uuid) -> sqlx::Result<Option<Attempt>> {
-        let lease = self.cfg.webhook_timeout_secs as f64 + 5.0;
+    /// returns the attempt it made; `None` when it is being sent right now.
+    pub async fn deliver_now(&self, delivery: Uuid) -> sqlx::Result<Option<Attempt>> {
         let due = sqlx::query_as!(
             Due,
             r#"WITH claimed AS (
                    UPDATE webhook_deliveries SET status = 'delivering', attempts = attempts + 1,
                           lease_expires_at = now() + make_interval(secs => $2), updated_at = now()
                    WHERE id = $1 AND status <> 'delivering'
-                   RETURNING id, endpoint_id, body, attempts)
-               SELECT c.id AS "id!", c.endpoint_id AS "endpoint_id!", e.url AS "url!", c.body AS "body!", c.attempts AS "attempts!"
+                   RETURNING id, endpoint_id, event, body, attempts)
+               SELECT c.id AS "id!", c.endpoint_id AS "endpoint_id!", e.url AS "url!", c.event AS "event!",
+                      c.body AS "body!", c.attempts AS "attempts!", e.secrets_changed_at AS "secrets_changed_at!"
                FROM claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id"#,
             delivery,
-            lease
+            self.lease_secs()
         )
         .fetch_optional(&self.pool)
         .await?;
         let Some(due) = due else { return Ok(None) };
-        self.deliver(due).await?;
+        let outcome = self.attempt(due).await;
+        self.record(std::slice::from_ref(&outcome)).await?;
         sqlx::query_as!(
             Attempt,
             r#"SELECT a.id, d.status AS delivery_status, a.response_status, a.duration_ms, a.error
@@ -231,166 +433,494 @@ impl Deliverer {
         .await
     }
 
-    async fn deliver(&self, d: Due) -> sqlx::Result<()> {
+    /// The endpoint's signing secrets, from the cache while they have not changed.
+    async fn secrets_for(&self, endpoint: Uuid, changed_at: DateTime<Utc>) -> Vec<String> {
+        let now = Utc::now();
+        let live = |list: &[SigningSecret]| -> Vec<String> {
+            list.iter()
+                .filter(|s| s.expires_at.is_none_or(|t| t > now))
+                .map(|s| s.secret.clone())
+                .collect()
+        };
+        if let Ok(cache) = self.secrets.lock()
+            && let Some(c) = cache.get(&endpoint)
+            && c.changed_at == changed_at
+        {
+            return live(&c.secrets);
+        }
+        let loaded = match self.pool.acquire().await {
+            Ok(mut conn) => signing_secrets(&mut conn, &self.keyring, endpoint).await,
+            Err(e) => Err(e.into()),
+        };
+        match loaded {
+            Ok(list) => {
+                let out = live(&list);
+                if let Ok(mut cache) = self.secrets.lock() {
+                    if cache.len() > 10_000 {
+                        cache.clear();
+                    }
+                    cache.insert(
+                        endpoint,
+                        CachedSecrets {
+                            changed_at,
+                            secrets: list,
+                        },
+                    );
+                }
+                out
+            }
+            Err(e) => {
+                tracing::error!(endpoint.id = %endpoint, error = %e, "loading a webhook secret failed");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Signs and sends one delivery, and decides what comes next.
+    async fn attempt(&self, d: Due) -> Outcome {
         let started = Instant::now();
-        let mut conn = self.pool.acquire().await?;
-        let secrets = live_secrets(&mut conn, &self.keyring, d.endpoint_id)
-            .await
-            .unwrap_or_default();
-        drop(conn);
         let webhook_id = format!("msg_{}", d.id.simple());
         let ts = Utc::now().timestamp();
-        let sigs = sign(&secrets, &webhook_id, ts, &d.body);
-        let headers = serde_json::json!({
-            "content-type": "application/json",
-            "webhook-id": webhook_id,
-            "webhook-timestamp": ts.to_string(),
-        });
-        let (status, response, error) = if d.body.len() > MAX_BODY {
+        let (status, response, error, retry_after) = if d.body.len() > MAX_BODY {
             (
                 None,
                 String::new(),
                 format!("The event is larger than {MAX_BODY} bytes; it was not sent."),
+                None,
             )
         } else if let Err(e) = check_url(&d.url, &self.allowed) {
-            (None, String::new(), format!("blocked: {}", e.message))
+            (None, String::new(), format!("blocked: {}", e.message), None)
         } else {
-            let mut req = self
-                .http
-                .post(&d.url)
-                .header("content-type", "application/json")
-                .header("webhook-id", &webhook_id)
-                .header("webhook-timestamp", ts.to_string())
-                .header("webhook-signature", &sigs.standard)
-                .body(d.body.clone());
-            if !sigs.vendel.is_empty() {
-                req = req.header("x-webhook-signature", &sigs.vendel);
-            }
-            match req.send().await {
-                Ok(mut res) => {
-                    let status = res.status().as_u16();
-                    let retry_after = res
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok());
-                    let mut body = Vec::new();
-                    while body.len() < MAX_RESPONSE {
-                        match res.chunk().await {
-                            Ok(Some(chunk)) => {
-                                body.extend_from_slice(&chunk[..chunk.len().min(MAX_RESPONSE - body.len())])
-                            }
-                            _ => break,
-                        }
-                    }
-                    let mut err = String::new();
-                    if (300..400).contains(&status) {
-                        err = "The receiver redirected; redirects are not followed.".to_owned();
-                    }
-                    if let Some(secs) = retry_after {
-                        err = format!("{err} Retry-After: {secs} s").trim().to_owned();
-                    }
-                    (Some(status), String::from_utf8_lossy(&body).into_owned(), err)
-                }
-                Err(e) => {
-                    let what = if e.is_timeout() {
-                        "The receiver did not answer in time.".to_owned()
-                    } else {
-                        chain(&e)
-                    };
-                    (None, String::new(), what)
-                }
-            }
+            let secrets = self.secrets_for(d.endpoint_id, d.secrets_changed_at).await;
+            let sigs = sign(&secrets, &webhook_id, ts, &d.body);
+            let headers = HeaderSet {
+                webhook_id: &webhook_id,
+                ts,
+                standard: &sigs.standard,
+                vendel: &sigs.vendel,
+            };
+            let result = self.send(&d.url, &headers, d.body).await;
+            let headers = headers.to_json();
+            return self.outcome(
+                &d.id,
+                d.endpoint_id,
+                d.attempts,
+                &d.event,
+                headers,
+                started,
+                result,
+            );
         };
-        let duration_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
-        let mut tx = self.pool.begin().await?;
-        sqlx::query!(
-            "INSERT INTO webhook_attempts (delivery_id, endpoint_id, request_headers, response_status, response_body, duration_ms, error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            d.id,
+        let headers = HeaderSet {
+            webhook_id: &webhook_id,
+            ts,
+            standard: "",
+            vendel: "",
+        }
+        .to_json();
+        self.outcome(
+            &d.id,
             d.endpoint_id,
+            d.attempts,
+            &d.event,
             headers,
-            status.map(i32::from),
-            response,
-            duration_ms,
-            error
+            started,
+            Sent {
+                status,
+                response,
+                error,
+                retry_after,
+                dropped: d.body.len() > MAX_BODY,
+            },
         )
-        .execute(&mut *tx)
-        .await?;
-        let success = status.is_some_and(|s| (200..300).contains(&s));
-        let gone = status == Some(410);
-        let dropped = d.body.len() > MAX_BODY;
-        let next = if success || gone || dropped {
-            None
+    }
+
+    async fn send(&self, url: &str, h: &HeaderSet<'_>, body: Vec<u8>) -> Sent {
+        let mut req = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", h.webhook_id)
+            .header("webhook-timestamp", h.ts.to_string())
+            .header("webhook-signature", h.standard)
+            .body(body);
+        if !h.vendel.is_empty() {
+            req = req.header("x-webhook-signature", h.vendel);
+        }
+        match req.send().await {
+            Ok(mut res) => {
+                let status = res.status().as_u16();
+                let retry_after = res
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                let mut body = Vec::new();
+                while body.len() < MAX_RESPONSE {
+                    match res.chunk().await {
+                        Ok(Some(chunk)) => {
+                            body.extend_from_slice(&chunk[..chunk.len().min(MAX_RESPONSE - body.len())]);
+                        }
+                        _ => break,
+                    }
+                }
+                let mut error = String::new();
+                if (300..400).contains(&status) {
+                    error = "The receiver redirected; redirects are not followed.".to_owned();
+                }
+                if let Some(secs) = retry_after {
+                    error = format!("{error} Retry-After: {secs} s").trim().to_owned();
+                }
+                Sent {
+                    status: Some(status),
+                    response: String::from_utf8_lossy(&body).into_owned(),
+                    error,
+                    retry_after,
+                    dropped: false,
+                }
+            }
+            Err(e) => Sent {
+                status: None,
+                response: String::new(),
+                error: if e.is_timeout() {
+                    "The receiver did not answer in time.".to_owned()
+                } else {
+                    chain(&e)
+                },
+                retry_after: None,
+                dropped: false,
+            },
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn outcome(
+        &self,
+        delivery: &Uuid,
+        endpoint: Uuid,
+        attempt: i32,
+        event: &str,
+        headers: String,
+        started: Instant,
+        sent: Sent,
+    ) -> Outcome {
+        let success = sent.status.is_some_and(|s| (200..300).contains(&s));
+        let next = if success {
+            Next::Succeeded
+        } else if sent.dropped {
+            Next::Dropped
+        } else if sent.status == Some(410) {
+            Next::Gone
+        } else if event == "test" {
+            // A test is sent on request and reported at once; it is not retried.
+            Next::Failed
         } else {
-            usize::try_from(d.attempts - 1)
+            match usize::try_from(attempt - 1)
                 .ok()
                 .and_then(|i| self.cfg.webhook_retry_secs.get(i))
-                .map(|base| {
-                    let hinted = error
-                        .split("Retry-After: ")
-                        .nth(1)
-                        .and_then(|s| s.trim_end_matches(" s").parse::<u64>().ok());
-                    let wait = match hinted {
-                        Some(h) if matches!(status, Some(429 | 503)) => h.clamp(*base, *base * 4),
-                        _ => *base,
+            {
+                None => Next::Failed,
+                Some(&base) => {
+                    let wait = match sent.retry_after {
+                        Some(h) if matches!(sent.status, Some(429 | 503)) => {
+                            h.clamp(base, base.saturating_mul(4))
+                        }
+                        _ => base,
                     };
                     let jitter = rand::rng().random_range(0.8..1.2);
-                    (wait as f64 * jitter).max(0.0)
-                })
+                    Next::Retry((wait as f64 * jitter).max(0.0))
+                }
+            }
         };
-        let new_status = match (success, dropped, next) {
-            (true, _, _) => "succeeded",
-            (_, true, _) => "dropped",
-            (_, _, Some(_)) => "pending",
-            _ => "failed",
-        };
+        Outcome {
+            delivery: *delivery,
+            endpoint,
+            attempt,
+            headers,
+            status: sent.status,
+            response: sent.response,
+            duration_ms: i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX),
+            error: sent.error,
+            next,
+        }
+    }
+
+    /// Records outcomes as they arrive, all that are waiting in one transaction, then frees
+    /// their slots. A database outage is retried: the deliveries stay leased meanwhile (and
+    /// are sent again by whoever takes them over if it lasts past the lease).
+    async fn write_outcomes(self: Arc<Self>, mut outcomes: mpsc::UnboundedReceiver<Outcome>) {
+        let mut batch = Vec::new();
+        while let Some(first) = outcomes.recv().await {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match outcomes.try_recv() {
+                    Ok(o) => batch.push(o),
+                    Err(_) => break,
+                }
+            }
+            let mut wait = Duration::from_millis(200);
+            while let Err(e) = self.record(&batch).await {
+                tracing::warn!(error = %e, "recording webhook attempts failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            batch.clear();
+            self.wake.notify_one();
+        }
+    }
+
+    /// Writes attempts, delivery states, endpoint health and hourly counters for a batch.
+    async fn record(&self, batch: &[Outcome]) -> sqlx::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<Uuid> = batch.iter().map(|o| o.delivery).collect();
+        let endpoints: Vec<Uuid> = batch.iter().map(|o| o.endpoint).collect();
         sqlx::query!(
-            "UPDATE webhook_deliveries SET status = $2, last_status = $3, last_error = $4, lease_expires_at = NULL,
-                    next_attempt_at = CASE WHEN $5::float8 IS NULL THEN next_attempt_at ELSE now() + make_interval(secs => $5) END,
-                    delivered_at = CASE WHEN $2 = 'succeeded' THEN now() ELSE delivered_at END, updated_at = now()
-             WHERE id = $1",
-            d.id,
-            new_status,
-            status.map(i32::from),
-            error,
-            next
+            "INSERT INTO webhook_attempts (delivery_id, endpoint_id, request_headers, response_status, response_body,
+                                           duration_ms, error)
+             SELECT u.delivery_id, u.endpoint_id, u.headers::jsonb, u.status, u.response, u.duration_ms, u.error
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::int[], $7::text[])
+                  AS u(delivery_id, endpoint_id, headers, status, response, duration_ms, error)",
+            &ids,
+            &endpoints,
+            &batch.iter().map(|o| o.headers.clone()).collect::<Vec<_>>(),
+            &batch.iter().map(|o| o.status.map(i32::from)).collect::<Vec<_>>() as &[Option<i32>],
+            &batch
+                .iter()
+                .map(|o| o.response.replace('\0', ""))
+                .collect::<Vec<_>>(),
+            &batch.iter().map(|o| o.duration_ms).collect::<Vec<_>>(),
+            &batch.iter().map(|o| o.error.clone()).collect::<Vec<_>>()
         )
         .execute(&mut *tx)
         .await?;
-        if success {
-            sqlx::query!(
-                "UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL, breaker_open_until = NULL
-                 WHERE id = $1",
-                d.endpoint_id
-            )
-            .execute(&mut *tx)
-            .await?;
-        } else if gone {
-            sqlx::query!(
-                "UPDATE webhook_endpoints SET active = false, disabled_reason = 'The receiver answered 410 Gone.', updated_at = now()
-                 WHERE id = $1",
-                d.endpoint_id
-            )
-            .execute(&mut *tx)
-            .await?;
-        } else if !dropped {
-            sqlx::query!(
-                "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1,
-                        failing_since = coalesce(failing_since, now()),
-                        breaker_open_until = CASE WHEN consecutive_failures + 1 >= $2
-                            THEN now() + make_interval(secs => least(600, 30 * power(2, consecutive_failures + 1 - $2)))
-                            ELSE breaker_open_until END
-                 WHERE id = $1",
-                d.endpoint_id,
-                BREAKER_THRESHOLD
-            )
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE webhook_deliveries d SET status = u.status, last_status = u.last_status, last_error = u.error,
+                    lease_expires_at = NULL,
+                    next_attempt_at = CASE WHEN u.wait IS NULL THEN d.next_attempt_at
+                                           ELSE now() + make_interval(secs => u.wait) END,
+                    delivered_at = CASE WHEN u.status = 'succeeded' THEN now() ELSE d.delivered_at END,
+                    updated_at = now()
+             FROM UNNEST($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::float8[])
+                  AS u(id, attempt, status, last_status, error, wait)
+             WHERE d.id = u.id AND d.status = 'delivering' AND d.attempts = u.attempt",
+            &ids,
+            &batch.iter().map(|o| o.attempt).collect::<Vec<_>>(),
+            &batch
+                .iter()
+                .map(|o| o.delivery_status().to_owned())
+                .collect::<Vec<_>>(),
+            &batch.iter().map(|o| o.status.map(i32::from)).collect::<Vec<_>>() as &[Option<i32>],
+            &batch.iter().map(|o| o.error.clone()).collect::<Vec<_>>(),
+            &batch
+                .iter()
+                .map(|o| match o.next {
+                    Next::Retry(s) => Some(s),
+                    _ => None,
+                })
+                .collect::<Vec<_>>() as &[Option<f64>]
+        )
+        .execute(&mut *tx)
+        .await?;
+
+        // Health per endpoint, in the order the outcomes arrived.
+        let mut health: Vec<Health> = Vec::new();
+        for o in batch {
+            let h = match health.iter_mut().find(|h| h.endpoint == o.endpoint) {
+                Some(h) => h,
+                None => {
+                    health.push(Health::new(o.endpoint));
+                    health.last_mut().expect("just pushed")
+                }
+            };
+            if o.next == Next::Succeeded {
+                h.succeeded += 1;
+                h.reset = true;
+                h.failures_after = 0;
+            } else if o.is_failure() {
+                h.failed += 1;
+                h.failures_after += 1;
+                h.last_failure = o.summary();
+                h.gone |= o.next == Next::Gone;
+            }
         }
+        let mut disabled = Vec::new();
+        for h in &health {
+            if h.gone {
+                self.disable(&mut tx, h.endpoint, "The receiver answered 410 Gone.")
+                    .await?;
+            } else if h.failures_after > 0 {
+                let failing_since = sqlx::query_scalar!(
+                    "UPDATE webhook_endpoints SET
+                            consecutive_failures = CASE WHEN $2 THEN 0 ELSE consecutive_failures END + $3,
+                            failing_since = CASE WHEN $2 THEN now() ELSE coalesce(failing_since, now()) END,
+                            last_failure_at = now(), last_failure = $4,
+                            breaker_open_until = CASE
+                                WHEN CASE WHEN $2 THEN 0 ELSE consecutive_failures END + $3 >= $5
+                                THEN now() + make_interval(secs => least(600, 30 * power(2,
+                                        CASE WHEN $2 THEN 0 ELSE consecutive_failures END + $3 - $5)))
+                                ELSE breaker_open_until END
+                     WHERE id = $1 AND active
+                     RETURNING failing_since",
+                    h.endpoint,
+                    h.reset,
+                    h.failures_after,
+                    h.last_failure.chars().take(500).collect::<String>(),
+                    BREAKER_THRESHOLD
+                )
+                .fetch_optional(&mut *tx)
+                .await?
+                .flatten();
+                let window = chrono::Duration::hours(
+                    i64::try_from(self.cfg.webhook_disable_after_hours).unwrap_or(i64::MAX / 4_000_000),
+                );
+                if let Some(since) = failing_since
+                    && Utc::now() - since >= window
+                {
+                    let reason = format!(
+                        "Every delivery failed for {} hours (last: {}).",
+                        self.cfg.webhook_disable_after_hours,
+                        h.last_failure.chars().take(200).collect::<String>()
+                    );
+                    self.disable(&mut tx, h.endpoint, &reason).await?;
+                    disabled.push((h.endpoint, reason));
+                }
+            } else if h.reset {
+                sqlx::query!(
+                    "UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL, breaker_open_until = NULL
+                     WHERE id = $1 AND (consecutive_failures <> 0 OR failing_since IS NOT NULL
+                                        OR breaker_open_until IS NOT NULL)",
+                    h.endpoint
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        sqlx::query!(
+            "INSERT INTO webhook_endpoint_stats AS s (endpoint_id, hour, succeeded, failed)
+             SELECT u.endpoint_id, date_trunc('hour', now()), u.succeeded, u.failed
+             FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[]) AS u(endpoint_id, succeeded, failed)
+             JOIN webhook_endpoints e ON e.id = u.endpoint_id
+             ON CONFLICT (endpoint_id, hour) DO UPDATE
+             SET succeeded = s.succeeded + excluded.succeeded, failed = s.failed + excluded.failed",
+            &health.iter().map(|h| h.endpoint).collect::<Vec<_>>(),
+            &health.iter().map(|h| h.succeeded).collect::<Vec<_>>(),
+            &health.iter().map(|h| h.failed).collect::<Vec<_>>()
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        tracing::debug!(delivery.id = %d.id, endpoint.id = %d.endpoint_id, status = ?status, outcome = new_status, "webhook attempt");
+        for (endpoint, reason) in disabled {
+            self.tell_owner(endpoint, &reason).await;
+        }
         Ok(())
+    }
+
+    /// Disables an endpoint on Ender's initiative: what is queued for it is held, and so is
+    /// every new event, until its owner re-enables it.
+    async fn disable(&self, tx: &mut sqlx::PgConnection, endpoint: Uuid, reason: &str) -> sqlx::Result<()> {
+        sqlx::query!(
+            "UPDATE webhook_endpoints SET active = false, disabled_reason = $2, disabled_at = now(), updated_at = now()
+             WHERE id = $1 AND active",
+            endpoint,
+            reason
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "UPDATE webhook_deliveries SET status = 'held', updated_at = now() WHERE endpoint_id = $1 AND status = 'pending'",
+            endpoint
+        )
+        .execute(&mut *tx)
+        .await?;
+        tracing::warn!(endpoint.id = %endpoint, reason, "webhook endpoint disabled");
+        Ok(())
+    }
+
+    async fn tell_owner(&self, endpoint: Uuid, reason: &str) {
+        let Some(notices) = &self.notices else { return };
+        let row = sqlx::query!(
+            "SELECT u.email, e.url FROM webhook_endpoints e JOIN users u ON u.id = e.user_id WHERE e.id = $1",
+            endpoint
+        )
+        .fetch_optional(&self.pool)
+        .await;
+        let Ok(Some(row)) = row else { return };
+        let link = format!("{}/webhooks/{endpoint}", notices.public_url.trim_end_matches('/'));
+        let mail = Mail {
+            to: row.email,
+            subject: "Ender stopped sending to one of your webhooks".to_owned(),
+            text: format!(
+                "Ender disabled your webhook endpoint\n\n  {url}\n\n{reason}\n\n\
+                 Events since then are kept. When the receiver works again, open\n\n  {link}\n\n\
+                 and choose \"Re-enable and replay\": Ender sends everything it missed.\n",
+                url = row.url
+            ),
+        };
+        if let Err(e) = notices.mailer.send(&mail).await {
+            tracing::warn!(endpoint.id = %endpoint, error = %e, "mailing the owner of a disabled webhook failed");
+        }
+    }
+}
+
+struct Sent {
+    status: Option<u16>,
+    response: String,
+    error: String,
+    retry_after: Option<u64>,
+    dropped: bool,
+}
+
+struct HeaderSet<'a> {
+    webhook_id: &'a str,
+    ts: i64,
+    standard: &'a str,
+    vendel: &'a str,
+}
+
+impl HeaderSet<'_> {
+    /// The request headers as the attempt log shows them.
+    fn to_json(&self) -> String {
+        let mut h = serde_json::json!({
+            "content-type": "application/json",
+            "user-agent": concat!("Ender/", env!("CARGO_PKG_VERSION")),
+            "webhook-id": self.webhook_id,
+            "webhook-timestamp": self.ts.to_string(),
+        });
+        if !self.standard.is_empty() {
+            h["webhook-signature"] = self.standard.into();
+        }
+        if !self.vendel.is_empty() {
+            h["x-webhook-signature"] = self.vendel.into();
+        }
+        h.to_string()
+    }
+}
+
+struct Health {
+    endpoint: Uuid,
+    succeeded: i64,
+    failed: i64,
+    /// A success came in this batch: the failure count restarts from it.
+    reset: bool,
+    failures_after: i32,
+    last_failure: String,
+    gone: bool,
+}
+
+impl Health {
+    fn new(endpoint: Uuid) -> Self {
+        Self {
+            endpoint,
+            succeeded: 0,
+            failed: 0,
+            reset: false,
+            failures_after: 0,
+            last_failure: String::new(),
+            gone: false,
+        }
     }
 }
 

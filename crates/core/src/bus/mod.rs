@@ -11,6 +11,8 @@ use crate::device::DeviceId;
 pub const EVENTS: &str = "ender_events";
 /// Channel that wakes dispatchers: the payload is a user id with messages to dispatch.
 pub const DISPATCH: &str = "ender_dispatch";
+/// Channel that wakes webhook delivery workers: deliveries became due.
+pub const WEBHOOKS: &str = "ender_webhooks";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -458,3 +458,44 @@ fn found(rows: u64) -> Result<(), DeviceError> {
         Ok(())
     }
 }
+
+/// Announces devices whose reachability changed since it was last announced (all devices,
+/// or only `only`): flips `announced_online` and queues their owners' `device_online` /
+/// `device_offline` webhooks in the same transaction, so each change is announced once even
+/// with several workers. Reachable means what [`Device::is_online`] says. Returns how many
+/// changes were announced.
+pub async fn announce_presence(
+    pool: &PgPool,
+    window_secs: i64,
+    only: Option<DeviceId>,
+) -> sqlx::Result<usize> {
+    use crate::webhook::{Event, Payload, endpoint};
+    let mut tx = pool.begin().await?;
+    let changed = sqlx::query!(
+        r#"UPDATE devices d SET announced_online = x.online
+           FROM (SELECT id, coalesce(stream_until > now(), false)
+                            OR (coalesce(fcm_token, '') <> '' AND coalesce(last_seen_at > now() - make_interval(secs => $1), false))
+                            OR coalesce(last_seen_at > now() - interval '90 seconds', false) AS online
+                 FROM devices WHERE $2::uuid IS NULL OR id = $2
+                 FOR UPDATE SKIP LOCKED) x
+           WHERE d.id = x.id AND d.announced_online <> x.online
+           RETURNING d.id AS "id: DeviceId", d.user_id AS "user_id: UserId", d.name, x.online AS "online!""#,
+        window_secs as f64,
+        only.map(|d| d.0)
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for d in &changed {
+        let event = if d.online {
+            Event::DeviceOnline
+        } else {
+            Event::DeviceOffline
+        };
+        let payload = Payload::new(event, "", chrono::Utc::now())
+            .with("device_id", d.id.to_string())
+            .with("device_name", d.name.clone());
+        endpoint::enqueue(&mut tx, d.user_id, event, Some(d.id), &payload, None).await?;
+    }
+    tx.commit().await?;
+    Ok(changed.len())
+}

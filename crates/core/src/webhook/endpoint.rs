@@ -26,7 +26,50 @@ pub struct Endpoint {
     pub include_body: bool,
     pub active: bool,
     pub disabled_reason: String,
+    /// When Ender disabled it (failing too long, or 410); events since are held for replay.
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub failing_since: Option<DateTime<Utc>>,
+    pub consecutive_failures: i32,
+    pub breaker_open_until: Option<DateTime<Utc>>,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    pub last_failure: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// The circuit breaker as people see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Breaker {
+    Closed,
+    /// Deliveries wait until the given time.
+    Open,
+    /// Failing: one probe at a time.
+    HalfOpen,
+}
+
+impl Breaker {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// Failures in a row after which an endpoint's breaker opens: its deliveries wait (without
+/// using attempts) 30 s, doubling up to 10 min, then one probe goes; a success closes it.
+pub const BREAKER_THRESHOLD: i32 = 5;
+
+impl Endpoint {
+    pub fn breaker(&self) -> Breaker {
+        if self.breaker_open_until.is_some_and(|t| t > Utc::now()) {
+            Breaker::Open
+        } else if self.consecutive_failures >= BREAKER_THRESHOLD {
+            Breaker::HalfOpen
+        } else {
+            Breaker::Closed
+        }
+    }
 }
 
 /// What a person or the API submits for an endpoint.
@@ -220,7 +263,8 @@ pub async fn create(
         r#"INSERT INTO webhook_endpoints (id, user_id, url, description, events, device_id, include_body)
            VALUES ($1, $2, $3, $4, $5, $6, $7)
            RETURNING id, user_id AS "user_id: UserId", url, description, events, device_id, include_body, active,
-                     disabled_reason, created_at"#,
+                     disabled_reason, disabled_at, failing_since, consecutive_failures, breaker_open_until,
+                     last_failure_at, last_failure, created_at"#,
         Uuid::now_v7(),
         user as UserId,
         input.url,
@@ -241,7 +285,8 @@ pub async fn list(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<Endpoint>> {
     sqlx::query_as!(
         Endpoint,
         r#"SELECT id, user_id AS "user_id: UserId", url, description, events, device_id, include_body, active,
-                  disabled_reason, created_at
+                  disabled_reason, disabled_at, failing_since, consecutive_failures, breaker_open_until,
+                  last_failure_at, last_failure, created_at
            FROM webhook_endpoints WHERE user_id = $1 ORDER BY created_at DESC"#,
         user as UserId
     )
@@ -254,7 +299,8 @@ pub async fn find(pool: &PgPool, user: UserId, id: Uuid) -> Result<Endpoint, End
     sqlx::query_as!(
         Endpoint,
         r#"SELECT id, user_id AS "user_id: UserId", url, description, events, device_id, include_body, active,
-                  disabled_reason, created_at
+                  disabled_reason, disabled_at, failing_since, consecutive_failures, breaker_open_until,
+                  last_failure_at, last_failure, created_at
            FROM webhook_endpoints WHERE id = $1 AND user_id = $2"#,
         id,
         user as UserId
@@ -276,7 +322,10 @@ pub async fn update(
     let done = sqlx::query!(
         "UPDATE webhook_endpoints SET url = $3, description = $4, events = $5, device_id = $6, include_body = $7,
                 active = $8, disabled_reason = CASE WHEN $8 THEN '' ELSE disabled_reason END,
-                failing_since = CASE WHEN $8 THEN NULL ELSE failing_since END, updated_at = now()
+                disabled_at = CASE WHEN $8 THEN NULL ELSE disabled_at END,
+                failing_since = CASE WHEN $8 THEN NULL ELSE failing_since END,
+                consecutive_failures = CASE WHEN $8 THEN 0 ELSE consecutive_failures END,
+                breaker_open_until = CASE WHEN $8 THEN NULL ELSE breaker_open_until END, updated_at = now()
          WHERE id = $1 AND user_id = $2",
         id,
         user as UserId,
@@ -291,6 +340,18 @@ pub async fn update(
     .await?;
     if done.rows_affected() == 0 {
         return Err(EndpointError::NotFound);
+    }
+    if active {
+        // Turned on by an edit rather than "re-enable and replay": what was held while Ender
+        // had it disabled is kept as failed, so "replay failed since…" can still send it.
+        sqlx::query!(
+            "UPDATE webhook_deliveries SET status = 'failed', last_error = 'Not sent: the endpoint was disabled.',
+                    updated_at = now()
+             WHERE endpoint_id = $1 AND status = 'held'",
+            id
+        )
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(())
@@ -311,14 +372,21 @@ pub async fn delete(pool: &PgPool, user: UserId, id: Uuid) -> Result<(), Endpoin
     }
 }
 
+/// A signing secret and when it stops signing (`None`: the current one).
+#[derive(Debug, Clone)]
+pub struct SigningSecret {
+    pub secret: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 /// The secrets that sign now, newest first (a superseded one until its overlap ends).
-pub async fn live_secrets(
+pub async fn signing_secrets(
     conn: &mut PgConnection,
     keyring: &Keyring,
     endpoint: Uuid,
-) -> Result<Vec<String>, EndpointError> {
+) -> Result<Vec<SigningSecret>, EndpointError> {
     let rows = sqlx::query!(
-        "SELECT key_version, nonce, ciphertext FROM webhook_secrets
+        "SELECT key_version, nonce, ciphertext, expires_at FROM webhook_secrets
          WHERE endpoint_id = $1 AND (expires_at IS NULL OR expires_at > now()) ORDER BY created_at DESC",
         endpoint
     )
@@ -331,9 +399,25 @@ pub async fn live_secrets(
                 nonce: r.nonce,
                 ciphertext: r.ciphertext,
             })?;
-            Ok(String::from_utf8_lossy(&plain).into_owned())
+            Ok(SigningSecret {
+                secret: String::from_utf8_lossy(&plain).into_owned(),
+                expires_at: r.expires_at,
+            })
         })
         .collect()
+}
+
+/// The secrets that sign now, newest first.
+pub async fn live_secrets(
+    conn: &mut PgConnection,
+    keyring: &Keyring,
+    endpoint: Uuid,
+) -> Result<Vec<String>, EndpointError> {
+    Ok(signing_secrets(conn, keyring, endpoint)
+        .await?
+        .into_iter()
+        .map(|s| s.secret)
+        .collect())
 }
 
 /// The current secret, for its owner.
@@ -362,7 +446,7 @@ pub async fn rotate_secret(
 ) -> Result<String, EndpointError> {
     let mut tx = pool.begin().await?;
     sqlx::query!(
-        "SELECT id FROM webhook_endpoints WHERE id = $1 AND user_id = $2 FOR UPDATE",
+        "UPDATE webhook_endpoints SET secrets_changed_at = now() WHERE id = $1 AND user_id = $2 RETURNING id",
         id,
         user as UserId
     )
@@ -383,8 +467,10 @@ pub async fn rotate_secret(
 }
 
 /// Writes one pending delivery per active endpoint of `user` subscribed to `event` (and to
-/// `device`, when the endpoint filters by device), inside the caller's transaction. The
-/// body goes out with the message text only to endpoints that asked for it.
+/// `device`, when the endpoint filters by device), inside the caller's transaction, and
+/// wakes the delivery workers when it commits. The body goes out with the message text only
+/// to endpoints that asked for it. An endpoint Ender disabled gets the event held, for
+/// "re-enable and replay"; one its owner paused gets nothing.
 pub async fn enqueue(
     conn: &mut PgConnection,
     user: UserId,
@@ -404,21 +490,126 @@ pub async fn enqueue(
         .and_then(|v| v.as_str())
         .unwrap_or("")
         .to_owned();
-    let done = sqlx::query!(
-        "INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, message_id, body)
-         SELECT gen_random_uuid(), e.id, e.user_id, $2, $3, CASE WHEN e.include_body THEN $5::bytea ELSE $4::bytea END
-         FROM webhook_endpoints e
-         WHERE e.user_id = $1 AND e.active AND $2 = ANY (e.events) AND (e.device_id IS NULL OR e.device_id = $6)",
+    let written = sqlx::query!(
+        r#"WITH written AS (
+               INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, message_id, body, status)
+               SELECT gen_random_uuid(), e.id, e.user_id, $2, $3,
+                      CASE WHEN e.include_body THEN $5::bytea ELSE $4::bytea END,
+                      CASE WHEN e.active THEN 'pending' ELSE 'held' END
+               FROM webhook_endpoints e
+               WHERE e.user_id = $1 AND (e.active OR e.disabled_at IS NOT NULL) AND $2 = ANY (e.events)
+                 AND (e.device_id IS NULL OR e.device_id = $6)
+               RETURNING status)
+           SELECT (SELECT count(*) FROM written) AS "n!",
+                  (SELECT count(*) FROM (SELECT pg_notify($7, '')
+                                         WHERE EXISTS (SELECT 1 FROM written WHERE status = 'pending')) w) AS "woke!""#,
         user as UserId,
         event.as_str(),
         message_id,
         without,
         with,
-        device.map(|d| d.0)
+        device.map(|d| d.0),
+        crate::bus::WEBHOOKS
     )
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(done.rows_affected())
+    Ok(u64::try_from(written.n).unwrap_or(0))
+}
+
+/// Re-enables an endpoint Ender (or its owner) disabled and queues again, at once, what it
+/// missed: the events held while it was disabled and the deliveries that failed since it
+/// started failing. Returns how many deliveries were queued.
+pub async fn reenable_and_replay(pool: &PgPool, user: UserId, id: Uuid) -> Result<u64, EndpointError> {
+    let mut tx = pool.begin().await?;
+    let since = sqlx::query_scalar!(
+        r#"SELECT coalesce(failing_since, disabled_at, now()) AS "since!" FROM webhook_endpoints
+           WHERE id = $1 AND user_id = $2 FOR UPDATE"#,
+        id,
+        user as UserId
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(EndpointError::NotFound)?;
+    sqlx::query!(
+        "UPDATE webhook_endpoints SET active = true, disabled_reason = '', disabled_at = NULL, failing_since = NULL,
+                consecutive_failures = 0, breaker_open_until = NULL, updated_at = now()
+         WHERE id = $1",
+        id
+    )
+    .execute(&mut *tx)
+    .await?;
+    let n = requeue(&mut tx, id, since, true).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Queues again, at once and with a fresh retry schedule, every delivery of the endpoint
+/// that failed and was created at or after `since`. Returns how many.
+pub async fn replay_failed(
+    pool: &PgPool,
+    user: UserId,
+    id: Uuid,
+    since: DateTime<Utc>,
+) -> Result<u64, EndpointError> {
+    let mut tx = pool.begin().await?;
+    find_in(&mut tx, user, id).await?;
+    let n = requeue(&mut tx, id, since, false).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+async fn find_in(conn: &mut PgConnection, user: UserId, id: Uuid) -> Result<(), EndpointError> {
+    sqlx::query_scalar!(
+        "SELECT id FROM webhook_endpoints WHERE id = $1 AND user_id = $2",
+        id,
+        user as UserId
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or(EndpointError::NotFound)
+    .map(|_| ())
+}
+
+async fn requeue(
+    conn: &mut PgConnection,
+    endpoint: Uuid,
+    since: DateTime<Utc>,
+    held_too: bool,
+) -> sqlx::Result<u64> {
+    let n = sqlx::query!(
+        r#"WITH queued AS (
+               UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(),
+                      lease_expires_at = NULL, updated_at = now()
+               WHERE endpoint_id = $1 AND event <> 'test'
+                 AND ((status = 'failed' AND created_at >= $2) OR ($3 AND status = 'held'))
+               RETURNING 1)
+           SELECT (SELECT count(*) FROM queued) AS "n!",
+                  (SELECT count(*) FROM (SELECT pg_notify($4, '') WHERE EXISTS (SELECT 1 FROM queued)) w) AS "woke!""#,
+        endpoint,
+        since,
+        held_too,
+        crate::bus::WEBHOOKS
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(u64::try_from(n.n).unwrap_or(0))
+}
+
+/// Successful and failed attempts per endpoint of `user` over the last 24 hours.
+pub async fn day_stats(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<(Uuid, i64, i64)>> {
+    let rows = sqlx::query!(
+        r#"SELECT s.endpoint_id, sum(s.succeeded)::bigint AS "succeeded!", sum(s.failed)::bigint AS "failed!"
+           FROM webhook_endpoint_stats s JOIN webhook_endpoints e ON e.id = s.endpoint_id
+           WHERE e.user_id = $1 AND s.hour > now() - interval '24 hours'
+           GROUP BY s.endpoint_id"#,
+        user as UserId
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.endpoint_id, r.succeeded, r.failed))
+        .collect())
 }
 
 #[cfg(test)]

@@ -84,6 +84,7 @@ impl TestApp {
                 webhook_retry_secs: vec![0],
                 webhook_timeout_secs: 3,
                 webhook_concurrency: 4,
+                ..Default::default()
             },
             // Test receivers listen on loopback.
             allow: vec!["127.0.0.0/8".parse().unwrap()],

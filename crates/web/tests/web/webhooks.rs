@@ -229,7 +229,37 @@ async fn devices_going_online_and_offline_are_announced() {
         }
     };
     wait_for(1).await;
+    // A second stream (a reconnect) is not news.
+    let again = modem.stream("/api/device/events").await;
     drop(rx);
+    drop(again);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Closing the stream is not the end: the device counts as reachable for 90 s after its
+    // last contact (a quick reconnect announces nothing). Once that has passed, the sweep
+    // announces it offline, once.
+    let window = ender_core::config::SmsConfig::default().device_seen_window_secs;
+    assert_eq!(
+        ender_core::device::announce_presence(app.pool(), window, None)
+            .await
+            .unwrap(),
+        0
+    );
+    sqlx::query("UPDATE devices SET last_seen_at = now() - interval '91 seconds', stream_until = NULL")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        ender_core::device::announce_presence(app.pool(), window, None)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        ender_core::device::announce_presence(app.pool(), window, None)
+            .await
+            .unwrap(),
+        0
+    );
     wait_for(2).await;
     let rows: Vec<(String, Vec<u8>)> =
         sqlx::query_as("SELECT event, body FROM webhook_deliveries ORDER BY created_at")
@@ -240,9 +270,45 @@ async fn devices_going_online_and_offline_are_announced() {
         (rows[0].0.as_str(), rows[1].0.as_str()),
         ("device_online", "device_offline")
     );
+    assert_eq!(rows.len(), 2);
     let body: Value = serde_json::from_slice(&rows[0].1).unwrap();
     assert_eq!(
         (body["device_id"].as_str(), body["device_name"].as_str()),
         (Some(modem.id.as_str()), Some("Dongle"))
     );
+
+    // A phone reached through FCM: online once it registers its token, offline when it has
+    // not been seen for the seen window.
+    let phone = crate::simulator::Sim::register(&app, "presence@example.org", "android", "Phone").await;
+    sqlx::query("UPDATE devices SET fcm_token = 'tok', last_seen_at = now() WHERE id = $1::uuid")
+        .bind(&phone.id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        ender_core::device::announce_presence(app.pool(), window, None)
+            .await
+            .unwrap(),
+        1
+    );
+    sqlx::query("UPDATE devices SET last_seen_at = now() - make_interval(secs => $2) WHERE id = $1::uuid")
+        .bind(&phone.id)
+        .bind((window + 1) as f64)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        ender_core::device::announce_presence(app.pool(), window, None)
+            .await
+            .unwrap(),
+        1
+    );
+    let events: Vec<String> = sqlx::query_scalar(
+        "SELECT event FROM webhook_deliveries WHERE convert_from(body, 'UTF8')::jsonb ->> 'device_id' = $1 ORDER BY created_at",
+    )
+    .bind(&phone.id)
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(events, ["device_online", "device_offline"]);
 }

@@ -67,6 +67,7 @@ async fn running_workers_purge_expired_rows_and_stop_on_request() {
             webhook_retry_secs: vec![5],
             webhook_timeout_secs: 5,
             webhook_concurrency: 4,
+            ..Default::default()
         },
         secrets: ender_core::config::SecretConfig::default(),
     };
@@ -74,12 +75,14 @@ async fn running_workers_purge_expired_rows_and_stop_on_request() {
         db.pool.clone(),
         cfg("one"),
         keyring.clone(),
+        None,
         shutdown.clone(),
     ));
     let two = tokio::spawn(ender_worker::run(
         db.pool.clone(),
         cfg("two"),
         keyring.clone(),
+        None,
         shutdown.clone(),
     ));
 

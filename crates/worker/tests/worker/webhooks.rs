@@ -70,6 +70,7 @@ fn config(retry: Vec<u64>) -> WebhookConfig {
         webhook_retry_secs: retry,
         webhook_timeout_secs: 2,
         webhook_concurrency: 4,
+        ..WebhookConfig::default()
     }
 }
 
@@ -95,7 +96,7 @@ async fn deliveries_are_signed_retried_with_the_same_id_and_logged() {
     r.script.lock().unwrap().push(500);
     let (db, keyring, user, _, secret) = setup(&url, &loopback()).await;
     enqueue(&db, user, "").await;
-    let d = Arc::new(Deliverer::new(db.pool.clone(), keyring, config(vec![0]), loopback()).unwrap());
+    let d = Arc::new(Deliverer::new(db.pool.clone(), keyring, config(vec![0]), loopback(), None).unwrap());
     assert_eq!(d.pass().await.unwrap(), 1);
     assert_eq!(d.pass().await.unwrap(), 1, "retried at once (0 s wait)");
     assert_eq!(d.pass().await.unwrap(), 0, "delivered: nothing left");
@@ -138,7 +139,16 @@ async fn gone_disables_the_endpoint_and_the_last_retry_fails() {
     r.script.lock().unwrap().extend([410]);
     let (db, keyring, user, ep, _) = setup(&url, &loopback()).await;
     enqueue(&db, user, "").await;
-    let d = Arc::new(Deliverer::new(db.pool.clone(), keyring.clone(), config(vec![0]), loopback()).unwrap());
+    let d = Arc::new(
+        Deliverer::new(
+            db.pool.clone(),
+            keyring.clone(),
+            config(vec![0]),
+            loopback(),
+            None,
+        )
+        .unwrap(),
+    );
     d.pass().await.unwrap();
     let active: bool = sqlx::query_scalar("SELECT active FROM webhook_endpoints")
         .fetch_one(&db.pool)
@@ -191,7 +201,7 @@ async fn internal_addresses_are_refused_at_connect_time_and_big_events_dropped()
         .await
         .unwrap();
     enqueue(&db, user, "").await;
-    let d = Arc::new(Deliverer::new(db.pool.clone(), keyring, config(vec![]), Vec::new()).unwrap());
+    let d = Arc::new(Deliverer::new(db.pool.clone(), keyring, config(vec![]), Vec::new(), None).unwrap());
     d.pass().await.unwrap();
     let error: String = sqlx::query_scalar("SELECT error FROM webhook_attempts")
         .fetch_one(&db.pool)
@@ -234,7 +244,8 @@ async fn a_failing_endpoint_trips_its_breaker_and_recovers_through_one_probe() {
     for _ in 0..8 {
         enqueue(&db, user, "").await;
     }
-    let d = Arc::new(Deliverer::new(db.pool.clone(), keyring, config(vec![0; 10]), loopback()).unwrap());
+    let d =
+        Arc::new(Deliverer::new(db.pool.clone(), keyring, config(vec![0; 10]), loopback(), None).unwrap());
     assert_eq!(d.pass().await.unwrap(), 4, "the per-endpoint cap");
     assert_eq!(d.pass().await.unwrap(), 4);
     let open: bool = sqlx::query_scalar("SELECT breaker_open_until > now() FROM webhook_endpoints")
@@ -304,7 +315,8 @@ async fn huge_silent_and_redirecting_receivers_are_handled() {
     ] {
         let (db, keyring, user, _, _) = setup(&format!("{base}{path}"), &loopback()).await;
         enqueue(&db, user, "").await;
-        let d = Arc::new(Deliverer::new(db.pool.clone(), keyring, config(vec![60]), loopback()).unwrap());
+        let d =
+            Arc::new(Deliverer::new(db.pool.clone(), keyring, config(vec![60]), loopback(), None).unwrap());
         d.pass().await.unwrap();
         let (status, body, error): (Option<i32>, String, String) =
             sqlx::query_as("SELECT response_status, response_body, error FROM webhook_attempts")

@@ -18,7 +18,6 @@ use chrono::Utc;
 use ender_core::bus::{self, BusEvent};
 use ender_core::device::{self, Device};
 use ender_core::sms::dispatch::{self, Claimed};
-use ender_core::webhook::{Event as WebhookEvent, Payload};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
@@ -168,8 +167,6 @@ async fn run(state: AppState, device: Device, protocol: Protocol, tx: mpsc::Send
 
 async fn online(state: &AppState, device: &Device) -> sqlx::Result<()> {
     let until = Utc::now() + chrono::Duration::from_std(ALIVE_FOR).unwrap_or_default();
-    // Announced when the device's first stream opens (a second, parallel stream is not news).
-    let was_online = device.stream_until.is_some_and(|u| u > Utc::now());
     device::stream_alive(&state.pool, device.id, until).await?;
     let mut conn = state.pool.acquire().await?;
     bus::publish(
@@ -180,9 +177,8 @@ async fn online(state: &AppState, device: &Device) -> sqlx::Result<()> {
         },
     )
     .await?;
-    if !was_online {
-        announce(&mut conn, device, WebhookEvent::DeviceOnline).await?;
-    }
+    // Announced once, when the device becomes reachable (a second stream is not news).
+    device::announce_presence(&state.pool, state.sms.device_seen_window_secs, Some(device.id)).await?;
     // Reachable now: whatever waited for a device can go.
     bus::wake_dispatch(&mut conn, device.user_id).await
 }
@@ -198,18 +194,9 @@ async fn offline(state: &AppState, device: &Device) {
             },
         )
         .await;
-        let _ = announce(&mut conn, device, WebhookEvent::DeviceOffline).await;
     }
-}
-
-/// Queues the `device_online` / `device_offline` webhooks of the device's owner.
-async fn announce(conn: &mut sqlx::PgConnection, device: &Device, event: WebhookEvent) -> sqlx::Result<()> {
-    let payload = Payload::new(event, "", Utc::now())
-        .with("device_id", device.id.to_string())
-        .with("device_name", device.name.clone());
-    ender_core::webhook::endpoint::enqueue(conn, device.user_id, event, Some(device.id), &payload, None)
-        .await?;
-    Ok(())
+    // Still reachable through FCM or polling, or not: announced if that changed.
+    let _ = device::announce_presence(&state.pool, state.sms.device_seen_window_secs, Some(device.id)).await;
 }
 
 /// Claims the device's assigned messages and pushes them; with `again`, first re-pushes
