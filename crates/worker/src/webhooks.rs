@@ -87,6 +87,8 @@ const MAX_BATCH: usize = 512;
 /// check is on the address actually used).
 struct GuardedResolver {
     allowed: Vec<ipnet::IpNet>,
+    /// Names answered without asking DNS (tests stand in a DNS answer with it).
+    hosts: HashMap<String, Vec<std::net::IpAddr>>,
 }
 
 /// Resolves `host` and keeps the addresses a webhook may connect to.
@@ -95,6 +97,14 @@ pub async fn resolve_allowed(host: &str, allowed: &[ipnet::IpNet]) -> Result<Vec
         .await
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
         .collect();
+    keep_allowed(host, addrs, allowed)
+}
+
+fn keep_allowed(
+    host: &str,
+    addrs: Vec<SocketAddr>,
+    allowed: &[ipnet::IpNet],
+) -> Result<Vec<SocketAddr>, String> {
     let ok: Vec<SocketAddr> = addrs
         .into_iter()
         .filter(|a| !is_internal(a.ip()) || allowed.iter().any(|n| n.contains(&a.ip())))
@@ -111,8 +121,16 @@ impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let allowed = self.allowed.clone();
         let host = name.as_str().to_owned();
+        let fixed = self.hosts.get(&host).cloned();
         Box::pin(async move {
-            let ok = resolve_allowed(&host, &allowed).await?;
+            let ok = match fixed {
+                Some(ips) => keep_allowed(
+                    &host,
+                    ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect(),
+                    &allowed,
+                )?,
+                None => resolve_allowed(&host, &allowed).await?,
+            };
             Ok(Box::new(ok.into_iter()) as reqwest::dns::Addrs)
         })
     }
@@ -216,14 +234,7 @@ impl Deliverer {
         allowed: Vec<ipnet::IpNet>,
         notices: Option<OwnerNotices>,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("Ender/", env!("CARGO_PKG_VERSION")))
-            .timeout(Duration::from_secs(cfg.webhook_timeout_secs.max(1)))
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(GuardedResolver {
-                allowed: allowed.clone(),
-            })
-            .build()?;
+        let http = Self::client(&cfg, &allowed, HashMap::new())?;
         Ok(Self {
             pool,
             keyring,
@@ -234,6 +245,33 @@ impl Deliverer {
             secrets: Mutex::default(),
             wake: Notify::new(),
         })
+    }
+
+    fn client(
+        cfg: &WebhookConfig,
+        allowed: &[ipnet::IpNet],
+        hosts: HashMap<String, Vec<std::net::IpAddr>>,
+    ) -> anyhow::Result<reqwest::Client> {
+        Ok(reqwest::Client::builder()
+            .user_agent(concat!("Ender/", env!("CARGO_PKG_VERSION")))
+            .timeout(Duration::from_secs(cfg.webhook_timeout_secs.max(1)))
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(GuardedResolver {
+                allowed: allowed.to_vec(),
+                hosts,
+            })
+            .build()?)
+    }
+
+    /// Answers these names with these addresses instead of asking DNS; the addresses are
+    /// checked like any DNS answer. For tests that need a name resolving somewhere.
+    #[doc(hidden)]
+    pub fn with_static_hosts(
+        mut self,
+        hosts: HashMap<String, Vec<std::net::IpAddr>>,
+    ) -> anyhow::Result<Self> {
+        self.http = Self::client(&self.cfg, &self.allowed, hosts)?;
+        Ok(self)
     }
 
     /// Seconds a claim holds a delivery: the receiver's timeout and a margin to record it.
@@ -330,32 +368,42 @@ impl Deliverer {
         Ok(done.rows_affected())
     }
 
-    /// Claims up to `limit` due deliveries: endpoints with pending deliveries are found by
-    /// a loose index scan (one seek each, whatever the backlog), each locked while its free
-    /// slots are counted (the per-endpoint cap holds across workers), and its oldest due
-    /// deliveries taken. An endpoint whose breaker is open is skipped without touching its
+    /// Claims up to `limit` due deliveries. Endpoints with pending deliveries are found by
+    /// a loose index scan (one seek each, whatever the backlog) and locked (skipping those
+    /// another worker is claiming for); a second statement, whose snapshot is taken after
+    /// the locks so it sees every other worker's committed claims, counts each one's free
+    /// slots and takes its oldest due deliveries — so the per-endpoint cap holds across
+    /// workers. An endpoint whose breaker is open is skipped without touching its
     /// deliveries' attempts; a failing one gets one probe at a time.
     async fn claim(&self, limit: usize) -> sqlx::Result<Vec<Due>> {
-        sqlx::query_as!(
-            Due,
+        let mut tx = self.pool.begin().await?;
+        let endpoints = sqlx::query_scalar!(
             r#"WITH RECURSIVE busy_endpoints(endpoint_id) AS (
                    (SELECT endpoint_id FROM webhook_deliveries WHERE status = 'pending' ORDER BY endpoint_id LIMIT 1)
                    UNION ALL
                    SELECT (SELECT d.endpoint_id FROM webhook_deliveries d
                            WHERE d.status = 'pending' AND d.endpoint_id > b.endpoint_id
                            ORDER BY d.endpoint_id LIMIT 1)
-                   FROM busy_endpoints b WHERE b.endpoint_id IS NOT NULL),
-               ready AS (
-                   SELECT e.id, e.consecutive_failures FROM webhook_endpoints e
-                   WHERE e.id IN (SELECT endpoint_id FROM busy_endpoints WHERE endpoint_id IS NOT NULL)
-                     AND e.active AND (e.breaker_open_until IS NULL OR e.breaker_open_until <= now())
-                   FOR NO KEY UPDATE OF e SKIP LOCKED),
-               room AS (
-                   SELECT r.id,
-                          greatest(0, CASE WHEN r.consecutive_failures >= $3::int THEN 1 ELSE $1::bigint END
+                   FROM busy_endpoints b WHERE b.endpoint_id IS NOT NULL)
+               SELECT e.id FROM webhook_endpoints e
+               WHERE e.id IN (SELECT endpoint_id FROM busy_endpoints WHERE endpoint_id IS NOT NULL)
+                 AND e.active AND (e.breaker_open_until IS NULL OR e.breaker_open_until <= now())
+               FOR NO KEY UPDATE OF e SKIP LOCKED"#
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        if endpoints.is_empty() {
+            tx.rollback().await?;
+            return Ok(Vec::new());
+        }
+        let due = sqlx::query_as!(
+            Due,
+            r#"WITH room AS (
+                   SELECT e.id,
+                          greatest(0, CASE WHEN e.consecutive_failures >= $3::int THEN 1 ELSE $1::bigint END
                                       - (SELECT count(*) FROM webhook_deliveries f
-                                         WHERE f.endpoint_id = r.id AND f.status = 'delivering')) AS free
-                   FROM ready r),
+                                         WHERE f.endpoint_id = e.id AND f.status = 'delivering')) AS free
+                   FROM webhook_endpoints e WHERE e.id = ANY ($5)),
                picked AS (
                    SELECT p.id FROM room r CROSS JOIN LATERAL (
                        SELECT d.id FROM webhook_deliveries d
@@ -374,10 +422,13 @@ impl Deliverer {
             self.cfg.webhook_concurrency.max(1),
             self.lease_secs(),
             BREAKER_THRESHOLD,
-            i64::try_from(limit).unwrap_or(i64::MAX)
+            i64::try_from(limit).unwrap_or(i64::MAX),
+            &endpoints
         )
-        .fetch_all(&self.pool)
-        .await
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(due)
     }
 
     /// Claims everything due once and sends it, waiting for the outcomes to be recorded;

@@ -30,6 +30,21 @@ impl TestDb {
     pub fn connect_options(&self) -> PgConnectOptions {
         self.options.clone()
     }
+
+    /// A `DATABASE_URL` for this test's database, for a process the test starts.
+    pub fn url(&self) -> String {
+        let o = &self.options;
+        let host = o
+            .get_socket()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| o.get_host().to_owned());
+        format!(
+            "postgres://{}@localhost/{}?host={host}&port={}",
+            o.get_username(),
+            self.name,
+            o.get_port()
+        )
+    }
 }
 
 impl Drop for TestDb {

@@ -5,6 +5,7 @@
     reason = "a test should fail loudly on any unexpected error"
 )]
 
+mod delivery;
 mod fcm;
 mod webhooks;
 
