@@ -484,8 +484,9 @@ impl Deliverer {
         .await
     }
 
-    /// The endpoint's signing secrets, from the cache while they have not changed.
-    async fn secrets_for(&self, endpoint: Uuid, changed_at: DateTime<Utc>) -> Vec<String> {
+    /// The endpoint's signing secrets, from the cache while they have not changed. An
+    /// endpoint is never sent an unsigned delivery: without a secret the attempt fails.
+    async fn secrets_for(&self, endpoint: Uuid, changed_at: DateTime<Utc>) -> Result<Vec<String>, String> {
         let now = Utc::now();
         let live = |list: &[SigningSecret]| -> Vec<String> {
             list.iter()
@@ -497,7 +498,10 @@ impl Deliverer {
             && let Some(c) = cache.get(&endpoint)
             && c.changed_at == changed_at
         {
-            return live(&c.secrets);
+            let out = live(&c.secrets);
+            if !out.is_empty() {
+                return Ok(out);
+            }
         }
         let loaded = match self.pool.acquire().await {
             Ok(mut conn) => signing_secrets(&mut conn, &self.keyring, endpoint).await,
@@ -518,11 +522,15 @@ impl Deliverer {
                         },
                     );
                 }
-                out
+                if out.is_empty() {
+                    Err("The endpoint has no signing secret; rotate its secret.".to_owned())
+                } else {
+                    Ok(out)
+                }
             }
             Err(e) => {
                 tracing::error!(endpoint.id = %endpoint, error = %e, "loading a webhook secret failed");
-                Vec::new()
+                Err("The signing secret could not be opened (check ENDER_SECRET_KEYS); not sent.".to_owned())
             }
         }
     }
@@ -542,7 +550,26 @@ impl Deliverer {
         } else if let Err(e) = check_url(&d.url, &self.allowed) {
             (None, String::new(), format!("blocked: {}", e.message), None)
         } else {
-            let secrets = self.secrets_for(d.endpoint_id, d.secrets_changed_at).await;
+            let secrets = match self.secrets_for(d.endpoint_id, d.secrets_changed_at).await {
+                Ok(s) => s,
+                Err(error) => {
+                    let headers = HeaderSet {
+                        webhook_id: &webhook_id,
+                        ts,
+                        standard: "",
+                        vendel: "",
+                    }
+                    .to_json();
+                    let sent = Sent {
+                        status: None,
+                        response: String::new(),
+                        error,
+                        retry_after: None,
+                        dropped: false,
+                    };
+                    return self.outcome(&d.id, d.endpoint_id, d.attempts, &d.event, headers, started, sent);
+                }
+            };
             let sigs = sign(&secrets, &webhook_id, ts, &d.body);
             let headers = HeaderSet {
                 webhook_id: &webhook_id,
@@ -799,10 +826,7 @@ impl Deliverer {
         }
         let mut disabled = Vec::new();
         for h in &health {
-            if h.gone {
-                self.disable(&mut tx, h.endpoint, "The receiver answered 410 Gone.")
-                    .await?;
-            } else if h.failures_after > 0 {
+            if h.failures_after > 0 || h.gone {
                 let failing_since = sqlx::query_scalar!(
                     "UPDATE webhook_endpoints SET
                             consecutive_failures = CASE WHEN $2 THEN 0 ELSE consecutive_failures END + $3,
@@ -827,7 +851,12 @@ impl Deliverer {
                 let window = chrono::Duration::hours(
                     i64::try_from(self.cfg.webhook_disable_after_hours).unwrap_or(i64::MAX / 4_000_000),
                 );
-                if let Some(since) = failing_since
+                if h.gone {
+                    let reason = "The receiver answered 410 Gone.".to_owned();
+                    if self.disable(&mut tx, h.endpoint, &reason).await? {
+                        disabled.push((h.endpoint, reason));
+                    }
+                } else if let Some(since) = failing_since
                     && Utc::now() - since >= window
                 {
                     let reason = format!(
@@ -835,8 +864,9 @@ impl Deliverer {
                         self.cfg.webhook_disable_after_hours,
                         h.last_failure.chars().take(200).collect::<String>()
                     );
-                    self.disable(&mut tx, h.endpoint, &reason).await?;
-                    disabled.push((h.endpoint, reason));
+                    if self.disable(&mut tx, h.endpoint, &reason).await? {
+                        disabled.push((h.endpoint, reason));
+                    }
                 }
             } else if h.reset {
                 sqlx::query!(
@@ -871,8 +901,8 @@ impl Deliverer {
 
     /// Disables an endpoint on Ender's initiative: what is queued for it is held, and so is
     /// every new event, until its owner re-enables it.
-    async fn disable(&self, tx: &mut sqlx::PgConnection, endpoint: Uuid, reason: &str) -> sqlx::Result<()> {
-        sqlx::query!(
+    async fn disable(&self, tx: &mut sqlx::PgConnection, endpoint: Uuid, reason: &str) -> sqlx::Result<bool> {
+        let done = sqlx::query!(
             "UPDATE webhook_endpoints SET active = false, disabled_reason = $2, disabled_at = now(), updated_at = now()
              WHERE id = $1 AND active",
             endpoint,
@@ -880,6 +910,9 @@ impl Deliverer {
         )
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
         sqlx::query!(
             "UPDATE webhook_deliveries SET status = 'held', updated_at = now() WHERE endpoint_id = $1 AND status = 'pending'",
             endpoint
@@ -887,7 +920,7 @@ impl Deliverer {
         .execute(&mut *tx)
         .await?;
         tracing::warn!(endpoint.id = %endpoint, reason, "webhook endpoint disabled");
-        Ok(())
+        Ok(true)
     }
 
     async fn tell_owner(&self, endpoint: Uuid, reason: &str) {

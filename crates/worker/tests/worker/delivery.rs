@@ -560,6 +560,28 @@ async fn an_endpoint_failing_for_days_is_disabled_its_owner_told_and_replay_send
         .await,
         1
     );
+    // "Replay failed since" takes deliveries that gave up since then, even if their event
+    // is older (the one whose failures started a streak).
+    sqlx::query(
+        "UPDATE webhook_deliveries SET status = 'failed', created_at = now() - interval '2 days',
+                updated_at = now() - interval '1 hour' WHERE id = (SELECT id FROM webhook_deliveries LIMIT 1)",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let since = Utc::now() - chrono::Duration::hours(2);
+    assert_eq!(
+        endpoint::replay_failed(&db.pool, user, ep, since).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'"
+        )
+        .await,
+        1
+    );
     // Another user cannot re-enable or replay it.
     let other = ender_core::testing::create_user(&db.pool, "other@example.org").await;
     assert!(endpoint::reenable_and_replay(&db.pool, other, ep).await.is_err());
