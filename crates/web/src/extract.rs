@@ -51,6 +51,42 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// The envelope for a body over the limit, with the status that says so.
+pub fn payload_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "Request body too large: at most {} bytes.",
+            crate::routes::MAX_BODY_BYTES
+        ),
+    )
+}
+
+/// A JSON body that may also be empty (then `T::default()`), whatever its content type:
+/// for actions whose every field is optional. Bad JSON gets the 400 envelope, a body over
+/// the limit the 413 one.
+pub struct OptionalApiJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                payload_too_large()
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "Invalid request body.")
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Self)
+            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "Invalid request body."))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::Router;

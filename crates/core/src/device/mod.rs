@@ -75,6 +75,11 @@ pub struct Device {
     pub per_day_limit: i32,
     pub last_seen_at: Option<DateTime<Utc>>,
     pub stream_until: Option<DateTime<Utc>>,
+    /// Radio state a modem reported last (signal, operator, registration), and when.
+    pub signal_dbm: Option<i32>,
+    pub network_operator: String,
+    pub registration: String,
+    pub status_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -190,7 +195,7 @@ pub async fn create(
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
            RETURNING id AS "id: DeviceId", user_id AS "user_id: UserId", name, kind, phone_number, key_prefix,
                      coalesce(fcm_token, '') <> '' AS "has_fcm_token!", enabled, per_minute_limit, per_day_limit,
-                     last_seen_at, stream_until, created_at, updated_at"#,
+                     last_seen_at, stream_until, signal_dbm, network_operator, registration, status_at, created_at, updated_at"#,
         Uuid::now_v7(),
         user as UserId,
         input.name,
@@ -212,7 +217,7 @@ pub async fn list(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<Device>> {
         Device,
         r#"SELECT id AS "id: DeviceId", user_id AS "user_id: UserId", name, kind, phone_number, key_prefix,
                   coalesce(fcm_token, '') <> '' AS "has_fcm_token!", enabled, per_minute_limit, per_day_limit,
-                  last_seen_at, stream_until, created_at, updated_at
+                  last_seen_at, stream_until, signal_dbm, network_operator, registration, status_at, created_at, updated_at
            FROM devices WHERE user_id = $1 ORDER BY created_at DESC, id DESC"#,
         user as UserId
     )
@@ -234,7 +239,7 @@ pub async fn find_any(pool: &PgPool, id: DeviceId) -> sqlx::Result<Option<Device
         Device,
         r#"SELECT id AS "id: DeviceId", user_id AS "user_id: UserId", name, kind, phone_number, key_prefix,
                   coalesce(fcm_token, '') <> '' AS "has_fcm_token!", enabled, per_minute_limit, per_day_limit,
-                  last_seen_at, stream_until, created_at, updated_at
+                  last_seen_at, stream_until, signal_dbm, network_operator, registration, status_at, created_at, updated_at
            FROM devices WHERE id = $1"#,
         id as DeviceId
     )
@@ -252,7 +257,7 @@ pub async fn authenticate(pool: &PgPool, secret: &str) -> sqlx::Result<Option<De
         r#"UPDATE devices SET last_seen_at = now() WHERE key_hash = $1
            RETURNING id AS "id: DeviceId", user_id AS "user_id: UserId", name, kind, phone_number, key_prefix,
                      coalesce(fcm_token, '') <> '' AS "has_fcm_token!", enabled, per_minute_limit, per_day_limit,
-                     last_seen_at, stream_until, created_at, updated_at"#,
+                     last_seen_at, stream_until, signal_dbm, network_operator, registration, status_at, created_at, updated_at"#,
         &token_digest(secret)
     )
     .fetch_optional(pool)
@@ -422,7 +427,7 @@ pub async fn page(
         Device,
         r#"SELECT id AS "id: DeviceId", user_id AS "user_id: UserId", name, kind, phone_number, key_prefix,
                   coalesce(fcm_token, '') <> '' AS "has_fcm_token!", enabled, per_minute_limit, per_day_limit,
-                  last_seen_at, stream_until, created_at, updated_at
+                  last_seen_at, stream_until, signal_dbm, network_operator, registration, status_at, created_at, updated_at
            FROM devices WHERE user_id = $1 AND ($2::text IS NULL OR kind = $2)
            ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"#,
         user as UserId,
@@ -498,4 +503,76 @@ pub async fn announce_presence(
     }
     tx.commit().await?;
     Ok(changed.len())
+}
+
+/// How a modem is registered on the network, as it reports it.
+pub const REGISTRATIONS: [&str; 6] = [
+    "home",
+    "roaming",
+    "searching",
+    "denied",
+    "not_registered",
+    "unknown",
+];
+
+/// A modem's report about its radio.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RadioStatus {
+    /// Received signal strength in dBm (−113 … −51 from `AT+CSQ`), when known.
+    pub signal_dbm: Option<i32>,
+    pub operator: String,
+    /// One of [`REGISTRATIONS`].
+    pub registration: String,
+}
+
+impl RadioStatus {
+    pub fn parse(signal_dbm: Option<i64>, operator: &str, registration: &str) -> Result<Self, FieldError> {
+        let signal_dbm = match signal_dbm {
+            None => None,
+            Some(d) if (-150..=0).contains(&d) => Some(d as i32),
+            Some(_) => {
+                return Err(FieldError::new(
+                    "signal_dbm",
+                    "signal_dbm must be between -150 and 0.",
+                ));
+            }
+        };
+        let operator = operator.trim();
+        if operator.chars().count() > 64 || operator.chars().any(char::is_control) {
+            return Err(FieldError::new(
+                "operator",
+                "operator must be at most 64 characters, without control characters.",
+            ));
+        }
+        let registration = match registration.trim() {
+            "" => "unknown",
+            r => REGISTRATIONS.into_iter().find(|k| *k == r).ok_or_else(|| {
+                FieldError::new(
+                    "registration",
+                    format!("registration must be one of: {}.", REGISTRATIONS.join(", ")),
+                )
+            })?,
+        };
+        Ok(Self {
+            signal_dbm,
+            operator: operator.to_owned(),
+            registration: registration.to_owned(),
+        })
+    }
+}
+
+/// Records a modem's radio report; it also counts as contact.
+pub async fn record_status(pool: &PgPool, id: DeviceId, status: &RadioStatus) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE devices SET signal_dbm = $2, network_operator = $3, registration = $4, status_at = now(),
+                last_seen_at = now()
+         WHERE id = $1",
+        id as DeviceId,
+        status.signal_dbm,
+        status.operator,
+        status.registration
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
 }

@@ -544,7 +544,7 @@ pub async fn reenable_and_replay(pool: &PgPool, user: UserId, id: Uuid) -> Resul
 }
 
 /// Queues again, at once and with a fresh retry schedule, every delivery of the endpoint
-/// that failed and was created at or after `since`. Returns how many.
+/// that failed and was created, or gave up, at or after `since`. Returns how many.
 pub async fn replay_failed(
     pool: &PgPool,
     user: UserId,
@@ -581,7 +581,7 @@ async fn requeue(
                UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(),
                       lease_expires_at = NULL, updated_at = now()
                WHERE endpoint_id = $1 AND event <> 'test'
-                 AND ((status = 'failed' AND created_at >= $2) OR ($3 AND status = 'held'))
+                 AND ((status = 'failed' AND (created_at >= $2 OR updated_at >= $2)) OR ($3 AND status = 'held'))
                RETURNING 1)
            SELECT (SELECT count(*) FROM queued) AS "n!",
                   (SELECT count(*) FROM (SELECT pg_notify($4, '') WHERE EXISTS (SELECT 1 FROM queued)) w) AS "woke!""#,
@@ -593,6 +593,31 @@ async fn requeue(
     .fetch_one(conn)
     .await?;
     Ok(u64::try_from(n.n).unwrap_or(0))
+}
+
+/// Records a `test` event for the owner's endpoint (also a paused or disabled one), not
+/// yet sent: the caller sends it at once. Returns the delivery's id.
+pub async fn create_test_delivery(pool: &PgPool, user: UserId, id: Uuid) -> Result<Uuid, EndpointError> {
+    let message_id = format!("test_{}", Uuid::now_v7().simple());
+    let body = Payload::new(Event::Test, &message_id, Utc::now())
+        .with("from", "+15550000000")
+        .with("body", "This is a test event from Ender.")
+        .to_bytes();
+    // Written as failed so no worker claims it before the caller sends it.
+    sqlx::query_scalar!(
+        "INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, message_id, body, status)
+         SELECT $1, e.id, e.user_id, 'test', $4, $5, 'failed' FROM webhook_endpoints e
+         WHERE e.id = $2 AND e.user_id = $3
+         RETURNING id",
+        Uuid::now_v7(),
+        id,
+        user as UserId,
+        message_id,
+        body
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or(EndpointError::NotFound)
 }
 
 /// Successful and failed attempts per endpoint of `user` over the last 24 hours.

@@ -2,6 +2,7 @@
 //! (§5) and the two signatures sent with every delivery.
 
 pub mod endpoint;
+pub mod log;
 mod payload;
 mod sign;
 

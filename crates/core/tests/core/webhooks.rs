@@ -212,6 +212,110 @@ mod endpoints {
         );
     }
 
+    /// Writes a delivery of `endpoint` created `minutes_ago`, with one attempt.
+    async fn delivery(
+        pool: &sqlx::PgPool,
+        endpoint: uuid::Uuid,
+        status: &str,
+        minutes_ago: i64,
+    ) -> uuid::Uuid {
+        let id = uuid::Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, body, status, created_at)
+             SELECT $1, id, user_id, 'sms_sent', '{\"event\":\"sms_sent\"}', $3,
+                    now() - make_interval(mins => $4::int)
+             FROM webhook_endpoints WHERE id = $2",
+        )
+        .bind(id)
+        .bind(endpoint)
+        .bind(status)
+        .bind(minutes_ago as i32)
+        .execute(pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO webhook_attempts (delivery_id, endpoint_id, request_headers, response_status, error)
+             VALUES ($1, $2, '{\"webhook-id\":\"msg_1\"}', 500, 'HTTP 500')",
+        )
+        .bind(id)
+        .bind(endpoint)
+        .execute(pool)
+        .await
+        .unwrap();
+        id
+    }
+
+    #[tokio::test]
+    async fn the_delivery_log_pages_newest_first_filters_and_stays_with_its_owner() {
+        use ender_core::webhook::log::{self, DeliveryStatus, PageQuery};
+
+        let db = test_db().await;
+        let keyring = Keyring::parse(&Keyring::generate_entry(1)).unwrap();
+        let owner = ender_core::testing::create_user(&db.pool, "log@example.org").await;
+        let stranger = ender_core::testing::create_user(&db.pool, "nosy@example.org").await;
+        let (ep, _) = endpoint::create(&db.pool, &keyring, owner, &input(&["sms_sent"], None, false))
+            .await
+            .unwrap();
+        let (theirs, _) = endpoint::create(&db.pool, &keyring, stranger, &input(&["sms_sent"], None, false))
+            .await
+            .unwrap();
+        let oldest = delivery(&db.pool, ep.id, "failed", 30).await;
+        let middle = delivery(&db.pool, ep.id, "succeeded", 20).await;
+        let newest = delivery(&db.pool, ep.id, "failed", 10).await;
+        delivery(&db.pool, theirs.id, "failed", 5).await;
+
+        let all = |before, status, limit| PageQuery {
+            status,
+            before,
+            limit,
+        };
+        let ids = |rows: Vec<log::Delivery>| rows.into_iter().map(|d| d.id).collect::<Vec<_>>();
+        let first = log::page(&db.pool, owner, ep.id, all(None, None, 2))
+            .await
+            .unwrap();
+        assert_eq!(ids(first), [newest, middle]);
+        let rest = log::page(&db.pool, owner, ep.id, all(Some(middle), None, 2))
+            .await
+            .unwrap();
+        assert_eq!(ids(rest), [oldest]);
+        let failed = log::page(
+            &db.pool,
+            owner,
+            ep.id,
+            all(None, Some(DeliveryStatus::Failed), 10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(ids(failed), [newest, oldest]);
+        assert_eq!(DeliveryStatus::parse("held"), Some(DeliveryStatus::Held));
+        assert_eq!(DeliveryStatus::parse("everything"), None);
+
+        let detail = log::find(&db.pool, owner, ep.id, newest).await.unwrap();
+        assert_eq!(detail.body, br#"{"event":"sms_sent"}"#);
+        assert_eq!(detail.attempts.len(), 1);
+        assert_eq!(
+            (
+                detail.attempts[0].response_status,
+                detail.attempts[0].request_headers["webhook-id"].as_str()
+            ),
+            (Some(500), Some("msg_1"))
+        );
+
+        // Another user's endpoint, or the owner's delivery under another endpoint, is not found.
+        assert!(matches!(
+            log::page(&db.pool, stranger, ep.id, all(None, None, 10)).await,
+            Err(EndpointError::NotFound)
+        ));
+        assert!(matches!(
+            log::find(&db.pool, stranger, ep.id, newest).await,
+            Err(EndpointError::NotFound)
+        ));
+        assert!(matches!(
+            log::find(&db.pool, stranger, theirs.id, newest).await,
+            Err(EndpointError::NotFound)
+        ));
+    }
+
     #[test]
     fn endpoint_input_is_validated() {
         let events = vec!["sms_sent".to_owned()];

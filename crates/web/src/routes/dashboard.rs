@@ -29,10 +29,6 @@ const SECTIONS: &[(&str, &str)] = &[
         "/scheduled",
         "Scheduled: sends that happen on their own, once or on a schedule.",
     ),
-    (
-        "/webhooks",
-        "Webhooks: signed notifications to your software when messages move.",
-    ),
     ("/billing", "Billing: your plan, quotas and usage."),
 ];
 

@@ -52,6 +52,10 @@ pub struct DeviceRow {
     pub enabled: bool,
     pub last_seen: String,
     pub pacing: String,
+    /// What a modem last reported about its radio, e.g. "−71 dBm · Operator · home".
+    pub radio: String,
+    /// Signal bars 0–4 for the report, when there is one.
+    pub bars: Option<u8>,
 }
 
 impl DeviceRow {
@@ -69,6 +73,8 @@ impl DeviceRow {
             enabled: d.enabled,
             last_seen: ago(d.last_seen_at),
             pacing: format!("{}/min, {}/day", d.per_minute_limit, d.per_day_limit),
+            radio: radio(d),
+            bars: d.signal_dbm.map(bars),
         }
     }
 }
@@ -376,4 +382,32 @@ async fn delete(
     )
     .await?;
     Ok(Redirect::to(PATH))
+}
+
+/// Bars as phones show them, from dBm.
+fn bars(dbm: i32) -> u8 {
+    match dbm {
+        d if d >= -73 => 4,
+        d if d >= -83 => 3,
+        d if d >= -93 => 2,
+        d if d >= -109 => 1,
+        _ => 0,
+    }
+}
+
+fn radio(d: &Device) -> String {
+    if d.status_at.is_none() {
+        return String::new();
+    }
+    let mut parts = Vec::new();
+    if let Some(dbm) = d.signal_dbm {
+        parts.push(format!("{dbm} dBm"));
+    }
+    if !d.network_operator.is_empty() {
+        parts.push(d.network_operator.clone());
+    }
+    if !d.registration.is_empty() {
+        parts.push(d.registration.replace('_', " "));
+    }
+    parts.join(" · ")
 }

@@ -15,6 +15,7 @@ pub mod messages;
 pub mod oauth;
 pub mod send;
 pub mod setup;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -73,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .merge(send::routes())
         .merge(messages::routes())
         .merge(events::routes())
+        .merge(webhooks::routes())
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { error_page(StatusCode::METHOD_NOT_ALLOWED) });
 

@@ -25,6 +25,8 @@ pub struct TestApp {
     pub db: TestDb,
     pub mail_dir: tempfile::TempDir,
     pub client: reqwest::Client,
+    /// The keyring the server seals webhook secrets with.
+    pub keyring: std::sync::Arc<ender_core::secret::Keyring>,
     shutdown: CancellationToken,
 }
 
@@ -76,10 +78,11 @@ impl TestApp {
                 shutdown.clone(),
             ));
         }
+        let keyring = std::sync::Arc::new(
+            ender_core::secret::Keyring::parse(&ender_core::secret::Keyring::generate_entry(1)).unwrap(),
+        );
         let webhooks = ender_web::state::WebhookSetup {
-            keyring: std::sync::Arc::new(
-                ender_core::secret::Keyring::parse(&ender_core::secret::Keyring::generate_entry(1)).unwrap(),
-            ),
+            keyring: keyring.clone(),
             config: ender_worker::webhooks::WebhookConfig {
                 webhook_retry_secs: vec![0],
                 webhook_timeout_secs: 3,
@@ -96,6 +99,7 @@ impl TestApp {
             db,
             mail_dir,
             client: client(),
+            keyring,
             shutdown,
         }
     }
@@ -229,6 +233,16 @@ pub fn select_attr(html: &str, selector: &str, attr: &str) -> Option<String> {
         .next()
         .and_then(|e| e.value().attr(attr))
         .map(str::to_owned)
+}
+
+/// The attribute of every element matching `selector` that has it.
+pub fn select_attr_all(html: &str, selector: &str, attr: &str) -> Vec<String> {
+    let doc = Html::parse_document(html);
+    let sel = Selector::parse(selector).unwrap();
+    doc.select(&sel)
+        .filter_map(|e| e.value().attr(attr))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The text of every element matching `selector`.

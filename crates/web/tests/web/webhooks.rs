@@ -1,5 +1,6 @@
 //! Webhook endpoints through the API against a receiver on loopback: create (secret once),
-//! a signed test event, retry by log id, secret rotation, bad input and other users.
+//! a signed test event, retry by log id, secret rotation, health, the delivery log, replay
+//! and re-enable, bad input and other users.
 
 use std::sync::{Arc, Mutex};
 
@@ -10,13 +11,14 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::helpers::*;
 use crate::sms::Caller;
 
-type Received = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+pub type Received = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
 
-async fn receiver() -> (Received, String) {
+pub async fn receiver() -> (Received, String) {
     let got: Received = Arc::default();
     let app = Router::new()
         .route(
@@ -33,6 +35,36 @@ async fn receiver() -> (Received, String) {
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (got, url)
+}
+
+/// Writes a delivery of the endpoint with the given status, created (and last changed)
+/// `minutes_ago`.
+pub async fn insert_delivery(app: &TestApp, endpoint: &str, status: &str, minutes_ago: i64) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, message_id, body, status, last_error,
+                                         created_at, updated_at)
+         SELECT $1, id, user_id, 'sms_sent', 'm-1', convert_to('{\"event\":\"sms_sent\"}', 'UTF8'), $3,
+                CASE WHEN $3 = 'failed' THEN 'HTTP 500' ELSE '' END, now() - make_interval(mins => $4::int),
+                now() - make_interval(mins => $4::int)
+         FROM webhook_endpoints WHERE id = $2::uuid",
+    )
+    .bind(id)
+    .bind(endpoint)
+    .bind(status)
+    .bind(minutes_ago as i32)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    id
+}
+
+pub async fn status_of(app: &TestApp, delivery: Uuid) -> String {
+    sqlx::query_scalar("SELECT status FROM webhook_deliveries WHERE id = $1")
+        .bind(delivery)
+        .fetch_one(app.pool())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -311,4 +343,323 @@ async fn devices_going_online_and_offline_are_announced() {
     .await
     .unwrap();
     assert_eq!(events, ["device_online", "device_offline"]);
+}
+
+/// Creates an endpoint through the API; returns its id.
+async fn create_endpoint(c: &Caller, url: &str) -> String {
+    let (status, created) = c
+        .post("/api/webhooks", json!({"url": url, "events": ["sms_sent"]}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    created["id"].as_str().unwrap().to_owned()
+}
+
+/// A POST with a raw body and the caller's key.
+async fn post_raw(
+    app: &TestApp,
+    key: Option<&str>,
+    path: &str,
+    body: impl Into<reqwest::Body>,
+) -> (StatusCode, Value) {
+    let mut req = reqwest::Client::new()
+        .post(app.url(path))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(key) = key {
+        req = req.header("x-api-key", key);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn health_the_delivery_log_replay_and_re_enable_through_the_api() {
+    let app = TestApp::spawn().await;
+    let c = Caller::new(&app, "log@example.org").await;
+    let (_, url) = receiver().await;
+    let (_, created) = c
+        .post("/api/webhooks", json!({"url": url, "events": ["sms_sent"]}))
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created["health"],
+        json!({
+            "success_rate_24h": null, "succeeded_24h": 0, "failed_24h": 0, "breaker": "closed",
+            "consecutive_failures": 0, "failing_since": "", "last_failure_at": "", "last_failure": "",
+            "disabled_at": "",
+        })
+    );
+    let (_, result) = c.post("/api/webhooks/test", json!({"webhook_id": id})).await;
+    let (_, shown) = c.get(&format!("/api/webhooks/{id}")).await;
+    assert_eq!(
+        (
+            shown["health"]["success_rate_24h"].as_f64(),
+            shown["health"]["succeeded_24h"].as_i64(),
+            shown["health"]["failed_24h"].as_i64()
+        ),
+        (Some(1.0), Some(1), Some(0))
+    );
+    let (_, listed) = c.get("/api/webhooks").await;
+    assert_eq!(listed["items"][0]["health"], shown["health"]);
+
+    let failed = insert_delivery(&app, &id, "failed", 60).await;
+    let held = insert_delivery(&app, &id, "held", 10).await;
+    let (status, log) = c.get(&format!("/api/webhooks/{id}/deliveries")).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let items = log["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(log["next_before"], "");
+    let test = &items[0];
+    assert_eq!(
+        (
+            test["event"].as_str(),
+            test["status"].as_str(),
+            test["attempts"].as_i64(),
+            test["last_status"].as_i64(),
+            test["next_attempt_at"].as_str()
+        ),
+        (Some("test"), Some("succeeded"), Some(1), Some(200), Some(""))
+    );
+    assert!(test["delivered_at"].as_str().unwrap().ends_with('Z'));
+    assert!(test["created"].as_str().unwrap().ends_with('Z'));
+    assert!(test["message_id"].as_str().unwrap().starts_with("test_"));
+    assert_eq!(items[1]["id"], held.to_string());
+    assert_eq!(
+        (
+            items[2]["status"].as_str(),
+            items[2]["last_status"].is_null(),
+            items[2]["last_error"].as_str()
+        ),
+        (Some("failed"), true, Some("HTTP 500"))
+    );
+
+    // Keyset pages: `next_before` continues where the page ended.
+    let (_, first) = c.get(&format!("/api/webhooks/{id}/deliveries?limit=2")).await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    assert_eq!(first["next_before"], held.to_string());
+    let (_, rest) = c
+        .get(&format!("/api/webhooks/{id}/deliveries?limit=2&before={held}"))
+        .await;
+    assert_eq!(rest["items"][0]["id"], failed.to_string());
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["next_before"], "");
+    let (_, only_failed) = c
+        .get(&format!("/api/webhooks/{id}/deliveries?status=failed"))
+        .await;
+    assert_eq!(only_failed["items"].as_array().unwrap().len(), 1);
+
+    // One delivery with its payload and attempts.
+    let test_id = test["id"].as_str().unwrap();
+    let (status, one) = c.get(&format!("/api/webhooks/{id}/deliveries/{test_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    let payload: Value = serde_json::from_str(one["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["event"], "test");
+    let attempt = &one["attempts"][0];
+    assert_eq!(attempt["log_id"], result["log_id"]);
+    assert_eq!(
+        (
+            attempt["response_status"].as_i64(),
+            attempt["response_body"].as_str(),
+            attempt["error_message"].as_str()
+        ),
+        (Some(200), Some("ok"), Some(""))
+    );
+    assert!(
+        attempt["request_headers"]["webhook-id"]
+            .as_str()
+            .unwrap()
+            .starts_with("msg_")
+    );
+    assert!(attempt["duration_ms"].as_i64().unwrap() >= 0);
+    assert!(attempt["created"].as_str().unwrap().ends_with('Z'));
+    let (_, never) = c.get(&format!("/api/webhooks/{id}/deliveries/{held}")).await;
+    assert_eq!(never["attempts"], json!([]));
+
+    // Replay failed since a time.
+    for (body, why) in [
+        ("{", "bad JSON"),
+        ("{}", "no since"),
+        (r#"{"since": "yesterday"}"#, "not RFC 3339"),
+        (r#"{"since": "2999-01-01T00:00:00Z"}"#, "in the future"),
+        (r#"{"since": 5}"#, "not a string"),
+    ] {
+        let (status, res) = post_raw(&app, Some(&c.key), &format!("/api/webhooks/{id}/replay"), body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{why}: {res}");
+        assert_eq!(res["status"], 400, "{why}");
+    }
+    let (_, res) = post_raw(&app, Some(&c.key), &format!("/api/webhooks/{id}/replay"), "{}").await;
+    assert!(res["message"].as_str().unwrap().contains("since"), "{res}");
+    let since = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    let (status, replayed) = c
+        .post(&format!("/api/webhooks/{id}/replay"), json!({"since": since}))
+        .await;
+    assert_eq!((status, replayed), (StatusCode::OK, json!({"replayed": 1})));
+    assert_eq!(status_of(&app, failed).await, "pending");
+    assert_eq!(status_of(&app, held).await, "held");
+    let (_, pending) = c
+        .get(&format!("/api/webhooks/{id}/deliveries?status=pending"))
+        .await;
+    assert!(
+        pending["items"][0]["next_attempt_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+
+    // Ender disabled it: health says so; re-enable sends what was held.
+    sqlx::query(
+        "UPDATE webhook_endpoints SET active = false, disabled_at = now() - interval '1 hour',
+                disabled_reason = 'It answered 410 Gone.', failing_since = now() - interval '2 hours',
+                consecutive_failures = 6, last_failure_at = now() - interval '1 hour', last_failure = 'HTTP 410',
+                breaker_open_until = now() + interval '5 minutes'
+         WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let (_, shown) = c.get(&format!("/api/webhooks/{id}")).await;
+    assert_eq!(
+        (
+            shown["active"].as_bool(),
+            shown["health"]["breaker"].as_str(),
+            shown["health"]["consecutive_failures"].as_i64(),
+            shown["health"]["last_failure"].as_str()
+        ),
+        (Some(false), Some("open"), Some(6), Some("HTTP 410"))
+    );
+    for key in ["failing_since", "last_failure_at", "disabled_at"] {
+        assert!(shown["health"][key].as_str().unwrap().ends_with('Z'), "{key}");
+    }
+    let (status, enabled) = post_raw(&app, Some(&c.key), &format!("/api/webhooks/{id}/enable"), "").await;
+    assert_eq!(status, StatusCode::OK, "{enabled}");
+    assert_eq!(
+        (
+            enabled["replayed"].as_u64(),
+            enabled["active"].as_bool(),
+            enabled["disabled_reason"].as_str(),
+            enabled["health"]["breaker"].as_str(),
+            enabled["health"]["disabled_at"].as_str()
+        ),
+        (Some(1), Some(true), Some(""), Some("closed"), Some(""))
+    );
+    assert_eq!(enabled["id"], id.as_str());
+    assert_eq!(status_of(&app, held).await, "pending");
+    let (status, again) = c.post(&format!("/api/webhooks/{id}/enable"), json!({})).await;
+    assert_eq!((status, again["replayed"].as_u64()), (StatusCode::OK, Some(0)));
+    let (status, _) = post_raw(&app, Some(&c.key), &format!("/api/webhooks/{id}/enable"), "{nope").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_delivery_log_api_refuses_bad_input_strangers_and_oversized_bodies() {
+    let app = TestApp::spawn().await;
+    let c = Caller::new(&app, "owner-log@example.org").await;
+    let (_, url) = receiver().await;
+    let id = create_endpoint(&c, &url).await;
+    let delivery = insert_delivery(&app, &id, "failed", 5).await;
+
+    for (query, message) in [
+        ("limit=0", "limit must be between 1 and 100."),
+        ("limit=101", "limit must be between 1 and 100."),
+        ("limit=ten", "limit must be between 1 and 100."),
+        (
+            "status=lost",
+            "Unknown status: lost. Use one of pending, delivering, succeeded, failed, dropped, held.",
+        ),
+        (
+            "before=yesterday",
+            "Invalid before: use the next_before of the previous page.",
+        ),
+    ] {
+        let (status, res) = c.get(&format!("/api/webhooks/{id}/deliveries?{query}")).await;
+        assert_eq!(
+            (status, res["message"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(message)),
+            "{query}"
+        );
+    }
+    let (status, res) = c
+        .get(&format!("/api/webhooks/{id}/deliveries?limit=100&status=held"))
+        .await;
+    assert_eq!(
+        (status, res["items"].as_array().unwrap().len()),
+        (StatusCode::OK, 0)
+    );
+
+    // Over 1 MiB: the 413 envelope.
+    let huge = format!(r#"{{"since": "{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    for action in ["replay", "enable"] {
+        let (status, res) = post_raw(
+            &app,
+            Some(&c.key),
+            &format!("/api/webhooks/{id}/{action}"),
+            huge.clone(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{action}");
+        assert_eq!(
+            res,
+            json!({"data": {}, "message": "Request body too large: at most 1048576 bytes.", "status": 413}),
+            "{action}"
+        );
+    }
+
+    // Without a key, or with a wrong one: 401.
+    let since = json!({"since": chrono::Utc::now().to_rfc3339()}).to_string();
+    for key in [None, Some("vk_not_a_real_key")] {
+        for path in [
+            format!("/api/webhooks/{id}/deliveries"),
+            format!("/api/webhooks/{id}/deliveries/{delivery}"),
+        ] {
+            let mut req = reqwest::Client::new().get(app.url(&path));
+            if let Some(key) = key {
+                req = req.header("x-api-key", key);
+            }
+            assert_eq!(
+                req.send().await.unwrap().status(),
+                StatusCode::UNAUTHORIZED,
+                "{path}"
+            );
+        }
+        for action in ["replay", "enable"] {
+            let (status, res) =
+                post_raw(&app, key, &format!("/api/webhooks/{id}/{action}"), since.clone()).await;
+            assert_eq!(
+                (status, res["message"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("Authentication required.")),
+                "{action}"
+            );
+        }
+    }
+
+    // Another user: not found, whatever the route; and nothing changes.
+    let other = Caller::new(&app, "other-log@example.org").await;
+    let theirs = create_endpoint(&other, &url).await;
+    for path in [
+        format!("/api/webhooks/{id}/deliveries"),
+        format!("/api/webhooks/{id}/deliveries/{delivery}"),
+        format!("/api/webhooks/{theirs}/deliveries/{delivery}"),
+        format!("/api/webhooks/{id}/deliveries/not-an-id"),
+        "/api/webhooks/not-an-id/deliveries".to_owned(),
+    ] {
+        let (status, res) = other.get(&path).await;
+        assert_eq!(
+            (status, res["status"].as_i64()),
+            (StatusCode::NOT_FOUND, Some(404)),
+            "{path}"
+        );
+    }
+    for action in ["replay", "enable"] {
+        let (status, _) = post_raw(
+            &app,
+            Some(&other.key),
+            &format!("/api/webhooks/{id}/{action}"),
+            since.clone(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{action}");
+    }
+    assert_eq!(status_of(&app, delivery).await, "failed");
 }

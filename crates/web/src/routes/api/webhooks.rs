@@ -1,14 +1,19 @@
-//! Webhook endpoints through the API: list, create (the secret is in the answer), show,
-//! update, delete, reveal and rotate the secret; and Vendel's `POST /api/webhooks/test` and
-//! `POST /api/webhooks/retry`, which deliver at once and report the attempt.
+//! Webhook endpoints through the API: list and show (with their health), create (the
+//! secret is in the answer), update, delete, reveal and rotate the secret, re-enable and
+//! replay, replay failed deliveries since a time, and the delivery log with every attempt;
+//! and Vendel's `POST /api/webhooks/test` and `POST /api/webhooks/retry`, which deliver at
+//! once and report the attempt.
 
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
+use ender_core::account::UserId;
 use ender_core::webhook::endpoint::{self, Endpoint, EndpointError, EndpointInput};
-use ender_core::webhook::{Event, Payload};
+use ender_core::webhook::log::{self, AttemptLog, DayStats, Delivery, DeliveryStatus, PageQuery};
 use ender_worker::webhooks::Attempt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,7 +22,7 @@ use uuid::Uuid;
 use super::auth::ApiUser;
 use super::format::ts;
 use super::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, OptionalApiJson};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -26,6 +31,10 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks/{id}", get(show).put(update).delete(remove))
         .route("/webhooks/{id}/secret", get(secret))
         .route("/webhooks/{id}/rotate-secret", post(rotate))
+        .route("/webhooks/{id}/enable", post(enable))
+        .route("/webhooks/{id}/replay", post(replay))
+        .route("/webhooks/{id}/deliveries", get(deliveries))
+        .route("/webhooks/{id}/deliveries/{delivery_id}", get(delivery))
         .route("/webhooks/test", post(test))
         .route("/webhooks/retry", post(retry))
 }
@@ -44,12 +53,30 @@ impl From<EndpointError> for ApiError {
     }
 }
 
-fn endpoint_json(e: &Endpoint) -> Value {
+fn endpoint_json(e: &Endpoint, stats: DayStats) -> Value {
     json!({
         "id": e.id.to_string(), "url": e.url, "description": e.description, "events": e.events,
         "device_id": e.device_id.map(|d| d.to_string()).unwrap_or_default(), "include_body": e.include_body,
         "active": e.active, "disabled_reason": e.disabled_reason, "created": ts(Some(e.created_at)),
+        "health": {
+            "success_rate_24h": stats.success_rate(),
+            "succeeded_24h": stats.succeeded,
+            "failed_24h": stats.failed,
+            "breaker": e.breaker().as_str(),
+            "consecutive_failures": e.consecutive_failures,
+            "failing_since": ts(e.failing_since),
+            "last_failure_at": ts(e.last_failure_at),
+            "last_failure": e.last_failure,
+            "disabled_at": ts(e.disabled_at),
+        },
     })
+}
+
+/// The owner's endpoint as JSON, with its health.
+async fn endpoint_answer(state: &AppState, user: UserId, id: Uuid) -> ApiResult<Value> {
+    let e = endpoint::find(&state.pool, user, id).await?;
+    let stats = endpoint::day_stats(&state.pool, user).await?;
+    Ok(endpoint_json(&e, DayStats::of(&stats, e.id)))
 }
 
 fn endpoint_id(raw: &str) -> ApiResult<Uuid> {
@@ -88,10 +115,11 @@ fn parse(state: &AppState, b: &EndpointBody) -> ApiResult<EndpointInput> {
 }
 
 async fn list(State(state): State<AppState>, ApiUser(user): ApiUser) -> ApiResult<Json<Value>> {
+    let stats = endpoint::day_stats(&state.pool, user).await?;
     let items: Vec<Value> = endpoint::list(&state.pool, user)
         .await?
         .iter()
-        .map(endpoint_json)
+        .map(|e| endpoint_json(e, DayStats::of(&stats, e.id)))
         .collect();
     Ok(Json(json!({ "items": items })))
 }
@@ -103,7 +131,7 @@ async fn create(
 ) -> ApiResult<Json<Value>> {
     let input = parse(&state, &b)?;
     let (e, secret) = endpoint::create(&state.pool, &state.webhooks.keyring, user, &input).await?;
-    let mut v = endpoint_json(&e);
+    let mut v = endpoint_json(&e, DayStats::default());
     v["secret"] = json!(secret);
     Ok(Json(v))
 }
@@ -113,9 +141,7 @@ async fn show(
     ApiUser(user): ApiUser,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(endpoint_json(
-        &endpoint::find(&state.pool, user, endpoint_id(&raw)?).await?,
-    )))
+    Ok(Json(endpoint_answer(&state, user, endpoint_id(&raw)?).await?))
 }
 
 async fn update(
@@ -127,7 +153,7 @@ async fn update(
     let id = endpoint_id(&raw)?;
     let input = parse(&state, &b)?;
     endpoint::update(&state.pool, user, id, &input, b.active).await?;
-    Ok(Json(endpoint_json(&endpoint::find(&state.pool, user, id).await?)))
+    Ok(Json(endpoint_answer(&state, user, id).await?))
 }
 
 async fn remove(
@@ -160,13 +186,8 @@ async fn rotate(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
     Path(raw): Path<String>,
-    body: axum::body::Bytes,
+    OptionalApiJson(body): OptionalApiJson<RotateBody>,
 ) -> ApiResult<Json<Value>> {
-    let body: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RotateBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("Invalid request body."))?
-    };
     let hours = body.overlap_hours.unwrap_or(24);
     if !(0..=720).contains(&hours) {
         return Err(ApiError::bad_request("overlap_hours must be between 0 and 720."));
@@ -204,23 +225,7 @@ async fn test(
     ApiJson(b): ApiJson<TestBody>,
 ) -> ApiResult<Json<Value>> {
     let e = endpoint::find(&state.pool, user, endpoint_id(&b.webhook_id)?).await?;
-    let message_id = format!("test_{}", Uuid::now_v7().simple());
-    let body = Payload::new(Event::Test, &message_id, Utc::now())
-        .with("from", "+15550000000")
-        .with("body", "This is a test event from Ender.")
-        .to_bytes();
-    let delivery = Uuid::now_v7();
-    sqlx::query!(
-        "INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, message_id, body, status)
-         VALUES ($1, $2, $3, 'test', $4, $5, 'failed')",
-        delivery,
-        e.id,
-        user.0,
-        message_id,
-        body
-    )
-    .execute(&state.pool)
-    .await?;
+    let delivery = endpoint::create_test_delivery(&state.pool, user, e.id).await?;
     let attempt = state
         .webhooks
         .deliverer
@@ -266,4 +271,145 @@ async fn retry(
             )
         })?;
     Ok(Json(attempt_json(&attempt)))
+}
+
+/// Re-enables the endpoint and queues again what it missed while failing or disabled.
+async fn enable(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path(raw): Path<String>,
+    OptionalApiJson(_): OptionalApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let id = endpoint_id(&raw)?;
+    let replayed = endpoint::reenable_and_replay(&state.pool, user, id).await?;
+    tracing::info!(user.id = %user, webhook.id = %id, replayed, "webhook endpoint re-enabled");
+    let mut v = endpoint_answer(&state, user, id).await?;
+    v["replayed"] = json!(replayed);
+    Ok(Json(v))
+}
+
+#[derive(Deserialize, Default)]
+struct ReplayBody {
+    #[serde(default)]
+    since: Option<String>,
+}
+
+/// A past moment in RFC 3339.
+fn parse_since(raw: Option<&str>) -> ApiResult<DateTime<Utc>> {
+    let bad =
+        || ApiError::bad_request("Invalid since: use a past RFC 3339 time (e.g. 2026-12-01T09:00:00Z).");
+    let since = DateTime::parse_from_rfc3339(raw.map(str::trim).ok_or_else(bad)?)
+        .map_err(|_| bad())?
+        .with_timezone(&Utc);
+    if since > Utc::now() {
+        return Err(bad());
+    }
+    Ok(since)
+}
+
+/// Queues again every failed delivery created at or after `since`.
+async fn replay(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path(raw): Path<String>,
+    OptionalApiJson(b): OptionalApiJson<ReplayBody>,
+) -> ApiResult<Json<Value>> {
+    let id = endpoint_id(&raw)?;
+    let since = parse_since(b.since.as_deref())?;
+    let replayed = endpoint::replay_failed(&state.pool, user, id, since).await?;
+    Ok(Json(json!({ "replayed": replayed })))
+}
+
+fn delivery_json(d: &Delivery) -> Value {
+    json!({
+        "id": d.id.to_string(), "event": d.event, "message_id": d.message_id, "status": d.status,
+        "attempts": d.attempts,
+        "next_attempt_at": if d.is_pending() { ts(Some(d.next_attempt_at)) } else { String::new() },
+        "last_status": d.last_status, "last_error": d.last_error, "created": ts(Some(d.created_at)),
+        "delivered_at": ts(d.delivered_at),
+    })
+}
+
+fn attempt_log_json(a: &AttemptLog) -> Value {
+    json!({
+        "log_id": a.id.to_string(), "created": ts(Some(a.created_at)), "request_headers": a.request_headers,
+        "response_status": a.response_status, "response_body": a.response_body, "duration_ms": a.duration_ms,
+        "error_message": a.error,
+    })
+}
+
+/// Most deliveries one page of the log holds.
+const MAX_LIMIT: i64 = 100;
+
+/// The endpoint's deliveries, newest first: `status`, `before` (the `next_before` of the
+/// previous page) and `limit` (1 to 100, default 50).
+async fn deliveries(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path(raw): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let id = endpoint_id(&raw)?;
+    let param = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let status = match param("status") {
+        None => None,
+        Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Unknown status: {s}. Use one of pending, delivering, succeeded, failed, dropped, held."
+            ))
+        })?),
+    };
+    let before = match param("before") {
+        None => None,
+        Some(b) => Some(b.parse::<Uuid>().map_err(|_| {
+            ApiError::bad_request("Invalid before: use the next_before of the previous page.")
+        })?),
+    };
+    let limit = match param("limit") {
+        None => 50,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| ApiError::bad_request(format!("limit must be between 1 and {MAX_LIMIT}.")))?,
+    };
+    let rows = log::page(
+        &state.pool,
+        user,
+        id,
+        PageQuery {
+            status,
+            before,
+            limit,
+        },
+    )
+    .await?;
+    let next_before = if rows.len() as i64 == limit {
+        rows.last().map(|d| d.id.to_string()).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let items: Vec<Value> = rows.iter().map(delivery_json).collect();
+    Ok(Json(json!({ "items": items, "next_before": next_before })))
+}
+
+/// One delivery with its payload and every attempt.
+async fn delivery(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path((raw, raw_delivery)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let id = endpoint_id(&raw)?;
+    let not_found = || ApiError::not_found("Delivery not found.");
+    let delivery: Uuid = raw_delivery.parse().map_err(|_| not_found())?;
+    let d = log::find(&state.pool, user, id, delivery)
+        .await
+        .map_err(|e| match e {
+            EndpointError::NotFound => not_found(),
+            other => other.into(),
+        })?;
+    let mut v = delivery_json(&d.delivery);
+    v["payload"] = json!(String::from_utf8_lossy(&d.body));
+    v["attempts"] = d.attempts.iter().map(attempt_log_json).collect();
+    Ok(Json(v))
 }
