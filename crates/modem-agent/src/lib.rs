@@ -1,4 +1,20 @@
-//! Ender's modem agent: talks to a GSM modem over AT commands and relays SMS to and from
-//! Ender. So far only the pure part: the SMS PDU codec used in modem PDU mode.
+//! Ender's modem agent: talks to GSM modems over AT commands in PDU mode and relays SMS
+//! between them and Ender.
+//!
+//! - [`pdu`]: the SMS PDU codec (pure);
+//! - [`at`]: the AT command channel;
+//! - [`modem`]: one modem's operations on top of it;
+//! - [`task`]: a supervised modem ([`task::ModemTask`]) that reconnects, resets and
+//!   reports events, for the connection to the server;
+//! - [`config`] and [`check`]: the configuration file and `--check`;
+//! - [`sim`]: a simulated modem on a pseudo-terminal, for tests.
 
+pub mod at;
+pub mod check;
+pub mod config;
+pub mod modem;
 pub mod pdu;
+pub mod port;
+pub mod server;
+pub mod sim;
+pub mod task;

@@ -293,3 +293,262 @@ async fn a_person_adds_a_device_sends_and_watches_the_status_change_live() {
     snapshot(&c, "dashboard-live").await;
     c.close().await.unwrap();
 }
+
+/// A webhook receiver on a fixed loopback port that can be stopped and started again; it
+/// verifies both signatures of every request it accepts.
+struct Receiver {
+    port: u16,
+    secret: std::sync::Arc<std::sync::Mutex<String>>,
+    /// (event, webhook-id) of every verified request.
+    got: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Receiver {
+    fn new() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self {
+            port,
+            secret: Default::default(),
+            got: Default::default(),
+            stop: None,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    async fn start(&mut self) {
+        use axum::body::Bytes;
+        use axum::http::HeaderMap;
+        use hmac::{KeyInit, Mac};
+        let (secret, got) = (self.secret.clone(), self.got.clone());
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let (secret, got) = (secret.clone(), got.clone());
+                async move {
+                    let secret = secret.lock().unwrap().clone();
+                    // Standard Webhooks, with the reference implementation.
+                    standardwebhooks::Webhook::new(&secret)
+                        .unwrap()
+                        .verify(&body, &headers)
+                        .expect("a valid webhook-signature");
+                    // Vendel's hex HMAC-SHA256 of the body.
+                    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+                    mac.update(&body);
+                    let hex_sig = hex::encode(mac.finalize().into_bytes());
+                    assert_eq!(headers["x-webhook-signature"].to_str().unwrap(), hex_sig);
+                    let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    got.lock().unwrap().push((
+                        event["event"].as_str().unwrap_or("").to_owned(),
+                        headers["webhook-id"].to_str().unwrap().to_owned(),
+                    ));
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        self.stop = Some(tx);
+    }
+
+    async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        // Wait until the port refuses connections.
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the receiver did not stop");
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.got.lock().unwrap().iter().map(|g| g.0.clone()).collect()
+    }
+
+    async fn wait_for(&self, n: usize, secs: u64) {
+        for _ in 0..secs * 20 {
+            if self.got.lock().unwrap().len() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the receiver got {:?}, expected {n} events", self.events());
+    }
+}
+
+#[tokio::test]
+async fn a_person_adds_a_webhook_and_watches_deliveries_fail_retry_and_drain() {
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let app = TestApp::spawn_with(Options {
+        dispatcher: true,
+        webhook_engine: Some(vec![1; 20]),
+        ..Options::default()
+    })
+    .await;
+    let email = "hooks@example.org";
+    let password = "hooks password 1";
+    app.create_user(email, password).await;
+    let phone = crate::simulator::Sim::register(&app, email, "android", "Phone").await;
+    // Two messages a minute apart would be the phone's default pacing; this test sends two
+    // in a row.
+    sqlx::query("UPDATE devices SET per_minute_limit = 100")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email_normalized = $1")
+        .bind(email)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    let api = KeyClient::new(
+        &app,
+        ender_core::apikey::create(app.pool(), ender_core::account::UserId(user), "crm", None, 10)
+            .await
+            .unwrap()
+            .secret,
+    );
+    let mut receiver = Receiver::new();
+    receiver.start().await;
+
+    let c = browser(&driver).await;
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(&c, "#email", email).await;
+    fill(&c, "#password", password).await;
+    click(&c, "#login-form button[type=submit]").await;
+    wait_path(&c, "/").await;
+
+    // Add the endpoint on the Webhooks page.
+    click(&c, "a.nav-link[href='/webhooks']").await;
+    click(&c, "#add-endpoint").await;
+    wait_path(&c, "/webhooks/new").await;
+    fill(&c, "#url", &receiver.url()).await;
+    click(&c, "input[name=events][value=sms_sent]").await;
+    click(&c, "input[name=events][value=sms_delivered]").await;
+    click(&c, "#webhook-form button[type=submit]").await;
+    let secret = text(&c, "#secret").await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    *receiver.secret.lock().unwrap() = secret;
+    snapshot(&c, "webhook-created").await;
+    let endpoint_page = path(&c).await;
+
+    // An SMS goes out and is delivered: both events arrive, signed.
+    let send = |to: &'static str| {
+        let api = api.clone();
+        async move {
+            let (status, body) = api
+                .post(
+                    "/api/sms/send",
+                    serde_json::json!({"recipients": [to], "body": "Your appointment is at 9"}),
+                )
+                .await;
+            assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        }
+    };
+    send("+15550101010").await;
+    let mut assigned = Vec::new();
+    for _ in 0..100 {
+        assigned = phone.pending().await;
+        if !assigned.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first = assigned[0]["message_id"].as_str().unwrap().to_owned();
+    assert_eq!(phone.report(&first, "sent", "").await.0, reqwest::StatusCode::OK);
+    assert_eq!(
+        phone.report(&first, "delivered", "").await.0,
+        reqwest::StatusCode::OK
+    );
+    receiver.wait_for(2, 10).await;
+    let mut events = receiver.events();
+    events.sort();
+    assert_eq!(events, ["sms_delivered", "sms_sent"]);
+    // The live table shows them succeeded without a reload.
+    wait_text(&c, "#deliveries", "succeeded").await;
+
+    // The receiver goes away: attempts fail and are scheduled again.
+    receiver.stop().await;
+    send("+15550101011").await;
+    let mut assigned = Vec::new();
+    for _ in 0..100 {
+        assigned = phone.pending().await;
+        if !assigned.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = assigned[0]["message_id"].as_str().unwrap().to_owned();
+    assert_eq!(phone.report(&second, "sent", "").await.0, reqwest::StatusCode::OK);
+    assert_eq!(
+        phone.report(&second, "delivered", "").await.0,
+        reqwest::StatusCode::OK
+    );
+    wait_text(&c, "#deliveries", "data-status=\"pending\"").await;
+    for _ in 0..100 {
+        let retried: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending' AND attempts >= 2",
+        )
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+        if retried >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.goto(&app.url(&endpoint_page)).await.unwrap();
+    wait_text(&c, "#last-failure", "Connection refused").await;
+    snapshot(&c, "webhook-failing").await;
+
+    // Back again: the backlog drains, live on the page (within the circuit breaker's first
+    // pause, 30 s, if the failures opened it).
+    receiver.start().await;
+    receiver.wait_for(4, 45).await;
+    let mut events = receiver.events();
+    events.sort();
+    assert_eq!(events, ["sms_delivered", "sms_delivered", "sms_sent", "sms_sent"]);
+    let ids: std::collections::HashSet<String> =
+        receiver.got.lock().unwrap().iter().map(|g| g.1.clone()).collect();
+    assert_eq!(ids.len(), 4, "each event arrived once");
+    for _ in 0..50 {
+        let html = c.source().await.unwrap();
+        if !html.contains("data-status=\"pending\"") && html.matches("data-status=\"succeeded\"").count() == 4
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let html = c.source().await.unwrap();
+    assert_eq!(
+        html.matches("data-status=\"succeeded\"").count(),
+        4,
+        "the page shows all four succeeded"
+    );
+    snapshot(&c, "webhook-drained").await;
+    c.close().await.unwrap();
+}

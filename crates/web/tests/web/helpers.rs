@@ -46,6 +46,8 @@ pub struct Options {
     pub sms: Option<SmsConfig>,
     /// Run the worker's dispatcher beside the server, as `ender-web` does by default.
     pub dispatcher: bool,
+    /// Run the worker's webhook delivery engine too, retrying after these waits (seconds).
+    pub webhook_engine: Option<Vec<u64>>,
 }
 
 impl TestApp {
@@ -92,6 +94,22 @@ impl TestApp {
             // Test receivers listen on loopback.
             allow: vec!["127.0.0.0/8".parse().unwrap()],
         };
+        if let Some(retry) = options.webhook_engine {
+            let cfg = ender_worker::webhooks::WebhookConfig {
+                webhook_retry_secs: retry,
+                webhook_timeout_secs: 3,
+                ..Default::default()
+            };
+            let engine = ender_worker::webhooks::Deliverer::new(
+                pool.clone(),
+                keyring.clone(),
+                cfg,
+                webhooks.allow.clone(),
+                None,
+            )
+            .unwrap();
+            tokio::spawn(std::sync::Arc::new(engine).run(shutdown.clone()));
+        }
         let state = AppState::new(pool, web, sms, mailer, webhooks, shutdown.clone());
         tokio::spawn(ender_web::serve(listener, state));
         Self {
