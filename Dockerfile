@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# Ender container image: ender-web and ender-worker in one image.
+# Ender container image: ender-web, ender-worker and ender-modem-agent in one image.
 #
 #   docker build -t ender .
 #   docker run --rm -p 8080:8080 -e DATABASE_URL=postgres://... ender
@@ -24,9 +24,9 @@ ENV SQLX_OFFLINE=true
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p ender-web -p ender-worker \
+    cargo build --release --locked -p ender-web -p ender-worker -p ender-modem-agent \
     && mkdir -p /out \
-    && cp target/release/ender-web target/release/ender-worker /out/
+    && cp target/release/ender-web target/release/ender-worker target/release/ender-modem-agent /out/
 
 # ---------- runtime ----------
 FROM debian:bookworm-slim
@@ -37,10 +37,10 @@ RUN apt-get update \
 
 RUN groupadd --system --gid 10001 ender \
     && useradd --system --uid 10001 --gid ender --home-dir /app --no-create-home --shell /usr/sbin/nologin ender \
-    && mkdir -p /app/data \
-    && chown ender:ender /app/data
+    && mkdir -p /app/data /var/lib/ender-modem-agent \
+    && chown ender:ender /app/data /var/lib/ender-modem-agent
 
-COPY --from=builder /out/ender-web /out/ender-worker /usr/local/bin/
+COPY --from=builder /out/ender-web /out/ender-worker /out/ender-modem-agent /usr/local/bin/
 COPY static/ /app/static/
 
 WORKDIR /app

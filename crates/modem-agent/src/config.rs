@@ -23,7 +23,8 @@
 //!   `NOTIFY_PORT`, `PROFILE` (e.g. `ENDER_AGENT_MODEM_1_KEY=dk_…` keeps the key out of
 //!   the file). They override modems the file lists; they do not add modems.
 //!
-//! Any other `ENDER_AGENT_…` variable is an error, so that a typo does not go unnoticed.
+//! `ENDER_AGENT_DATA_DIR` is the binary's `--data-dir`. Any other `ENDER_AGENT_…` variable
+//! is an error, so that a typo does not go unnoticed.
 //! Every problem found is reported at once, each naming its field (or variable).
 
 use std::collections::{HashMap, HashSet};
@@ -221,7 +222,8 @@ fn apply_env(
     vars.sort();
     for (var, value) in vars {
         let rest = &var[ENV_PREFIX.len()..];
-        if rest == "CONFIG" {
+        // The binary's own (`--config`, `--data-dir`), not the file's.
+        if rest == "CONFIG" || rest == "DATA_DIR" {
             continue;
         }
         if rest == "SERVER" {

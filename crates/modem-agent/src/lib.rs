@@ -6,9 +6,12 @@
 //! - [`modem`]: one modem's operations on top of it;
 //! - [`task`]: a supervised modem ([`task::ModemTask`]) that reconnects, resets and
 //!   reports events, for the connection to the server;
+//! - [`server`]: the connection to Ender (device API, journal, on-disk outbox);
+//! - [`agent`]: every configured modem wired to its connection, each on its own;
 //! - [`config`] and [`check`]: the configuration file and `--check`;
 //! - [`sim`]: a simulated modem on a pseudo-terminal, for tests.
 
+pub mod agent;
 pub mod at;
 pub mod check;
 pub mod config;

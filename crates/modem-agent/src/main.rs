@@ -1,12 +1,14 @@
-//! The modem agent binary: loads the configuration, then checks the modems (`--check`).
-//! Relaying to the server is not wired yet.
+//! The modem agent binary: loads the configuration, then either checks the modems
+//! (`--check`) or relays SMS between them and Ender until SIGINT/SIGTERM.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use ender_modem_agent::agent;
 use ender_modem_agent::config::{self, Config};
 use ender_modem_agent::modem::Timeouts;
+use tokio_util::sync::CancellationToken;
 
 /// Drives GSM modems over AT commands and relays their SMS to and from Ender.
 #[derive(Debug, Parser)]
@@ -18,6 +20,10 @@ struct Cli {
     /// Check the configuration and talk to each modem, without contacting the server.
     #[arg(long)]
     check: bool,
+    /// Where each modem's journal and queue of reports for Ender are kept (one folder per
+    /// modem); keep it across restarts.
+    #[arg(long, env = "ENDER_AGENT_DATA_DIR", default_value = agent::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -38,23 +44,46 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if !cli.check {
-        eprintln!(
-            "ender-modem-agent: the configuration is fine, but the connection to the server is not wired yet; use --check to test the modems"
-        );
-        return ExitCode::from(2);
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("ender-modem-agent: cannot start the runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
-    let ok = runtime.block_on(ender_modem_agent::check::run(
-        &config,
-        Timeouts::default(),
-        &mut std::io::stdout(),
-    ));
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if cli.check {
+        let ok = runtime.block_on(ender_modem_agent::check::run(
+            &config,
+            Timeouts::default(),
+            &mut std::io::stdout(),
+        ));
+        return if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    let shutdown = CancellationToken::new();
+    runtime.spawn(cancel_on_signal(shutdown.clone()));
+    match runtime.block_on(agent::run(config, cli.data_dir, shutdown)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ender-modem-agent: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+async fn cancel_on_signal(token: CancellationToken) {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+    token.cancel();
 }

@@ -18,7 +18,7 @@ pub mod outbox;
 pub mod sse;
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 
 use std::fmt;
 

@@ -183,6 +183,9 @@ pub enum SendOutcome {
         permanent: bool,
         /// References of parts that did go out before the failure.
         refs: Vec<u8>,
+        /// The failing part may have gone out anyway (the modem stopped answering after
+        /// taking it): the message must not be sent again.
+        uncertain: bool,
     },
 }
 
@@ -229,6 +232,7 @@ impl ModemHandle {
             reason: format!("modem {} is no longer running", self.name),
             permanent: false,
             refs: Vec::new(),
+            uncertain: false,
         };
         if self.requests.send(request).is_err() {
             return gone();
@@ -600,6 +604,7 @@ impl ModemTask {
                         reason: format!("modem {} is unavailable: {reason}", self.config.name),
                         permanent: false,
                         refs: Vec::new(),
+                        uncertain: false,
                     });
                 }
                 Some(Request::Ack { slots, reply }) => {
@@ -640,6 +645,10 @@ fn failed(error: &crate::modem::SendError) -> SendOutcome {
         reason: error.to_string(),
         permanent: error.is_permanent(),
         refs: error.sent.clone(),
+        uncertain: matches!(
+            error.failure,
+            crate::modem::SendFailure::NoAnswerAfterPdu | crate::modem::SendFailure::Protocol(_)
+        ),
     }
 }
 

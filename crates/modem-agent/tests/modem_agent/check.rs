@@ -102,9 +102,69 @@ async fn an_invalid_configuration_is_refused_before_any_modem_is_touched() {
 }
 
 #[tokio::test]
-async fn without_check_the_agent_says_the_server_part_is_not_wired() {
-    let file = config("/dev/null", None);
-    let output = agent(&["--config", &file.path().display().to_string()]).await;
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("not wired yet"), "{}", stderr(&output));
+async fn without_check_a_wrong_pin_stops_the_agent_with_the_modem_named() {
+    let sim = SimModem::start(SimOptions {
+        pin: Some("2468".to_owned()),
+        ..SimOptions::default()
+    })
+    .unwrap();
+    let file = config(&sim.port(), Some("1111"));
+    let data = tempfile::tempdir().unwrap();
+    let output = agent(&[
+        "--config",
+        &file.path().display().to_string(),
+        "--data-dir",
+        &data.path().display().to_string(),
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("every modem has stopped")
+            && err.contains("modem \"dongle-1\" has stopped: the SIM rejected the PIN"),
+        "{err}"
+    );
+    assert!(!err.contains("1111"), "{err}");
+    assert_eq!(sim.pin_attempts(), 1);
+}
+
+#[tokio::test]
+async fn without_check_the_agent_runs_until_sigterm_and_stops_cleanly() {
+    let sim = SimModem::start(SimOptions::default()).unwrap();
+    // Nothing listens on the discard port: the agent keeps trying to reach Ender.
+    let file = config(&sim.port(), None);
+    std::fs::write(
+        file.path(),
+        std::fs::read_to_string(file.path())
+            .unwrap()
+            .replace("https://ender.example.org", "http://127.0.0.1:9"),
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ender-modem-agent"))
+        .args(["--config", &file.path().display().to_string()])
+        .env_clear()
+        .env("ENDER_AGENT_DATA_DIR", data.path())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Running: the modem was set up and its folder made.
+    crate::within(std::time::Duration::from_secs(20), async {
+        while !(sim.pdu_mode() && data.path().join("dongle-1/outbox").exists()) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let pid = child.id().unwrap();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let output = crate::within(std::time::Duration::from_secs(20), child.wait_with_output())
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
 }

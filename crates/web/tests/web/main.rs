@@ -14,6 +14,7 @@ mod binary;
 mod browser;
 mod compat;
 mod device_status;
+mod modem_agent;
 mod oauth;
 mod pages;
 mod shell;
