@@ -82,6 +82,11 @@ const MAX_RESPONSE: usize = 16 * 1024;
 const MAX_IN_FLIGHT: usize = 512;
 /// Outcomes recorded in one transaction at most.
 const MAX_BATCH: usize = 512;
+/// While deliveries flow, the engine also claims this often without being woken: events
+/// for a busy endpoint do not notify (see `endpoint::enqueue`).
+const BUSY_POLL: Duration = Duration::from_millis(5);
+/// How long after the last claimed delivery the engine counts as busy.
+const BUSY_FOR: Duration = Duration::from_secs(2);
 
 /// Refuses to connect to internal addresses unless allowed (stops DNS rebinding: the
 /// check is on the address actually used).
@@ -288,11 +293,14 @@ impl Deliverer {
         let mut tasks = tokio::task::JoinSet::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut busy_until = Instant::now();
         loop {
+            let busy = Instant::now() < busy_until;
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = self.wake.notified() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                () = tokio::time::sleep(BUSY_POLL), if busy => {}
                 _ = tick.tick() => {
                     if let Err(e) = self.recover_leases().await {
                         tracing::warn!(error = %e, "taking over expired webhook leases failed");
@@ -309,6 +317,9 @@ impl Deliverer {
                     }
                 };
                 let claimed = due.len();
+                if claimed > 0 {
+                    busy_until = Instant::now() + BUSY_FOR;
+                }
                 for d in due {
                     let me = self.clone();
                     let results = results.clone();

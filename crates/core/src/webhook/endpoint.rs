@@ -468,7 +468,7 @@ pub async fn rotate_secret(
 
 /// Writes one pending delivery per active endpoint of `user` subscribed to `event` (and to
 /// `device`, when the endpoint filters by device), inside the caller's transaction, and
-/// wakes the delivery workers when it commits. The body goes out with the message text only
+/// wakes the delivery workers when it commits if the endpoint was idle (busy workers poll). The body goes out with the message text only
 /// to endpoints that asked for it. An endpoint Ender disabled gets the event held, for
 /// "re-enable and replay"; one its owner paused gets nothing.
 pub async fn enqueue(
@@ -499,10 +499,20 @@ pub async fn enqueue(
                FROM webhook_endpoints e
                WHERE e.user_id = $1 AND (e.active OR e.disabled_at IS NOT NULL) AND $2 = ANY (e.events)
                  AND (e.device_id IS NULL OR e.device_id = $6)
-               RETURNING status)
+               RETURNING id, endpoint_id, status)
            SELECT (SELECT count(*) FROM written) AS "n!",
+                  -- Only an idle endpoint needs a wake-up: one with a delivery in flight or
+                  -- due is being worked on, and its worker claims again as slots free up.
+                  -- (NOTIFY serialises committing transactions, so it is kept for idle times.)
                   (SELECT count(*) FROM (SELECT pg_notify($7, '')
-                                         WHERE EXISTS (SELECT 1 FROM written WHERE status = 'pending')) w) AS "woke!""#,
+                                         WHERE EXISTS (
+                                             SELECT 1 FROM written w WHERE w.status = 'pending'
+                                               AND NOT EXISTS (
+                                                   SELECT 1 FROM webhook_deliveries d
+                                                   WHERE d.endpoint_id = w.endpoint_id AND d.id <> w.id
+                                                     AND (d.status = 'delivering'
+                                                          OR (d.status = 'pending' AND d.next_attempt_at <= now()))))) n)
+                  AS "woke!""#,
         user as UserId,
         event.as_str(),
         message_id,
