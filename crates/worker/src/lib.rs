@@ -104,7 +104,10 @@ pub async fn run(
     let mut backoff = Duration::from_secs(1);
     while !shutdown.is_cancelled() {
         let started = std::time::Instant::now();
-        let monitor = monitor(&pool, &name);
+        let retention = jobs::purge_expired::Retention {
+            webhook_days: i64::from(cfg.webhooks.webhook_retention_days),
+        };
+        let monitor = monitor(&pool, &name, retention);
         let signal = {
             let shutdown = shutdown.clone();
             async move {
@@ -134,7 +137,7 @@ pub async fn run(
 }
 
 /// The apalis monitor with one worker per queue.
-fn monitor(pool: &PgPool, name: &str) -> Monitor {
+fn monitor(pool: &PgPool, name: &str, retention: jobs::purge_expired::Retention) -> Monitor {
     let maintenance = {
         let pool = pool.clone();
         let name = format!("{name}-maintenance");
@@ -146,6 +149,7 @@ fn monitor(pool: &PgPool, name: &str) -> Monitor {
             WorkerBuilder::new(name.clone())
                 .backend(backend)
                 .data(pool.clone())
+                .data(retention)
                 .catch_panic()
                 .enable_tracing()
                 .build(jobs::purge_expired::handle)

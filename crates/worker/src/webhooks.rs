@@ -53,6 +53,10 @@ pub struct WebhookConfig {
     /// owner told by mail; events meanwhile are kept for "re-enable and replay".
     #[arg(long, env = "ENDER_WEBHOOK_DISABLE_AFTER_HOURS", default_value_t = 120)]
     pub webhook_disable_after_hours: u64,
+
+    /// Days the delivery log (every attempt, finished and held deliveries) is kept.
+    #[arg(long, env = "ENDER_WEBHOOK_RETENTION_DAYS", default_value_t = 30)]
+    pub webhook_retention_days: u32,
 }
 
 impl Default for WebhookConfig {
@@ -62,6 +66,7 @@ impl Default for WebhookConfig {
             webhook_timeout_secs: 15,
             webhook_concurrency: 16,
             webhook_disable_after_hours: 120,
+            webhook_retention_days: 30,
         }
     }
 }

@@ -17,7 +17,13 @@ pub struct PurgeReport {
 /// Deletes expired sessions and tokens, finished rate-limit windows, old cron claims and
 /// week-old finished jobs.
 /// Safe to run from several workers at once.
-pub async fn purge_expired(conn: &mut PgConnection) -> sqlx::Result<PurgeReport> {
+/// Webhook history older than `webhook_retention_days` goes too (every attempt, and
+/// deliveries that are finished or were held that long for a disabled endpoint).
+pub async fn purge_expired(
+    conn: &mut PgConnection,
+    webhook_retention_days: i64,
+) -> sqlx::Result<PurgeReport> {
+    let keep = webhook_retention_days.max(1) as f64;
     let sessions = sqlx::query!("DELETE FROM sessions WHERE expiry_date <= now()")
         .execute(&mut *conn)
         .await?
@@ -48,15 +54,24 @@ pub async fn purge_expired(conn: &mut PgConnection) -> sqlx::Result<PurgeReport>
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    // Webhook history is kept 30 days (finished deliveries and every attempt).
-    let webhook_attempts =
-        sqlx::query!("DELETE FROM webhook_attempts WHERE created_at < now() - interval '30 days'")
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
+    let webhook_attempts = sqlx::query!(
+        "DELETE FROM webhook_attempts WHERE created_at < now() - make_interval(days => $1::float8::int)",
+        keep
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
     sqlx::query!(
         "DELETE FROM webhook_deliveries
-         WHERE status IN ('succeeded', 'failed', 'dropped') AND updated_at < now() - interval '30 days'"
+         WHERE status IN ('succeeded', 'failed', 'dropped', 'held')
+           AND updated_at < now() - make_interval(days => $1::float8::int)",
+        keep
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "DELETE FROM webhook_endpoint_stats WHERE hour < now() - make_interval(days => $1::float8::int)",
+        keep
     )
     .execute(&mut *conn)
     .await?;

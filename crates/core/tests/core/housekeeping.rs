@@ -73,12 +73,61 @@ async fn purge_removes_only_what_has_expired() {
         .execute(&mut *conn)
         .await
         .unwrap();
-    let report = maintenance::purge_expired(&mut conn).await.unwrap();
+    // Webhook history: a 10-day-old and a fresh delivery, each with an attempt; kept 7 days.
+    let user = ender_core::testing::create_user(&db.pool, "purge@example.org").await;
+    sqlx::query(
+        "INSERT INTO webhook_endpoints (id, user_id, url, events) VALUES ('00000000-0000-7000-8000-000000000001', $1, 'https://example.com/h', '{sms_sent}');
+         ",
+    )
+    .bind(user.0)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    for (id, age) in [
+        ("00000000-0000-7000-8000-00000000000a", 10),
+        ("00000000-0000-7000-8000-00000000000b", 0),
+    ] {
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, body, status, created_at, updated_at)
+             VALUES ($1::uuid, '00000000-0000-7000-8000-000000000001', $2, 'sms_sent', '\\x7b7d', 'succeeded',
+                     now() - make_interval(days => $3), now() - make_interval(days => $3));
+             ",
+        )
+        .bind(id)
+        .bind(user.0)
+        .bind(age)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO webhook_attempts (delivery_id, endpoint_id, created_at)
+             VALUES ($1::uuid, '00000000-0000-7000-8000-000000000001', now() - make_interval(days => $2))",
+        )
+        .bind(id)
+        .bind(age)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    }
+    let report = maintenance::purge_expired(&mut conn, 7).await.unwrap();
     assert_eq!(
-        (report.sessions, report.setup_tokens, report.rate_limits),
-        (1, 1, 1)
+        (
+            report.sessions,
+            report.setup_tokens,
+            report.rate_limits,
+            report.webhook_attempts
+        ),
+        (1, 1, 1, 1)
     );
-    let again = maintenance::purge_expired(&mut conn).await.unwrap();
+    let left: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM webhook_deliveries")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        left,
+        [uuid::Uuid::parse_str("00000000-0000-7000-8000-00000000000b").unwrap()]
+    );
+    let again = maintenance::purge_expired(&mut conn, 7).await.unwrap();
     assert_eq!(again, maintenance::PurgeReport::default(), "idempotent");
     assert!(
         ender_core::session::repo::load(&mut conn, "live")

@@ -13,9 +13,19 @@ pub struct PurgeExpired {
     pub fire_at: DateTime<Utc>,
 }
 
-pub async fn handle(job: PurgeExpired, pool: Data<PgPool>) -> Result<(), BoxDynError> {
+/// How long history is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub webhook_days: i64,
+}
+
+pub async fn handle(
+    job: PurgeExpired,
+    pool: Data<PgPool>,
+    retention: Data<Retention>,
+) -> Result<(), BoxDynError> {
     let mut conn = pool.acquire().await?;
-    let report = ender_core::maintenance::purge_expired(&mut conn).await?;
+    let report = ender_core::maintenance::purge_expired(&mut conn, retention.webhook_days).await?;
     tracing::info!(
         fire_at = %job.fire_at,
         sessions = report.sessions,
@@ -23,6 +33,7 @@ pub async fn handle(job: PurgeExpired, pool: Data<PgPool>) -> Result<(), BoxDynE
         setup_tokens = report.setup_tokens,
         rate_limits = report.rate_limits,
         finished_jobs = report.finished_jobs,
+        webhook_attempts = report.webhook_attempts,
         "purged expired rows"
     );
     Ok(())
