@@ -145,18 +145,31 @@ impl Api {
         }
     }
 
+    /// Sends one SMS. A 503 (the server's database busy, as on a loaded CI machine) is
+    /// retried with the same Idempotency-Key, as a careful client does: it can never send
+    /// twice.
     async fn send(&self, body: &str) -> String {
-        let res = self
-            .http
-            .post(format!("{}/api/sms/send", self.base))
-            .header("x-api-key", &self.key)
-            .json(&json!({"recipients": [TO], "body": body}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        let answer: Value = res.json().await.unwrap();
-        answer["message_ids"][0].as_str().unwrap().to_owned()
+        let key = uuid::Uuid::now_v7().to_string();
+        let mut last = StatusCode::SERVICE_UNAVAILABLE;
+        for _ in 0..20 {
+            let res = self
+                .http
+                .post(format!("{}/api/sms/send", self.base))
+                .header("x-api-key", &self.key)
+                .header("idempotency-key", &key)
+                .json(&json!({"recipients": [TO], "body": body}))
+                .send()
+                .await
+                .unwrap();
+            last = res.status();
+            if last == StatusCode::OK {
+                let answer: Value = res.json().await.unwrap();
+                return answer["message_ids"][0].as_str().unwrap().to_owned();
+            }
+            assert_eq!(last, StatusCode::SERVICE_UNAVAILABLE, "sending {body:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        panic!("sending {body:?} kept failing: {last}");
     }
 
     async fn status_of(&self, id: &str) -> String {
