@@ -469,21 +469,23 @@ async fn a_person_adds_a_webhook_and_watches_deliveries_fail_retry_and_drain() {
             assert_eq!(status, reqwest::StatusCode::OK, "{body}");
         }
     };
-    send("+15550101010").await;
-    let mut assigned = Vec::new();
-    for _ in 0..100 {
-        assigned = phone.pending().await;
-        if !assigned.is_empty() {
-            break;
+    // The phone collects the message and reports it sent, then delivered.
+    let sent_and_delivered = || async {
+        let mut assigned = Vec::new();
+        for _ in 0..100 {
+            assigned = phone.pending().await;
+            if !assigned.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let first = assigned[0]["message_id"].as_str().unwrap().to_owned();
-    assert_eq!(phone.report(&first, "sent", "").await.0, reqwest::StatusCode::OK);
-    assert_eq!(
-        phone.report(&first, "delivered", "").await.0,
-        reqwest::StatusCode::OK
-    );
+        let id = assigned[0]["message_id"].as_str().unwrap().to_owned();
+        for status in ["sent", "delivered"] {
+            assert_eq!(phone.report(&id, status, "").await.0, reqwest::StatusCode::OK);
+        }
+    };
+    send("+15550101010").await;
+    sent_and_delivered().await;
     receiver.wait_for(2, 10).await;
     let mut events = receiver.events();
     events.sort();
@@ -494,20 +496,7 @@ async fn a_person_adds_a_webhook_and_watches_deliveries_fail_retry_and_drain() {
     // The receiver goes away: attempts fail and are scheduled again.
     receiver.stop().await;
     send("+15550101011").await;
-    let mut assigned = Vec::new();
-    for _ in 0..100 {
-        assigned = phone.pending().await;
-        if !assigned.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let second = assigned[0]["message_id"].as_str().unwrap().to_owned();
-    assert_eq!(phone.report(&second, "sent", "").await.0, reqwest::StatusCode::OK);
-    assert_eq!(
-        phone.report(&second, "delivered", "").await.0,
-        reqwest::StatusCode::OK
-    );
+    sent_and_delivered().await;
     wait_text(&c, "#deliveries", "data-status=\"pending\"").await;
     for _ in 0..100 {
         let retried: i64 = sqlx::query_scalar(
