@@ -478,11 +478,14 @@ pub async fn announce_presence(
     let mut tx = pool.begin().await?;
     let changed = sqlx::query!(
         r#"UPDATE devices d SET announced_online = x.online
-           FROM (SELECT id, coalesce(stream_until > now(), false)
-                            OR (coalesce(fcm_token, '') <> '' AND coalesce(last_seen_at > now() - make_interval(secs => $1), false))
-                            OR coalesce(last_seen_at > now() - interval '90 seconds', false) AS online
-                 FROM devices WHERE $2::uuid IS NULL OR id = $2
-                 FOR UPDATE SKIP LOCKED) x
+           FROM (SELECT c.id, c.online
+                 FROM (SELECT id, announced_online,
+                              coalesce(stream_until > now(), false)
+                              OR (coalesce(fcm_token, '') <> '' AND coalesce(last_seen_at > now() - make_interval(secs => $1), false))
+                              OR coalesce(last_seen_at > now() - interval '90 seconds', false) AS online
+                       FROM devices WHERE $2::uuid IS NULL OR id = $2) c
+                 -- only rows whose state changed are locked (a sweep touches nothing else)
+                 WHERE c.announced_online <> c.online) x
            WHERE d.id = x.id AND d.announced_online <> x.online
            RETURNING d.id AS "id: DeviceId", d.user_id AS "user_id: UserId", d.name, x.online AS "online!""#,
         window_secs as f64,
