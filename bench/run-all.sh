@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds ender-web (release) once, then runs every benchmark in turn, each with its own
 # server, data folder and private PostgreSQL, and prints the RESULT lines together at the
-# end (full output: bench/results/run-all.log). Takes about 15 minutes after the builds
+# end (full output: bench/results/run-all.log). Takes about 25 minutes after the builds
 # (ender-web, and the webhook load generator: the webhook_load example of ender-worker).
 #
 #   nice -n 19 bench/run-all.sh
