@@ -79,3 +79,26 @@
   document.addEventListener('DOMContentLoaded', function () { initToasts(document); });
   document.addEventListener('htmx:load', function (evt) { initToasts(evt.target); });
 })();
+
+// Scheduled sends: a new form starts in the browser's time zone (the server's default is
+// UTC), and typing a cron expression switches the pattern to "custom".
+(function () {
+  'use strict';
+
+  function guessTimezone() {
+    var input = document.querySelector('input[data-browser-timezone]');
+    if (!input || !window.Intl) return;
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (!zone || zone === input.value) return;
+    input.value = zone;
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+  }
+
+  document.addEventListener('input', function (evt) {
+    if (!evt.target || evt.target.id !== 'cron_expression') return;
+    var pattern = document.getElementById('pattern');
+    if (pattern) pattern.value = 'custom';
+  });
+
+  document.addEventListener('DOMContentLoaded', guessTimezone);
+})();

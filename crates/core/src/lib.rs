@@ -1,10 +1,47 @@
 //! Ender's domain: accounts and their tokens, mail, rate limits, sessions, the embedded
 //! database and the one migration entry point. Nothing here knows about HTTP.
 
+/// A `Uuid` newtype for one kind of row id: displayable, parseable, a transparent sqlx and
+/// serde type.
+macro_rules! id_type {
+    ($name:ident) => {
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            sqlx::Type,
+            serde::Serialize,
+            serde::Deserialize,
+        )]
+        #[sqlx(transparent)]
+        #[serde(transparent)]
+        pub struct $name(pub uuid::Uuid);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                uuid::Uuid::parse_str(s.trim()).map(Self)
+            }
+        }
+    };
+}
+
 pub mod account;
 pub mod apikey;
 pub mod bus;
 pub mod config;
+pub mod contact;
 pub mod cron;
 pub mod crypto;
 pub mod db;
@@ -13,10 +50,12 @@ pub mod mail;
 pub mod maintenance;
 pub mod quota;
 pub mod ratelimit;
+pub mod schedule;
 pub mod secret;
 pub mod session;
 pub mod setup;
 pub mod sms;
+pub mod template;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod webhook;

@@ -268,12 +268,14 @@ async fn post_incoming(
                 None => return Ok(()),
             },
         };
-        // Ender recognises a repeat by sender, body and this time, so it must be the
-        // SMSC's; without one (an undecodable PDU) a repeat cannot be recognised.
+        // Ender recognises a repeat by sender, body and this time, so it must be stable
+        // across re-posts: the SMSC's, or for an undecodable PDU (whose body carries the
+        // raw hex, SMSC time included) the start of today, so a repeat the same day is
+        // still recognised.
         let timestamp = sms
             .timestamp_rfc3339()
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .unwrap_or_else(|| Utc::now().fixed_offset());
+            .unwrap_or_else(stable_time_without_timestamp);
         let body = match &sms.note {
             None => sms.text.clone(),
             Some(note) if sms.text.is_empty() => format!("[{note}]"),
@@ -292,6 +294,16 @@ async fn post_incoming(
             }
         }
     }
+}
+
+/// The time reported for an SMS that has no readable service-centre time: midnight UTC of
+/// today, the same for every re-post of it today.
+fn stable_time_without_timestamp() -> DateTime<chrono::FixedOffset> {
+    let today = Utc::now().date_naive();
+    today
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().fixed_offset())
+        .unwrap_or_else(|| Utc::now().fixed_offset())
 }
 
 /// Posts every new radio status, and the latest again when nothing new came for
@@ -371,6 +383,19 @@ mod tests {
     use super::*;
     use crate::server::fake::Fake;
     use crate::sim::{SimModem, SimOptions};
+
+    #[test]
+    fn an_sms_without_a_readable_time_is_reported_at_a_stable_time() {
+        use chrono::Timelike;
+        let first = stable_time_without_timestamp();
+        assert_eq!((first.hour(), first.minute(), first.second()), (0, 0, 0));
+        assert_eq!(first.date_naive(), Utc::now().date_naive());
+        assert_eq!(
+            stable_time_without_timestamp(),
+            first,
+            "a re-post carries the same time"
+        );
+    }
 
     fn quick() -> AgentOptions {
         AgentOptions {

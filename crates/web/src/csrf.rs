@@ -1,5 +1,7 @@
 //! CSRF protection for every state-changing request made with a session: the session's
-//! token must come back in the `X-CSRF-Token` header (HTMX) or the `_csrf` form field.
+//! token must come back in the `X-CSRF-Token` header (HTMX) or the `_csrf` form field. A
+//! file upload (`multipart/form-data`) carries it as a `_csrf` query parameter of the form's
+//! action instead, so the body (up to the route's own limit) is never buffered here.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -42,12 +44,21 @@ pub async fn verify(session: Session, req: Request, next: Next) -> Response {
             reject()
         };
     }
-    let is_form = req
+    let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+        .unwrap_or("");
+    if content_type.starts_with("multipart/form-data") {
+        let sent = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .find(|(k, _)| k == FIELD)
+            .map(|(_, v)| v.into_owned());
+        return match sent {
+            Some(sent) if matches(&sent, &expected) => next.run(req).await,
+            _ => reject(),
+        };
+    }
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
         return reject();
     }
     let (parts, body) = req.into_parts();

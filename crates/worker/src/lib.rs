@@ -4,6 +4,7 @@
 pub mod dispatcher;
 pub mod fcm;
 pub mod jobs;
+pub mod scheduled_sends;
 mod scheduler;
 pub mod webhooks;
 
@@ -100,6 +101,11 @@ pub async fn run(
         fcm,
         shutdown.clone(),
     ));
+    let scheduled = tokio::spawn(scheduled_sends::run(
+        pool.clone(),
+        cfg.sms.clone(),
+        shutdown.clone(),
+    ));
 
     let mut backoff = Duration::from_secs(1);
     while !shutdown.is_cancelled() {
@@ -131,6 +137,7 @@ pub async fn run(
     }
     let _ = scheduler.await;
     let _ = dispatcher.await;
+    let _ = scheduled.await;
     let _ = webhook_loop.await;
     tracing::info!(worker.name = %name, "worker stopped");
     Ok(())

@@ -112,6 +112,10 @@ pub struct SmsConfig {
     /// Integration API keys one user may hold.
     #[arg(long, env = "ENDER_MAX_API_KEYS", default_value_t = 10)]
     pub max_api_keys: i64,
+
+    /// Scheduled sends (active and paused) one user may keep.
+    #[arg(long, env = "ENDER_MAX_SCHEDULES", default_value_t = 25)]
+    pub max_schedules: i64,
 }
 
 impl SmsConfig {
@@ -141,6 +145,7 @@ impl Default for SmsConfig {
             max_sms_per_month: 10_000,
             max_devices: 10,
             max_api_keys: 10,
+            max_schedules: 25,
         }
     }
 }

@@ -12,6 +12,8 @@ pub struct PurgeReport {
     pub cron_ticks: u64,
     pub finished_jobs: u64,
     pub webhook_attempts: u64,
+    pub contact_imports: u64,
+    pub schedule_runs: u64,
 }
 
 /// Deletes expired sessions and tokens, finished rate-limit windows, old cron claims and
@@ -19,6 +21,8 @@ pub struct PurgeReport {
 /// Safe to run from several workers at once.
 /// Webhook history older than `webhook_retention_days` goes too (every attempt, and
 /// deliveries that are finished or were held that long for a disabled endpoint).
+/// Finished contact imports (with their uploaded files) go after a day, schedule run
+/// history after a year.
 pub async fn purge_expired(
     conn: &mut PgConnection,
     webhook_retention_days: i64,
@@ -75,7 +79,21 @@ pub async fn purge_expired(
     )
     .execute(&mut *conn)
     .await?;
+    let contact_imports = sqlx::query!(
+        "DELETE FROM contact_imports
+         WHERE (status IN ('done', 'failed') AND finished_at < now() - interval '1 day')
+            OR (status = 'preview' AND created_at < now() - interval '1 day')"
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let schedule_runs = sqlx::query!("DELETE FROM schedule_runs WHERE ran_at < now() - interval '365 days'")
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
     Ok(PurgeReport {
+        contact_imports,
+        schedule_runs,
         sessions,
         email_tokens,
         setup_tokens,

@@ -1,44 +1,9 @@
 //! Message types.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::account::UserId;
 use crate::device::DeviceId;
-
-macro_rules! id_type {
-    ($name:ident) => {
-        #[derive(
-            Debug,
-            Clone,
-            Copy,
-            PartialEq,
-            Eq,
-            Hash,
-            PartialOrd,
-            Ord,
-            sqlx::Type,
-            serde::Serialize,
-            serde::Deserialize,
-        )]
-        #[sqlx(transparent)]
-        #[serde(transparent)]
-        pub struct $name(pub Uuid);
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = uuid::Error;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s.trim()).map(Self)
-            }
-        }
-    };
-}
 
 id_type!(MessageId);
 id_type!(BatchId);

@@ -11,6 +11,7 @@ use super::model::{BatchId, MessageId};
 use super::phone::PhoneNumber;
 use crate::account::UserId;
 use crate::config::SmsConfig;
+use crate::contact::GroupId;
 use crate::device::DeviceId;
 use crate::quota::{self, ConsumeError, QuotaExceeded};
 
@@ -51,6 +52,18 @@ pub enum SendError {
     TooManyRecipients(usize),
     #[error(transparent)]
     Body(#[from] BodyError),
+    #[error("Template_id required.")]
+    TemplateIdRequired,
+    #[error("Template not found.")]
+    TemplateNotFound,
+    #[error("Template does not belong to user.")]
+    TemplateNotOwned,
+    #[error("No enabled device to send from: add a device or enable one.")]
+    NoDevice,
+    #[error("Missing variable: {0}.")]
+    MissingVariable(String),
+    #[error("Interpolated message for {recipient} exceeds 1600 character limit ({chars} chars).")]
+    InterpolatedTooLong { recipient: String, chars: usize },
     #[error("Device not found: {0}.")]
     DeviceNotFound(String),
     #[error("Device does not belong to user.")]
@@ -91,12 +104,54 @@ pub enum Sent {
 
 /// Validated recipients: E.164, de-duplicated in first-seen order.
 pub fn parse_recipients(raw: &[String], max: usize) -> Result<Vec<PhoneNumber>, SendError> {
+    let out = parse_numbers(raw)?;
+    if out.is_empty() {
+        return Err(SendError::NoRecipients);
+    }
+    if out.len() > max {
+        return Err(SendError::TooManyRecipients(max));
+    }
+    Ok(out)
+}
+
+fn parse_numbers(raw: &[String]) -> Result<Vec<PhoneNumber>, SendError> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for r in raw {
         let phone = PhoneNumber::parse(r).map_err(|_| SendError::InvalidNumber(r.trim().to_owned()))?;
         if seen.insert(phone.clone()) {
             out.push(phone);
+        }
+    }
+    Ok(out)
+}
+
+/// The request's numbers followed by the numbers of the caller's contacts in `group_ids`,
+/// de-duplicated in first-seen order. Ids that are not the caller's groups (or not ids)
+/// add nothing.
+pub async fn collect_recipients(
+    pool: &PgPool,
+    user: UserId,
+    raw: &[String],
+    group_ids: &[String],
+    max: usize,
+) -> Result<Vec<String>, SendError> {
+    if raw.iter().all(|r| r.trim().is_empty()) && group_ids.is_empty() {
+        return Err(SendError::NoRecipients);
+    }
+    let mut out: Vec<String> = parse_numbers(raw)?
+        .into_iter()
+        .map(PhoneNumber::into_string)
+        .collect();
+    let groups: Vec<GroupId> = group_ids.iter().filter_map(|g| g.parse().ok()).collect();
+    if !groups.is_empty() {
+        let mut conn = pool.acquire().await?;
+        let members = crate::contact::repo::numbers_in_groups(&mut conn, user, &groups).await?;
+        let mut seen: std::collections::HashSet<String> = out.iter().cloned().collect();
+        for number in members {
+            if seen.insert(number.clone()) {
+                out.push(number);
+            }
         }
     }
     if out.is_empty() {
@@ -112,14 +167,40 @@ pub fn parse_recipients(raw: &[String], max: usize) -> Result<Vec<PhoneNumber>, 
 #[derive(Debug, Clone)]
 pub struct Validated {
     recipients: Vec<String>,
-    body: SmsBody,
+    body: Bodies,
     device: Option<DeviceId>,
     valid_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// One text for every recipient, or one each (a template filled per recipient).
+#[derive(Debug, Clone)]
+enum Bodies {
+    Shared(SmsBody),
+    Each(Vec<SmsBody>),
 }
 
 impl Validated {
     pub fn count(&self) -> usize {
         self.recipients.len()
+    }
+
+    fn body(&self, i: usize) -> &SmsBody {
+        match &self.body {
+            Bodies::Shared(b) => b,
+            Bodies::Each(all) => &all[i],
+        }
+    }
+
+    /// The most segments any recipient's text takes, and whether any needs UCS-2.
+    fn widest(&self) -> (i32, Encoding) {
+        match &self.body {
+            Bodies::Shared(b) => (b.segments, b.encoding),
+            Bodies::Each(all) => {
+                let segments = all.iter().map(|b| b.segments).max().unwrap_or(0);
+                let ucs2 = all.iter().any(|b| b.encoding == Encoding::Ucs2);
+                (segments, if ucs2 { Encoding::Ucs2 } else { Encoding::Gsm7 })
+            }
+        }
     }
 }
 
@@ -130,21 +211,34 @@ pub async fn validate(
     user: UserId,
     req: &SendRequest,
 ) -> Result<Validated, SendError> {
-    if req.recipients.iter().all(|r| r.trim().is_empty()) && req.group_ids.is_empty() {
-        return Err(SendError::NoRecipients);
-    }
-    let recipients = parse_recipients(&req.recipients, cfg.max_recipients)?;
+    let recipients =
+        collect_recipients(pool, user, &req.recipients, &req.group_ids, cfg.max_recipients).await?;
     let body = SmsBody::parse(&req.body)?;
-    let device = match req.device_id.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+    finish(
+        pool,
+        user,
+        recipients,
+        Bodies::Shared(body),
+        req.device_id.as_deref(),
+        req.valid_until.as_deref(),
+    )
+    .await
+}
+
+/// The device and expiry checks every kind of send ends with.
+async fn finish(
+    pool: &PgPool,
+    user: UserId,
+    recipients: Vec<String>,
+    body: Bodies,
+    device: Option<&str>,
+    valid_until: Option<&str>,
+) -> Result<Validated, SendError> {
+    let device = match device.map(str::trim).filter(|d| !d.is_empty()) {
         Some(raw) => Some(check_device(pool, user, raw).await?),
         None => None,
     };
-    let valid_until = match req
-        .valid_until
-        .as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-    {
+    let valid_until = match valid_until.map(str::trim).filter(|v| !v.is_empty()) {
         None => None,
         Some(raw) => {
             let t = chrono::DateTime::parse_from_rfc3339(raw)
@@ -157,11 +251,89 @@ pub async fn validate(
         }
     };
     Ok(Validated {
-        recipients: recipients.into_iter().map(PhoneNumber::into_string).collect(),
+        recipients,
         body,
         device,
         valid_until,
     })
+}
+
+/// What a caller asks to send with a template (`POST /api/sms/send-template`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TemplateSendRequest {
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    #[serde(default)]
+    pub template_id: String,
+    #[serde(default)]
+    pub variables: std::collections::HashMap<String, String>,
+    #[serde(default)]
+    pub device_id: Option<String>,
+    #[serde(default)]
+    pub group_ids: Vec<String>,
+    #[serde(default)]
+    pub valid_until: Option<String>,
+}
+
+/// Checks a template request: recipients, the template, each recipient's filled text
+/// (`name` and `phone` come from the caller's contact with that number, over the given
+/// variables), then device and `valid_until`.
+pub async fn validate_template(
+    pool: &PgPool,
+    cfg: &SmsConfig,
+    user: UserId,
+    req: &TemplateSendRequest,
+) -> Result<Validated, SendError> {
+    let recipients =
+        collect_recipients(pool, user, &req.recipients, &req.group_ids, cfg.max_recipients).await?;
+    let template = crate::template::repo::for_send(pool, user, &req.template_id).await?;
+    let bodies = render_each(pool, user, &template, &recipients, &req.variables).await?;
+    finish(
+        pool,
+        user,
+        recipients,
+        Bodies::Each(bodies),
+        req.device_id.as_deref(),
+        req.valid_until.as_deref(),
+    )
+    .await
+}
+
+/// Fills the template for each recipient.
+pub(crate) async fn render_each(
+    pool: &PgPool,
+    user: UserId,
+    template: &crate::template::text::TemplateText,
+    recipients: &[String],
+    variables: &std::collections::HashMap<String, String>,
+) -> Result<Vec<SmsBody>, SendError> {
+    let uses_contact = template.variables().iter().any(|v| *v == "name" || *v == "phone");
+    let names = if uses_contact {
+        let mut conn = pool.acquire().await?;
+        crate::contact::repo::names_by_number(&mut conn, user, recipients).await?
+    } else {
+        std::collections::HashMap::new()
+    };
+    let mut bodies = Vec::with_capacity(recipients.len());
+    for recipient in recipients {
+        let contact_name = names.get(recipient);
+        let text = template
+            .render(|var| match var {
+                "name" if contact_name.is_some() => contact_name.map(String::as_str),
+                "phone" if contact_name.is_some() => Some(recipient.as_str()),
+                other => variables.get(other).map(String::as_str),
+            })
+            .map_err(|missing| SendError::MissingVariable(missing.0))?;
+        let body = SmsBody::parse(&text).map_err(|e| match e {
+            BodyError::TooLong => SendError::InterpolatedTooLong {
+                recipient: recipient.clone(),
+                chars: super::body::clean(&text).chars().count(),
+            },
+            other => SendError::Body(other),
+        })?;
+        bodies.push(body);
+    }
+    Ok(bodies)
 }
 
 /// Ids for an accepted request and its answer.
@@ -169,13 +341,14 @@ pub(crate) fn accept(v: &Validated) -> (Vec<MessageId>, Option<BatchId>, SendRes
     let count = v.count();
     let batch = (count > 1).then(|| BatchId(Uuid::now_v7()));
     let ids: Vec<MessageId> = (0..count).map(|_| MessageId(Uuid::now_v7())).collect();
+    let (segments, encoding) = v.widest();
     let response = SendResponse {
         batch_id: batch.map(|b| b.to_string()).unwrap_or_default(),
         message_ids: ids.iter().map(ToString::to_string).collect(),
         recipients_count: count,
         status: "accepted".to_owned(),
-        segments: v.body.segments,
-        encoding: match v.body.encoding {
+        segments,
+        encoding: match encoding {
             Encoding::Gsm7 => "gsm7",
             Encoding::Ucs2 => "ucs2",
         }
@@ -206,14 +379,15 @@ pub(crate) async fn insert_accepted(
         Vec::with_capacity(n),
     );
     for (user, v, msg_ids, batch) in accepted {
-        for (id, recipient) in msg_ids.iter().zip(&v.recipients) {
+        for (i, (id, recipient)) in msg_ids.iter().zip(&v.recipients).enumerate() {
+            let body = v.body(i);
             ids.push(id.0);
             users.push(user.0);
             batches.push(batch.map(|b| b.0));
             recipients.push(recipient.clone());
-            bodies.push(v.body.as_str().to_owned());
-            encodings.push(v.body.encoding.as_str().to_owned());
-            segments.push(v.body.segments);
+            bodies.push(body.as_str().to_owned());
+            encodings.push(body.encoding.as_str().to_owned());
+            segments.push(body.segments);
             devices.push(v.device.map(|d| d.0));
             valid.push(v.valid_until);
         }
@@ -270,14 +444,42 @@ pub async fn send(
         return Ok(Sent::Replayed(stored));
     }
     let v = validate(pool, cfg, user, req).await?;
+    commit_one(pool, cfg, user, &v, idempotency).await
+}
+
+/// [`send`] for a template request.
+pub async fn send_template(
+    pool: &PgPool,
+    cfg: &SmsConfig,
+    user: UserId,
+    req: &TemplateSendRequest,
+    idempotency: Option<&Idempotency>,
+) -> Result<Sent, SendError> {
+    if let Some(idem) = idempotency
+        && let Some(stored) = completed_idempotent(pool, user, idem).await?
+    {
+        return Ok(Sent::Replayed(stored));
+    }
+    let v = validate_template(pool, cfg, user, req).await?;
+    commit_one(pool, cfg, user, &v, idempotency).await
+}
+
+/// Writes one validated request on its own transaction, counted against the quota.
+pub async fn commit_one(
+    pool: &PgPool,
+    cfg: &SmsConfig,
+    user: UserId,
+    v: &Validated,
+    idempotency: Option<&Idempotency>,
+) -> Result<Sent, SendError> {
     let mut tx = pool.begin().await?;
     if let Some(idem) = idempotency
         && let Some(stored) = claim_idempotency(&mut tx, user, idem).await?
     {
         return Ok(Sent::Replayed(stored));
     }
-    let (ids, batch, response) = accept(&v);
-    insert_accepted(&mut tx, &[(user, &v, &ids, batch)], true).await?;
+    let (ids, batch, response) = accept(v);
+    insert_accepted(&mut tx, &[(user, v, &ids, batch)], true).await?;
     if let Some(idem) = idempotency {
         store_idempotent_response(&mut tx, user, idem, &response).await?;
     }

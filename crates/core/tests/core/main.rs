@@ -6,7 +6,9 @@
 )]
 
 mod accounts;
+mod address_book;
 mod housekeeping;
+mod schedules;
 mod sending;
 mod setup;
 mod webhooks;

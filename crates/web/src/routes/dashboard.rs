@@ -22,15 +22,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Sections of the navigation that are not built yet, with what they will hold.
-const SECTIONS: &[(&str, &str)] = &[
-    ("/contacts", "Contacts and groups: your address book."),
-    ("/templates", "Templates: reusable message texts with variables."),
-    (
-        "/scheduled",
-        "Scheduled: sends that happen on their own, once or on a schedule.",
-    ),
-    ("/billing", "Billing: your plan, quotas and usage."),
-];
+const SECTIONS: &[(&str, &str)] = &[("/billing", "Billing: your plan, quotas and usage.")];
 
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard/home.html")]

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod contacts;
 pub mod dashboard;
 pub mod devices;
 pub mod events;
@@ -13,8 +14,10 @@ pub mod health;
 pub mod keys;
 pub mod messages;
 pub mod oauth;
+pub mod scheduled;
 pub mod send;
 pub mod setup;
+pub mod templates;
 pub mod webhooks;
 
 use axum::Router;
@@ -75,6 +78,9 @@ pub fn router(state: AppState) -> Router {
         .merge(messages::routes())
         .merge(events::routes())
         .merge(webhooks::routes())
+        .merge(contacts::routes())
+        .merge(templates::routes())
+        .merge(scheduled::routes())
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { error_page(StatusCode::METHOD_NOT_ALLOWED) });
 

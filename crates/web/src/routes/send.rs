@@ -1,19 +1,26 @@
-//! The Send page: recipients, a body with a live character and segment counter (computed
-//! by the server, so page and API agree), and the device to use.
+//! The Send page: recipients (numbers and groups), a body with a live character and segment
+//! counter (computed by the server, so page and API agree) or a template filled per
+//! recipient, and the device to use.
+
+use std::collections::BTreeMap;
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use ender_core::account::UserId;
 use ender_core::sms::body::{BodyError, MAX_CHARS, clean, measure};
-use ender_core::sms::send::{self, SendError, SendRequest, Sent};
+use ender_core::sms::send::{self, SendError, SendRequest, Sent, TemplateSendRequest};
 use tower_sessions::Session;
 
 use crate::error::AppResult;
 use crate::extract::Form;
+use crate::routes::templates::{
+    TemplateOption, VarInputs, htmx_only, options as template_options, variables_of, vary,
+};
 use crate::session::{CurrentUser, flash};
 use crate::state::AppState;
 use crate::views::{Errors, Shell};
@@ -24,6 +31,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(PATH, get(form).post(submit))
         .route("/send/count", get(count))
+        .route("/send/template", get(template_fields))
 }
 
 /// The counter under the body field.
@@ -58,19 +66,94 @@ pub struct DeviceOption {
     pub name: String,
 }
 
+/// One of the user's groups, as a checkbox.
+pub struct GroupOption {
+    pub id: String,
+    pub name: String,
+    pub members: i64,
+    pub checked: bool,
+}
+
+/// The user's groups, ticked when chosen.
+pub async fn group_options(state: &AppState, user: UserId, chosen: &[String]) -> AppResult<Vec<GroupOption>> {
+    Ok(ender_core::contact::repo::all_groups(&state.pool, user)
+        .await?
+        .into_iter()
+        .map(|g| {
+            let id = g.id.to_string();
+            GroupOption {
+                checked: chosen.contains(&id),
+                id,
+                name: g.name,
+                members: g.members,
+            }
+        })
+        .collect())
+}
+
+/// The template the message comes from.
+pub struct ChosenTemplate {
+    pub id: String,
+    pub name: String,
+}
+
+/// The message part of the form: a body typed by hand, or a template's (read-only) with
+/// inputs for its variables.
+pub struct MessageFields {
+    pub body: String,
+    pub template: Option<ChosenTemplate>,
+    pub vars: VarInputs,
+    pub counter: Counter,
+}
+
+impl MessageFields {
+    fn typed(body: String) -> Self {
+        Self {
+            counter: Counter::of(&body),
+            body,
+            template: None,
+            vars: VarInputs::default(),
+        }
+    }
+
+    /// The template with `raw` id among `templates`, or a typed body when there is none.
+    fn of(templates: &[TemplateOption], raw: &str, body: String, values: &BTreeMap<String, String>) -> Self {
+        match templates.iter().find(|t| !raw.is_empty() && t.id == raw.trim()) {
+            Some(t) => Self {
+                counter: Counter::of(&t.body),
+                body: t.body.clone(),
+                template: Some(ChosenTemplate {
+                    id: t.id.clone(),
+                    name: t.name.clone(),
+                }),
+                vars: VarInputs::of(&t.variables, values),
+            },
+            None => Self::typed(body),
+        }
+    }
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "send/form.html")]
 pub struct SendPage {
     pub shell: Shell,
     pub recipients: String,
-    pub body: String,
     pub device_id: String,
     pub devices: Vec<DeviceOption>,
-    pub counter: Counter,
+    pub groups: Vec<GroupOption>,
+    pub templates: Vec<TemplateOption>,
+    pub message: MessageFields,
     pub errors: Errors,
 }
 
-async fn devices(state: &AppState, user: ender_core::account::UserId) -> AppResult<Vec<DeviceOption>> {
+#[derive(Template, WebTemplate)]
+#[template(path = "send/_message.html")]
+pub struct MessagePartial {
+    pub message: MessageFields,
+    pub errors: Errors,
+}
+
+async fn devices(state: &AppState, user: UserId) -> AppResult<Vec<DeviceOption>> {
     Ok(ender_core::device::list(&state.pool, user)
         .await?
         .into_iter()
@@ -81,20 +164,51 @@ async fn devices(state: &AppState, user: ender_core::account::UserId) -> AppResu
         .collect())
 }
 
+/// `?template=<id>` starts the form from that template.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct FormQuery {
+    template: String,
+    body: String,
+}
+
 async fn form(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     shell: Shell,
+    Query(q): Query<FormQuery>,
 ) -> AppResult<SendPage> {
+    let templates = template_options(&state, user.id).await?;
     Ok(SendPage {
         shell,
         recipients: String::new(),
-        body: String::new(),
         device_id: String::new(),
         devices: devices(&state, user.id).await?,
-        counter: Counter::of(""),
+        groups: group_options(&state, user.id, &[]).await?,
+        message: MessageFields::of(&templates, &q.template, q.body, &BTreeMap::new()),
+        templates,
         errors: Errors::default(),
     })
+}
+
+/// The message part for the chosen template (HTMX, when the picker changes); choosing none
+/// leaves the text that was there to edit.
+async fn template_fields(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    headers: HeaderMap,
+    Query(q): Query<FormQuery>,
+) -> AppResult<Response> {
+    htmx_only(&headers)?;
+    let templates = template_options(&state, user.id).await?;
+    let message = MessageFields::of(&templates, &q.template, q.body, &BTreeMap::new());
+    Ok(vary(
+        MessagePartial {
+            message,
+            errors: Errors::default(),
+        }
+        .into_response(),
+    ))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -107,16 +221,44 @@ async fn count(CurrentUser(_user): CurrentUser, Query(q): Query<CountQuery>) -> 
     Counter::of(&q.body)
 }
 
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
+/// The send form as submitted: `group_ids` repeats, one per ticked box; `var.<name>` gives
+/// a template variable.
+#[derive(Default)]
 pub struct SendForm {
     recipients: String,
     body: String,
     device_id: String,
+    group_ids: Vec<String>,
+    template_id: String,
+    variables: BTreeMap<String, String>,
+}
+
+impl SendForm {
+    fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        let mut f = Self {
+            variables: variables_of(&pairs),
+            ..Self::default()
+        };
+        for (k, v) in pairs {
+            match k.as_str() {
+                "recipients" => f.recipients = v,
+                "body" => f.body = v,
+                "device_id" => f.device_id = v,
+                "group_ids" => f.group_ids.push(v),
+                "template_id" => f.template_id = v,
+                _ => {}
+            }
+        }
+        f
+    }
+
+    fn device(&self) -> Option<String> {
+        Some(self.device_id.clone()).filter(|d| !d.trim().is_empty())
+    }
 }
 
 /// Numbers separated by commas, semicolons, spaces between numbers or new lines.
-fn split_recipients(raw: &str) -> Vec<String> {
+pub fn split_recipients(raw: &str) -> Vec<String> {
     raw.split([',', ';', '\n', '\r'])
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -124,31 +266,53 @@ fn split_recipients(raw: &str) -> Vec<String> {
         .collect()
 }
 
-async fn submit(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    session: Session,
-    shell: Shell,
-    Form(form): Form<SendForm>,
-) -> AppResult<Response> {
-    let req = SendRequest {
-        recipients: split_recipients(&form.recipients),
-        body: form.body.clone(),
-        device_id: Some(form.device_id.clone()).filter(|d| !d.trim().is_empty()),
-        group_ids: Vec::new(),
-        valid_until: None,
-    };
-    let field = |e: &SendError| match e {
+/// The form field a refused send is about.
+fn field(e: &SendError) -> &'static str {
+    match e {
         SendError::NoRecipients | SendError::InvalidNumber(_) | SendError::TooManyRecipients(_) => {
             "recipients"
         }
         SendError::Body(BodyError::Empty | BodyError::TooLong) => "body",
         SendError::DeviceNotFound(_) | SendError::DeviceNotOwned => "device_id",
+        SendError::TemplateIdRequired | SendError::TemplateNotFound | SendError::TemplateNotOwned => {
+            "template_id"
+        }
+        SendError::MissingVariable(_) => "variables",
         _ => "body",
-    };
-    let outcome = match send::validate(&state.pool, &state.sms, user.id, &req).await {
-        Ok(v) => state.batcher.submit(user.id, v).await.map(Sent::Accepted),
-        Err(e) => Err(e),
+    }
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    session: Session,
+    shell: Shell,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let form = SendForm::from_pairs(pairs);
+    let outcome = if form.template_id.trim().is_empty() {
+        let req = SendRequest {
+            recipients: split_recipients(&form.recipients),
+            body: form.body.clone(),
+            device_id: form.device(),
+            group_ids: form.group_ids.clone(),
+            valid_until: None,
+        };
+        match send::validate(&state.pool, &state.sms, user.id, &req).await {
+            Ok(v) => state.batcher.submit(user.id, v).await.map(Sent::Accepted),
+            Err(e) => Err(e),
+        }
+    } else {
+        // Filled per recipient ({{name}} from their contact), so it is sent on its own.
+        let req = TemplateSendRequest {
+            recipients: split_recipients(&form.recipients),
+            template_id: form.template_id.clone(),
+            variables: form.variables.clone().into_iter().collect(),
+            device_id: form.device(),
+            group_ids: form.group_ids.clone(),
+            valid_until: None,
+        };
+        send::send_template(&state.pool, &state.sms, user.id, &req, None).await
     };
     match outcome {
         Ok(Sent::Accepted(res)) => {
@@ -171,14 +335,21 @@ async fn submit(
                 ),
                 other => other.to_string(),
             };
+            let templates = template_options(&state, user.id).await?;
+            let mut fields = MessageFields::of(&templates, &form.template_id, form.body, &form.variables);
+            let error = ender_core::FieldError::new(field(&e), message);
+            if error.field == "variables" {
+                fields.vars.error = error.message.clone();
+            }
             let page = SendPage {
-                counter: Counter::of(&form.body),
                 devices: devices(&state, user.id).await?,
+                groups: group_options(&state, user.id, &form.group_ids).await?,
+                templates,
+                message: fields,
                 shell,
                 recipients: form.recipients,
-                body: form.body,
                 device_id: form.device_id,
-                errors: Errors::one(ender_core::FieldError::new(field(&e), message)),
+                errors: Errors::one(error),
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }

@@ -1,4 +1,5 @@
-//! Removes expired sessions, used or expired tokens and old rate-limit windows. Idempotent:
+//! Removes expired sessions, used or expired tokens, old rate-limit windows and old
+//! history (webhook attempts, finished imports, schedule runs). Idempotent:
 //! running it twice removes nothing more.
 
 use apalis::prelude::{BoxDynError, Data};
@@ -34,6 +35,8 @@ pub async fn handle(
         rate_limits = report.rate_limits,
         finished_jobs = report.finished_jobs,
         webhook_attempts = report.webhook_attempts,
+        contact_imports = report.contact_imports,
+        schedule_runs = report.schedule_runs,
         "purged expired rows"
     );
     Ok(())

@@ -7,6 +7,7 @@
 
 mod delivery;
 mod fcm;
+mod scheduled_sends;
 mod webhooks;
 
 use std::time::Duration;

@@ -2,11 +2,14 @@
 //! and device streams. Every answer under `/api/` is JSON (or an event stream).
 
 pub mod auth;
+mod contacts;
 mod devices;
 mod format;
 mod keys;
 mod realtime;
+mod schedules;
 mod sms;
+mod templates;
 mod webhooks;
 
 use axum::Json;
@@ -22,6 +25,8 @@ use crate::state::AppState;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// What `data` holds: empty, except `errors` (field → message) on a refused form.
+    pub data: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -29,13 +34,27 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            data: serde_json::Map::new(),
         }
+    }
+
+    /// 400 with the first problem as the message and every problem in `data.errors`
+    /// (the first message per field).
+    pub fn invalid(errors: &[ender_core::FieldError]) -> Self {
+        let message = errors.first().map_or("Invalid input.", |e| e.message.as_str());
+        let mut fields = serde_json::Map::new();
+        for e in errors {
+            fields.entry(e.field).or_insert_with(|| json!(e.message));
+        }
+        let mut err = Self::bad_request(message);
+        err.data.insert("errors".to_owned(), fields.into());
+        err
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "data": {}, "message": self.message, "status": self.status.as_u16() });
+        let body = json!({ "data": self.data, "message": self.message, "status": self.status.as_u16() });
         (self.status, Json(body)).into_response()
     }
 }
@@ -74,6 +93,9 @@ pub fn routes() -> Router<AppState> {
         .merge(keys::routes())
         .merge(realtime::routes())
         .merge(webhooks::routes())
+        .merge(contacts::routes())
+        .merge(templates::routes())
+        .merge(schedules::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not found.") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.")

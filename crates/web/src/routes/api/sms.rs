@@ -1,5 +1,5 @@
-//! SMS endpoints: sending, status, batches, lists and quota for integrations; pending,
-//! report, incoming and FCM token for devices.
+//! SMS endpoints: sending (plain and from a template), status, batches, lists, quota and
+//! cron checks for integrations; pending, report, incoming and FCM token for devices.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,10 +10,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use ender_core::account::UserId;
+use ender_core::schedule::cron::{CronExpr, parse_timezone};
 use ender_core::sms::dispatch::{self, IncomingError, Report, ReportError};
-use ender_core::sms::send::{self, Idempotency, SendError, SendRequest, Sent};
+use ender_core::sms::send::{self, Idempotency, SendError, SendRequest, Sent, TemplateSendRequest};
 use ender_core::sms::{BatchId, MessageFilter, MessageId, repo};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -26,6 +29,8 @@ use crate::state::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/sms/send", post(send_sms))
+        .route("/sms/send-template", post(send_template))
+        .route("/sms/validate-cron", post(validate_cron))
         .route("/sms/status/{id}", get(status))
         .route("/sms/batch/{id}", get(batch))
         .route("/sms/messages", get(messages))
@@ -47,34 +52,44 @@ impl From<SendError> for ApiError {
 }
 
 /// The quota body of §1: HTTP 429 without the envelope.
-fn quota_exceeded(q: ender_core::quota::QuotaExceeded) -> Response {
+pub(super) fn quota_body(quota_type: &str, detail: &str, limit: i64, used: i64, available: i64) -> Response {
     let body = json!({
-        "detail": format!("You can only send {} more SMS this month", q.available),
+        "detail": detail,
         "error": "quota_exceeded",
-        "quota_type": "sms_monthly",
-        "limit": q.limit,
-        "used": q.used,
-        "available": q.available,
+        "quota_type": quota_type,
+        "limit": limit,
+        "used": used,
+        "available": available,
         "upgrade_url": "/api/plans/upgrade",
     });
     (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response()
 }
 
+fn quota_exceeded(q: ender_core::quota::QuotaExceeded) -> Response {
+    let detail = format!("You can only send {} more SMS this month", q.available);
+    quota_body(
+        "sms_monthly",
+        &detail,
+        q.limit.into(),
+        q.used.into(),
+        q.available.into(),
+    )
+}
+
 /// Longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
-async fn send_sms(
-    State(state): State<AppState>,
-    ApiUser(user): ApiUser,
-    headers: HeaderMap,
+/// A send's JSON body (read whatever its content type) and its `Idempotency-Key`, or why
+/// they are refused.
+fn read_send<T: DeserializeOwned>(
+    headers: &HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
+) -> ApiResult<(T, Option<Idempotency>)> {
     let Ok(body) = body else {
-        return crate::extract::too_large().into_response();
+        return Err(crate::extract::too_large());
     };
-    let req: SendRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(_) => return ApiError::bad_request("Invalid request body.").into_response(),
+    let Ok(req) = serde_json::from_slice(&body) else {
+        return Err(ApiError::bad_request("Invalid request body."));
     };
     let idempotency = match headers.get("idempotency-key").map(|v| v.to_str().map(str::trim)) {
         None => None,
@@ -83,19 +98,16 @@ async fn send_sms(
             request_hash: Sha256::digest(&body).to_vec(),
         }),
         Some(_) => {
-            return ApiError::bad_request(format!(
+            return Err(ApiError::bad_request(format!(
                 "Invalid Idempotency-Key: use 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters."
-            ))
-            .into_response();
+            )));
         }
     };
-    let outcome = match &idempotency {
-        Some(idem) => send::send(&state.pool, &state.sms, user, &req, Some(idem)).await,
-        None => match send::validate(&state.pool, &state.sms, user, &req).await {
-            Ok(v) => state.batcher.submit(user, v).await.map(Sent::Accepted),
-            Err(e) => Err(e),
-        },
-    };
+    Ok((req, idempotency))
+}
+
+/// The answer to an accepted, replayed or refused send.
+fn sent(user: UserId, outcome: Result<Sent, SendError>) -> Response {
     match outcome {
         Ok(Sent::Accepted(res)) => {
             tracing::debug!(user.id = %user, recipients = res.recipients_count, "send accepted");
@@ -105,6 +117,48 @@ async fn send_sms(
         Err(SendError::Quota(q)) => quota_exceeded(q),
         Err(e) => ApiError::from(e).into_response(),
     }
+}
+
+async fn send_sms(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let (req, idempotency) = match read_send::<SendRequest>(&headers, body) {
+        Ok(r) => r,
+        Err(refused) => return refused.into_response(),
+    };
+    let outcome = match &idempotency {
+        Some(idem) => send::send(&state.pool, &state.sms, user, &req, Some(idem)).await,
+        None => match send::validate(&state.pool, &state.sms, user, &req).await {
+            Ok(v) => state.batcher.submit(user, v).await.map(Sent::Accepted),
+            Err(e) => Err(e),
+        },
+    };
+    sent(user, outcome)
+}
+
+/// A template filled per recipient (`name` and `phone` from the caller's contacts), with
+/// the same body, `Idempotency-Key` and quota handling as [`send_sms`].
+async fn send_template(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let (req, idempotency) = match read_send::<TemplateSendRequest>(&headers, body) {
+        Ok(r) => r,
+        Err(refused) => return refused.into_response(),
+    };
+    let outcome = match &idempotency {
+        Some(idem) => send::send_template(&state.pool, &state.sms, user, &req, Some(idem)).await,
+        None => match send::validate_template(&state.pool, &state.sms, user, &req).await {
+            Ok(v) => state.batcher.submit(user, v).await.map(Sent::Accepted),
+            Err(e) => Err(e),
+        },
+    };
+    sent(user, outcome)
 }
 
 fn message_id(raw: &str, not_found: &str) -> ApiResult<MessageId> {
@@ -193,6 +247,7 @@ async fn messages(
 async fn quota(State(state): State<AppState>, ApiUser(user): ApiUser) -> ApiResult<Json<serde_json::Value>> {
     let mut conn = state.pool.acquire().await?;
     let used = ender_core::quota::used_this_month(&mut conn, user).await?;
+    let scheduled = ender_core::schedule::repo::count_open(&mut conn, user).await?;
     drop(conn);
     let devices = ender_core::device::count(&state.pool, user).await?;
     let keys = ender_core::apikey::list(&state.pool, user)
@@ -208,11 +263,50 @@ async fn quota(State(state): State<AppState>, ApiUser(user): ApiUser) -> ApiResu
         "devices_registered": devices,
         "max_devices": state.sms.max_devices,
         "reset_date": next.format("%Y-%m-%d").to_string(),
-        "scheduled_sms_count": 0,
-        "max_scheduled_sms": 0,
+        "scheduled_sms_count": scheduled,
+        "max_scheduled_sms": state.sms.max_schedules,
         "integrations_count": keys,
         "max_integrations": state.sms.max_api_keys,
     })))
+}
+
+/// Fire times of the cron expressions this many ahead are shown.
+const UPCOMING: usize = 5;
+
+#[derive(Deserialize)]
+struct CronBody {
+    #[serde(default)]
+    expression: String,
+    #[serde(default)]
+    timezone: Option<String>,
+}
+
+/// Whether a cron expression (evaluated in `timezone`, default UTC) is valid, and when it
+/// fires next. HTTP 200 either way.
+async fn validate_cron(ApiUser(_): ApiUser, ApiJson(b): ApiJson<CronBody>) -> Json<serde_json::Value> {
+    let invalid = |error: String| Json(json!({ "valid": false, "error": error }));
+    let cron = match CronExpr::parse(&b.expression) {
+        Ok(c) => c,
+        Err(e) => return invalid(e.to_string()),
+    };
+    let zone = b.timezone.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let tz = match parse_timezone(zone.unwrap_or("UTC")) {
+        Ok(tz) => tz,
+        Err(e) => return invalid(e.to_string()),
+    };
+    let upcoming = cron.upcoming(Utc::now(), tz, UPCOMING);
+    let Some(next) = upcoming.first() else {
+        return invalid("This expression does not fire in the next five years.".to_owned());
+    };
+    let next_runs: Vec<String> = upcoming.iter().map(|t| ts(Some(*t))).collect();
+    Json(json!({
+        "valid": true,
+        "next_run": ts(Some(*next)),
+        "next_runs": next_runs,
+        "description": cron.describe().unwrap_or_default(),
+        "expression": cron.as_str(),
+        "timezone": tz.name(),
+    }))
 }
 
 async fn pending(

@@ -1,0 +1,94 @@
+//! Template types and the checks a template passes.
+
+use chrono::{DateTime, Utc};
+
+use super::text::{TemplateError, TemplateText};
+use crate::FieldError;
+use crate::account::UserId;
+use crate::sms::body::MAX_CHARS;
+
+id_type!(TemplateId);
+
+/// Longest template name, in characters.
+pub const MAX_NAME: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub id: TemplateId,
+    pub user_id: UserId,
+    pub name: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Template {
+    /// The variables the body uses, in first-seen order (empty if the stored body no
+    /// longer parses, which the checks below prevent).
+    pub fn variables(&self) -> Vec<String> {
+        TemplateText::parse(&self.body)
+            .map(|t| t.variables().into_iter().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A template's fields, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateInput {
+    pub name: String,
+    pub body: String,
+}
+
+impl TemplateInput {
+    pub fn parse(name: &str, body: &str) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let name = name.trim();
+        if name.is_empty() {
+            errors.push(FieldError::new("name", "Enter a name."));
+        } else if name.chars().count() > MAX_NAME {
+            errors.push(FieldError::new(
+                "name",
+                format!("Use at most {MAX_NAME} characters."),
+            ));
+        }
+        let cleaned = crate::sms::body::clean(body);
+        if cleaned.trim().is_empty() {
+            errors.push(FieldError::new("body", "Enter the message text."));
+        } else if cleaned.chars().count() > MAX_CHARS {
+            errors.push(FieldError::new(
+                "body",
+                format!(
+                    "Use at most {MAX_CHARS} characters (this has {}).",
+                    cleaned.chars().count()
+                ),
+            ));
+        } else if let Err(e) = TemplateText::parse(&cleaned) {
+            errors.push(FieldError::new("body", template_error_message(&e)));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            body: cleaned,
+        })
+    }
+}
+
+fn template_error_message(e: &TemplateError) -> String {
+    e.to_string()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateStoreError {
+    #[error("{}", .0.first().map(|e| e.message.as_str()).unwrap_or("Invalid input."))]
+    Invalid(Vec<FieldError>),
+    #[error("A template named \"{0}\" already exists.")]
+    DuplicateName(String),
+    #[error("Template not found.")]
+    NotFound,
+    #[error("This template is used by {0} scheduled send(s); change or delete them first.")]
+    InUse(i64),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}

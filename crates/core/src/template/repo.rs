@@ -1,0 +1,151 @@
+//! Templates in Postgres, scoped to their owner.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::model::{Template, TemplateId, TemplateInput, TemplateStoreError};
+use super::text::TemplateText;
+use crate::account::UserId;
+use crate::sms::send::SendError;
+
+fn unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23505")
+}
+
+/// One page of the user's templates by name, and how many there are.
+pub async fn list(
+    pool: &PgPool,
+    user: UserId,
+    offset: i64,
+    limit: i64,
+) -> sqlx::Result<(Vec<Template>, i64)> {
+    let total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM message_templates WHERE user_id = $1"#,
+        user as UserId
+    )
+    .fetch_one(pool)
+    .await?;
+    let items = sqlx::query_as!(
+        Template,
+        r#"SELECT id AS "id: TemplateId", user_id AS "user_id: UserId", name, body, created_at, updated_at
+           FROM message_templates WHERE user_id = $1 ORDER BY lower(name), id OFFSET $2 LIMIT $3"#,
+        user as UserId,
+        offset,
+        limit
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok((items, total))
+}
+
+pub async fn find(pool: &PgPool, user: UserId, id: TemplateId) -> sqlx::Result<Option<Template>> {
+    sqlx::query_as!(
+        Template,
+        r#"SELECT id AS "id: TemplateId", user_id AS "user_id: UserId", name, body, created_at, updated_at
+           FROM message_templates WHERE id = $1 AND user_id = $2"#,
+        id as TemplateId,
+        user as UserId
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn create(
+    pool: &PgPool,
+    user: UserId,
+    input: &TemplateInput,
+) -> Result<Template, TemplateStoreError> {
+    let id = TemplateId(Uuid::now_v7());
+    let inserted = sqlx::query_as!(
+        Template,
+        r#"INSERT INTO message_templates (id, user_id, name, body) VALUES ($1, $2, $3, $4)
+           RETURNING id AS "id: TemplateId", user_id AS "user_id: UserId", name, body, created_at, updated_at"#,
+        id as TemplateId,
+        user as UserId,
+        input.name,
+        input.body
+    )
+    .fetch_one(pool)
+    .await;
+    match inserted {
+        Err(e) if unique_violation(&e) => Err(TemplateStoreError::DuplicateName(input.name.clone())),
+        other => Ok(other?),
+    }
+}
+
+pub async fn update(
+    pool: &PgPool,
+    user: UserId,
+    id: TemplateId,
+    input: &TemplateInput,
+) -> Result<Template, TemplateStoreError> {
+    let updated = sqlx::query_as!(
+        Template,
+        r#"UPDATE message_templates SET name = $3, body = $4, updated_at = now() WHERE id = $1 AND user_id = $2
+           RETURNING id AS "id: TemplateId", user_id AS "user_id: UserId", name, body, created_at, updated_at"#,
+        id as TemplateId,
+        user as UserId,
+        input.name,
+        input.body
+    )
+    .fetch_optional(pool)
+    .await;
+    match updated {
+        Err(e) if unique_violation(&e) => Err(TemplateStoreError::DuplicateName(input.name.clone())),
+        other => other?.ok_or(TemplateStoreError::NotFound),
+    }
+}
+
+/// Deletes the template unless a scheduled send uses it.
+pub async fn delete(pool: &PgPool, user: UserId, id: TemplateId) -> Result<(), TemplateStoreError> {
+    let users = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM scheduled_sends WHERE template_id = $1 AND user_id = $2"#,
+        id as TemplateId,
+        user as UserId
+    )
+    .fetch_one(pool)
+    .await?;
+    if users > 0 {
+        return Err(TemplateStoreError::InUse(users));
+    }
+    let deleted = sqlx::query!(
+        "DELETE FROM message_templates WHERE id = $1 AND user_id = $2",
+        id as TemplateId,
+        user as UserId
+    )
+    .execute(pool)
+    .await;
+    match deleted {
+        // A schedule started using it since the count.
+        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23503") => {
+            Err(TemplateStoreError::InUse(1))
+        }
+        Ok(done) if done.rows_affected() == 0 => Err(TemplateStoreError::NotFound),
+        other => {
+            other?;
+            Ok(())
+        }
+    }
+}
+
+/// The template a send names, with the contract's errors: an empty id, an unknown one,
+/// another user's.
+pub async fn for_send(pool: &PgPool, user: UserId, raw: &str) -> Result<TemplateText, SendError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(SendError::TemplateIdRequired);
+    }
+    let id: TemplateId = raw.parse().map_err(|_| SendError::TemplateNotFound)?;
+    let row = sqlx::query!(
+        r#"SELECT user_id AS "user_id: UserId", body FROM message_templates WHERE id = $1"#,
+        id as TemplateId
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or(SendError::TemplateNotFound)?;
+    if row.user_id != user {
+        return Err(SendError::TemplateNotOwned);
+    }
+    // Stored bodies were checked when saved.
+    TemplateText::parse(&row.body).map_err(|_| SendError::TemplateNotFound)
+}
