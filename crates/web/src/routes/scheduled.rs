@@ -511,7 +511,7 @@ impl ScheduleView {
         Self {
             id: s.id.to_string(),
             name: if s.name.is_empty() {
-                "Untitled".to_owned()
+                s.describe()
             } else {
                 s.name.clone()
             },

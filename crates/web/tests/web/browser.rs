@@ -86,6 +86,23 @@ async fn fill(c: &Client, css: &str, value: &str) {
     el.send_keys(value).await.unwrap();
 }
 
+/// Fills a field of a form that re-renders itself while it is being filled (an HTMX
+/// refresh can replace the element): tries again until the new element holds the value.
+async fn fill_settled(c: &Client, css: &str, value: &str) {
+    for _ in 0..50 {
+        let el = find(c, css).await;
+        if el.clear().await.is_ok() && el.send_keys(value).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = find(c, css).await.prop("value").await.ok().flatten();
+            if now.as_deref() == Some(value) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css} did not keep {value:?}");
+}
+
 async fn click(c: &Client, css: &str) {
     find(c, css).await.click().await.unwrap();
 }
@@ -539,5 +556,136 @@ async fn a_person_adds_a_webhook_and_watches_deliveries_fail_retry_and_drain() {
         "the page shows all four succeeded"
     );
     snapshot(&c, "webhook-drained").await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_person_imports_contacts_and_schedules_a_daily_personalised_send() {
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    app.create_user("clinic@example.org", "first password 1").await;
+    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = 'clinic@example.org'")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    let user = ender_core::account::UserId(user);
+    let device = ender_core::device::DeviceInput::parse("Front desk", "android", "").unwrap();
+    ender_core::device::create(app.pool(), user, &device, 10)
+        .await
+        .unwrap();
+    let c = browser(&driver).await;
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(&c, "#email", "clinic@example.org").await;
+    fill(&c, "#password", "first password 1").await;
+    click(&c, "#login-form button[type=submit]").await;
+    wait_path(&c, "/").await;
+
+    // Import a CSV with a bad row into a new group.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("patients.csv");
+    std::fs::write(
+        &csv,
+        "Name,Mobile\nAna Silva,+447700900001\nBen Jones,+44 7700 900002\nNobody,12345\n",
+    )
+    .unwrap();
+    c.goto(&app.url("/contacts/import")).await.unwrap();
+    find(&c, "#file")
+        .await
+        .send_keys(csv.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&c, "#upload").await;
+    wait_path(&c, "/contacts/import/").await;
+    wait_text(&c, "#import-total", "3").await;
+    click(&c, "#target option[value=new]").await;
+    fill_settled(&c, "#new_group", "Patients").await;
+    snapshot(&c, "import-preview").await;
+    click(&c, "#start-import").await;
+    wait_text(&c, "#import-count", "done").await;
+    assert_eq!(text(&c, "#result-created").await, "2");
+    assert_eq!(text(&c, "#result-failed").await, "1");
+    assert!(text(&c, "#import-errors").await.contains("12345"));
+    snapshot(&c, "import-done").await;
+    let group: uuid::Uuid = sqlx::query_scalar("SELECT id FROM contact_groups WHERE name = 'Patients'")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+
+    // A template with {{name}}; the preview fills it.
+    c.goto(&app.url("/templates/new")).await.unwrap();
+    fill(&c, "#name", "Reminder").await;
+    fill(&c, "#body", "Hi {{name}}, see you at 9.").await;
+    wait_text(&c, "#template-preview", "Hi Ana Silva, see you at 9.").await;
+    click(&c, "#template-form button[type=submit]").await;
+    wait_path(&c, "/templates/").await;
+    let template: uuid::Uuid = sqlx::query_scalar("SELECT id FROM message_templates WHERE name = 'Reminder'")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+
+    // Daily at 09:00 in London to the group, with the next five runs shown.
+    c.goto(&app.url("/scheduled/new")).await.unwrap();
+    click(&c, "#kind-recurring").await;
+    fill(&c, "#timezone", "Europe/London").await;
+    click(&c, &format!("#groups input[value='{group}']")).await;
+    click(&c, &format!("#template_id option[value='{template}']")).await;
+    wait_text(&c, "#runs-list", "09:00").await;
+    let runs = c.find_all(Locator::Css("#runs-list li")).await.unwrap();
+    assert_eq!(runs.len(), 5);
+    snapshot(&c, "schedule-new").await;
+    click(&c, "#schedule-form button[type=submit]").await;
+    wait_path(&c, "/scheduled/").await;
+    let when = text(&c, "#schedule-when").await;
+    assert!(when.contains("09:00") && when.contains("Europe/London"), "{when}");
+    assert_eq!(c.find_all(Locator::Css("#upcoming li")).await.unwrap().len(), 5);
+
+    // The clock moves through two due times: each contact gets its message once a day.
+    let cfg = ender_core::config::SmsConfig::default();
+    for _ in 0..2 {
+        let due: chrono::DateTime<chrono::Utc> =
+            sqlx::query_scalar("SELECT next_run_at FROM scheduled_sends")
+                .fetch_one(app.pool())
+                .await
+                .unwrap();
+        for later in [1, 20] {
+            ender_core::schedule::run::fire_due(app.pool(), &cfg, due + chrono::Duration::seconds(later), 10)
+                .await
+                .unwrap();
+        }
+    }
+    let sent: Vec<(String, String)> =
+        sqlx::query_as("SELECT recipient, body FROM messages ORDER BY recipient, created_at")
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        sent,
+        [
+            (
+                "+447700900001".to_owned(),
+                "Hi Ana Silva, see you at 9.".to_owned()
+            ),
+            (
+                "+447700900001".to_owned(),
+                "Hi Ana Silva, see you at 9.".to_owned()
+            ),
+            (
+                "+447700900002".to_owned(),
+                "Hi Ben Jones, see you at 9.".to_owned()
+            ),
+            (
+                "+447700900002".to_owned(),
+                "Hi Ben Jones, see you at 9.".to_owned()
+            ),
+        ]
+    );
+    c.refresh().await.unwrap();
+    assert_eq!(
+        c.find_all(Locator::Css("#history tbody tr")).await.unwrap().len(),
+        2
+    );
+    snapshot(&c, "schedule-history").await;
     c.close().await.unwrap();
 }
