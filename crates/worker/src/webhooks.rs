@@ -236,25 +236,6 @@ impl Outcome {
     }
 }
 
-/// Connections the engine holds at most (claims, outcome batches, the listener, secrets).
-const ENGINE_CONNECTIONS: u32 = 8;
-
-/// The engine's own connections, which commit without waiting for the WAL flush
-/// (`synchronous_commit = off`). What the engine writes is leases and attempt records: a
-/// database crash can lose the last fraction of a second of them, which only means the
-/// deliveries in flight then are sent again with the same `webhook-id` — the duplicates a
-/// crash may cause anyway. A killed worker loses nothing (PostgreSQL still flushes its
-/// commits), and events keep full durability: they are written by the transactions of
-/// the changes they report, on the callers' connections.
-fn engine_pool(pool: &PgPool) -> PgPool {
-    let options = (*pool.connect_options())
-        .clone()
-        .options([("synchronous_commit", "off")]);
-    sqlx::postgres::PgPoolOptions::new()
-        .max_connections(ENGINE_CONNECTIONS)
-        .connect_lazy_with(options)
-}
-
 impl Deliverer {
     pub fn new(
         pool: PgPool,
@@ -265,7 +246,7 @@ impl Deliverer {
     ) -> anyhow::Result<Self> {
         let http = Self::client(&cfg, &allowed, HashMap::new())?;
         Ok(Self {
-            pool: engine_pool(&pool),
+            pool,
             keyring,
             cfg,
             allowed,

@@ -126,9 +126,14 @@ fn parse_numbers(raw: &[String]) -> Result<Vec<PhoneNumber>, SendError> {
     Ok(out)
 }
 
+/// Most recipients one send may reach once its groups are expanded (the numbers listed in
+/// the request stay within `ENDER_MAX_RECIPIENTS`).
+pub const MAX_EXPANDED_RECIPIENTS: usize = 100_000;
+
 /// The request's numbers followed by the numbers of the caller's contacts in `group_ids`,
 /// de-duplicated in first-seen order. Ids that are not the caller's groups (or not ids)
-/// add nothing.
+/// add nothing. At most `max` numbers may be listed; groups may take the total up to
+/// [`MAX_EXPANDED_RECIPIENTS`], so a school can reach all its parents in one send.
 pub async fn collect_recipients(
     pool: &PgPool,
     user: UserId,
@@ -143,6 +148,9 @@ pub async fn collect_recipients(
         .into_iter()
         .map(PhoneNumber::into_string)
         .collect();
+    if out.len() > max {
+        return Err(SendError::TooManyRecipients(max));
+    }
     let groups: Vec<GroupId> = group_ids.iter().filter_map(|g| g.parse().ok()).collect();
     if !groups.is_empty() {
         let mut conn = pool.acquire().await?;
@@ -157,8 +165,9 @@ pub async fn collect_recipients(
     if out.is_empty() {
         return Err(SendError::NoRecipients);
     }
-    if out.len() > max {
-        return Err(SendError::TooManyRecipients(max));
+    let cap = max.max(MAX_EXPANDED_RECIPIENTS);
+    if out.len() > cap {
+        return Err(SendError::TooManyRecipients(cap));
     }
     Ok(out)
 }

@@ -234,3 +234,44 @@ async fn a_stalled_import_is_resumed_from_where_it_stopped() {
         ("done", 4_500, 4_500, 0)
     );
 }
+
+#[tokio::test]
+async fn a_group_may_be_larger_than_the_listed_recipient_cap() {
+    use ender_core::config::SmsConfig;
+    use ender_core::sms::send::{SendError, SendRequest, validate};
+    let db = test_db().await;
+    let user = create_user(&db.pool, "school@example.org").await;
+    let parents = repo::create_group(&db.pool, user, "Parents").await.unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    let drafts: Vec<ContactDraft> = (0..8)
+        .map(|i| draft(&format!("P{i}"), &format!("+1777000{i:04}"), &[]))
+        .collect();
+    repo::upsert_drafts(&mut conn, user, &drafts, OnDuplicate::Update, Some(parents.id))
+        .await
+        .unwrap();
+    let cfg = SmsConfig {
+        max_recipients: 5,
+        ..SmsConfig::default()
+    };
+    let to_group = SendRequest {
+        recipients: vec!["+17770000001".into()],
+        group_ids: vec![parents.id.to_string()],
+        body: "School closes at noon".into(),
+        ..Default::default()
+    };
+    let v = validate(&db.pool, &cfg, user, &to_group).await.unwrap();
+    assert_eq!(
+        v.count(),
+        8,
+        "the listed number is also in the group: counted once"
+    );
+    let listed = SendRequest {
+        recipients: (0..6).map(|i| format!("+1777000{i:04}")).collect(),
+        body: "too many listed".into(),
+        ..Default::default()
+    };
+    assert!(matches!(
+        validate(&db.pool, &cfg, user, &listed).await,
+        Err(SendError::TooManyRecipients(5))
+    ));
+}
