@@ -235,6 +235,19 @@ async fn forward(
             };
             match event {
                 None => return Err(stopped(name, "the modem task ended")),
+                // An SMS the modem did not store has no SIM copy to fall back on: it goes
+                // to the outbox on disk at once, and from there to Ender.
+                Some(Event::Incoming(sms)) if sms.ack.slots().is_empty() => {
+                    let (body, timestamp) = incoming_fields(&sms);
+                    match connection.queue_incoming(&sms.from, &body, timestamp).await {
+                        Ok(()) => {}
+                        Err(error @ ConnectionError::Unauthorized { .. }) => return Err(error.into()),
+                        Err(error @ ConnectionError::Unreachable { .. }) => tracing::error!(
+                            %error,
+                            "a received SMS the modem did not store could neither be queued nor posted; it is lost"
+                        ),
+                    }
+                }
                 Some(Event::Incoming(sms)) => {
                     let _ = incoming_tx.send(sms);
                 }
@@ -268,19 +281,7 @@ async fn post_incoming(
                 None => return Ok(()),
             },
         };
-        // Ender recognises a repeat by sender, body and this time, so it must be stable
-        // across re-posts: the SMSC's, or for an undecodable PDU (whose body carries the
-        // raw hex, SMSC time included) the start of today, so a repeat the same day is
-        // still recognised.
-        let timestamp = sms
-            .timestamp_rfc3339()
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .unwrap_or_else(stable_time_without_timestamp);
-        let body = match &sms.note {
-            None => sms.text.clone(),
-            Some(note) if sms.text.is_empty() => format!("[{note}]"),
-            Some(note) => format!("{}\n\n[{note}]", sms.text),
-        };
+        let (body, timestamp) = incoming_fields(&sms);
         match connection.incoming(&sms.from, &body, timestamp).await {
             Ok(()) => {
                 if let Err(error) = sms.ack.confirm().await {
@@ -294,6 +295,24 @@ async fn post_incoming(
             }
         }
     }
+}
+
+/// The body (with its note) and time to post a received SMS with.
+fn incoming_fields(sms: &Incoming) -> (String, DateTime<chrono::FixedOffset>) {
+    // Ender recognises a repeat by sender, body and this time, so it must be stable
+    // across re-posts: the SMSC's, or for an undecodable PDU (whose body carries the
+    // raw hex, SMSC time included) the start of today, so a repeat the same day is
+    // still recognised.
+    let timestamp = sms
+        .timestamp_rfc3339()
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .unwrap_or_else(stable_time_without_timestamp);
+    let body = match &sms.note {
+        None => sms.text.clone(),
+        Some(note) if sms.text.is_empty() => format!("[{note}]"),
+        Some(note) => format!("{}\n\n[{note}]", sms.text),
+    };
+    (body, timestamp)
 }
 
 /// The time reported for an SMS that has no readable service-centre time: midnight UTC of

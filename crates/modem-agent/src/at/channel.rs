@@ -52,6 +52,10 @@ pub enum AtError {
     NoPrompt { command: String, line: String },
     #[error("the port closed: {0}")]
     Closed(String),
+    /// The port closed (or a write failed) after the PDU of `AT+CMGS` was written, or while
+    /// it was: the modem may have passed it on before it went away.
+    #[error("{command}: the port went away after the PDU was written: {reason}")]
+    LostAfterPdu { command: String, reason: String },
     #[error("cannot write to the port: {0}")]
     Write(String),
 }
@@ -178,13 +182,18 @@ impl AtChannel {
                     self.write_raw(&bytes).await?;
                     self.finish(command, Some(pdu), before).await
                 };
-                tokio::time::timeout(timeout, rest).await.unwrap_or_else(|_| {
-                    Err(AtError::Timeout {
+                match tokio::time::timeout(timeout, rest).await {
+                    Err(_) => Err(AtError::Timeout {
                         command: label(command),
                         after: timeout,
                         stage: Stage::Pdu,
-                    })
-                })
+                    }),
+                    Ok(Err(AtError::Closed(reason) | AtError::Write(reason))) => Err(AtError::LostAfterPdu {
+                        command: label(command),
+                        reason,
+                    }),
+                    Ok(other) => other,
+                }
             }
             Ok(Err(e)) => {
                 if matches!(e, AtError::NoPrompt { .. }) {

@@ -41,7 +41,8 @@ impl ModemError {
     pub fn is_disconnected(&self) -> bool {
         matches!(
             self,
-            Self::Open { .. } | Self::At(AtError::Closed(_) | AtError::Write(_))
+            Self::Open { .. }
+                | Self::At(AtError::Closed(_) | AtError::Write(_) | AtError::LostAfterPdu { .. })
         )
     }
 
@@ -78,6 +79,8 @@ pub enum SendFailure {
     Protocol(String),
     #[error("the modem is gone: {0}")]
     Disconnected(String),
+    #[error("the modem went away after taking the PDU, so it may have been sent: {0}")]
+    DisconnectedAfterPdu(String),
 }
 
 /// A failed send: what went wrong, at which part, and the references of the parts that
@@ -113,7 +116,10 @@ impl SendError {
     }
 
     pub fn is_disconnected(&self) -> bool {
-        matches!(self.failure, SendFailure::Disconnected(_))
+        matches!(
+            self.failure,
+            SendFailure::Disconnected(_) | SendFailure::DisconnectedAfterPdu(_)
+        )
     }
 
     /// Nothing reached the modem: sending again cannot duplicate anything.
@@ -121,8 +127,18 @@ impl SendError {
         self.sent.is_empty()
             && !matches!(
                 self.failure,
-                SendFailure::NoAnswerAfterPdu | SendFailure::Protocol(_)
+                SendFailure::NoAnswerAfterPdu
+                    | SendFailure::Protocol(_)
+                    | SendFailure::DisconnectedAfterPdu(_)
             )
+    }
+
+    /// The failing part may have gone out anyway: the message must not be sent again.
+    pub fn uncertain(&self) -> bool {
+        matches!(
+            self.failure,
+            SendFailure::NoAnswerAfterPdu | SendFailure::Protocol(_) | SendFailure::DisconnectedAfterPdu(_)
+        )
     }
 }
 

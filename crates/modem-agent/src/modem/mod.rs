@@ -388,6 +388,7 @@ impl Modem {
                 Err(AtError::Timeout { .. }) => SendFailure::NoAnswer,
                 Err(e @ AtError::NoPrompt { .. }) => SendFailure::NoPrompt(e.to_string()),
                 Err(AtError::Closed(reason) | AtError::Write(reason)) => SendFailure::Disconnected(reason),
+                Err(AtError::LostAfterPdu { reason, .. }) => SendFailure::DisconnectedAfterPdu(reason),
             };
             let error = SendError {
                 failure,

@@ -178,6 +178,32 @@ impl<L: ModemLink> Connection<L> {
         }
     }
 
+    /// Queues a received SMS on disk, to be posted with the reports: for an SMS the modem
+    /// did not store, which would otherwise be lost while Ender is away. When the disk
+    /// refuses, it is posted directly instead.
+    pub async fn queue_incoming(
+        &self,
+        from: &str,
+        body: &str,
+        timestamp: DateTime<FixedOffset>,
+    ) -> Result<(), ConnectionError> {
+        let sms = Incoming {
+            from_number: from.to_owned(),
+            body: body.to_owned(),
+            timestamp,
+        };
+        match self.outbox.append_incoming(&sms).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!(
+                    modem.name = %self.modem, error = %e,
+                    "cannot queue a received SMS on disk; posting it directly"
+                );
+                self.incoming(from, body, timestamp).await
+            }
+        }
+    }
+
     /// Posts the modem's radio status. Only a refused key is an error: a status that
     /// does not get through is replaced by the next one.
     pub async fn status(&self, status: &Status) -> Result<(), ConnectionError> {
@@ -564,6 +590,47 @@ mod tests {
             conn.incoming("+15550002", "later", at).await,
             Err(ConnectionError::Unreachable { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn server_away_never_loses_a_received_sms_the_modem_did_not_store() {
+        let fake = Fake::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let at = DateTime::parse_from_rfc3339("2025-03-01T10:00:00+01:00").unwrap();
+        let posted = |f: &Fake| {
+            f.received()
+                .iter()
+                .filter(|(path, body, status)| {
+                    path == "/api/sms/incoming" && body["body"] == "flash" && *status == 200
+                })
+                .count()
+        };
+
+        // Queued while nothing drains, then the agent restarts: still there.
+        let conn = connection(&fake, dir.path(), Arc::new(Link::default())).await;
+        assert_eq!(conn.queue_incoming("+15550002", "flash", at).await, Ok(()));
+        drop(conn);
+
+        // Ender fails far more often than a direct post would try.
+        for _ in 0..INCOMING_ATTEMPTS * 2 {
+            fake.answer(Answer::status(503));
+        }
+        let conn = connection(&fake, dir.path(), Arc::new(Link::default())).await;
+        let (shutdown, task) = start(&conn);
+        fake.wait_until("the SMS is posted once Ender is back", |f| posted(f) == 1)
+            .await;
+        assert_eq!(
+            fake.received().last().unwrap().1,
+            serde_json::json!({"from_number": "+15550002", "body": "flash", "timestamp": "2025-03-01T10:00:00+01:00"})
+        );
+        shutdown.cancel();
+        assert_eq!(task.await.unwrap(), Ok(()));
+        let conn = connection(&fake, dir.path(), Arc::new(Link::default())).await;
+        assert_eq!(
+            conn.outbox().drain(&fake.client()).await,
+            Ok(0),
+            "posted once only"
+        );
     }
 
     #[tokio::test]

@@ -117,7 +117,7 @@ impl Report {
 
 /// The body of `POST /api/sms/incoming`. The server treats the same device, sender, body
 /// and time (to the second) as the same message, so posting it again is safe.
-#[derive(Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incoming {
     pub from_number: String,
     pub body: String,

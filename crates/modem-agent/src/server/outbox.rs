@@ -2,6 +2,9 @@
 //! report (`outbox/<seq>.json` in the modem's directory), written durably before the
 //! append returns, posted in order, removed once the server took it (or refused it for
 //! good). Files that cannot be read are moved aside to `outbox/bad/`.
+//!
+//! Received SMS that the modem did not store (`+CMT`: no SIM copy to fall back on) are
+//! queued here too, and posted to `/api/sms/incoming` in their turn.
 
 use std::collections::HashMap;
 use std::fs;
@@ -11,8 +14,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Notify;
 
+use serde::{Deserialize, Serialize};
+
 use super::disk::{self, blocking};
-use super::{Client, MessageId, Report, ServerError};
+use super::{Client, Incoming, MessageId, Report, ServerError};
+
+/// What one file of the outbox holds. Untagged, so that files written before received SMS
+/// were queued here still read as reports.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Queued {
+    Report(Report),
+    Incoming(Incoming),
+}
 
 pub struct Outbox {
     dir: PathBuf,
@@ -43,15 +57,31 @@ impl Outbox {
     /// Queues `report`; when this returns Ok the report is on disk.
     pub async fn append(&self, report: &Report) -> io::Result<()> {
         let bytes = serde_json::to_vec(report)?;
+        self.write(bytes).await?;
+        *self.held().entry(report.message_id.clone()).or_default() += 1;
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Queues a received SMS that exists nowhere else (the modem did not store it); when
+    /// this returns Ok it is on disk.
+    pub async fn append_incoming(&self, sms: &Incoming) -> io::Result<()> {
+        let bytes = serde_json::to_vec(sms)?;
+        self.write(bytes).await?;
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    async fn write(&self, bytes: Vec<u8>) -> io::Result<()> {
         let mut next = self.next.lock().await;
         let seq = *next;
         // Never reuse a number, even if this write fails half-way.
-        *next += 1;
+        *next = seq
+            .checked_add(1)
+            .ok_or_else(|| io::Error::other("the outbox has run out of file numbers"))?;
         let dir = self.dir.clone();
         blocking(move || disk::write_atomically(&dir, &file_name(seq), &bytes)).await?;
         drop(next);
-        *self.held().entry(report.message_id.clone()).or_default() += 1;
-        self.ready.notify_one();
         Ok(())
     }
 
@@ -70,8 +100,8 @@ impl Outbox {
         let mut done = 0;
         for path in files {
             let read_path = path.clone();
-            let report = match blocking(move || read(&read_path)).await {
-                Ok(Ok(report)) => report,
+            let queued = match blocking(move || read(&read_path)).await {
+                Ok(Ok(queued)) => queued,
                 Ok(Err(reason)) => {
                     self.move_aside(&path, &reason).await;
                     continue;
@@ -82,24 +112,37 @@ impl Outbox {
                     continue;
                 }
             };
-            match client.report(&report).await {
-                Ok(()) => {
-                    tracing::debug!(message.id = %report.message_id, status = ?report.status, "report delivered to Ender");
-                }
-                Err(ServerError::Rejected { status, message }) => tracing::warn!(
-                    message.id = %report.message_id,
-                    report = ?report.status,
-                    http.status = status,
-                    error = %message,
-                    "Ender rejected a report; dropping it"
-                ),
-                Err(e) => return Err(e),
+            match &queued {
+                Queued::Report(report) => match client.report(report).await {
+                    Ok(()) => {
+                        tracing::debug!(message.id = %report.message_id, status = ?report.status, "report delivered to Ender");
+                    }
+                    Err(ServerError::Rejected { status, message }) => tracing::warn!(
+                        message.id = %report.message_id,
+                        report = ?report.status,
+                        http.status = status,
+                        error = %message,
+                        "Ender rejected a report; dropping it"
+                    ),
+                    Err(e) => return Err(e),
+                },
+                Queued::Incoming(sms) => match client.incoming(sms).await {
+                    Ok(()) => tracing::debug!("a queued received SMS was delivered to Ender"),
+                    Err(ServerError::Rejected { status, message }) => tracing::error!(
+                        http.status = status,
+                        error = %message,
+                        "Ender refused a received SMS; dropping it"
+                    ),
+                    Err(e) => return Err(e),
+                },
             }
             let remove_path = path.clone();
             if let Err(e) = blocking(move || fs::remove_file(&remove_path)).await {
                 tracing::error!(file = %path.display(), error = %e, "cannot remove a delivered report; it will be sent again");
             }
-            self.forget(&report.message_id);
+            if let Queued::Report(report) = &queued {
+                self.forget(&report.message_id);
+            }
             done += 1;
         }
         Ok(done)
@@ -188,7 +231,7 @@ fn list(dir: &Path) -> io::Result<Vec<PathBuf>> {
 }
 
 /// Outer error: the file could not be read; inner: it is not a report.
-fn read(path: &Path) -> io::Result<Result<Report, String>> {
+fn read(path: &Path) -> io::Result<Result<Queued, String>> {
     let bytes = fs::read(path)?;
     Ok(serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
 }
@@ -201,7 +244,7 @@ fn scan(dir: &Path) -> io::Result<(u64, HashMap<MessageId, usize>)> {
     let mut next = 0;
     for entry in fs::read_dir(&bad)? {
         if let Some(seq) = entry?.file_name().to_str().and_then(parse_name) {
-            next = next.max(seq + 1);
+            next = next.max(seq.saturating_add(1));
         }
     }
     let mut held = HashMap::new();
@@ -217,9 +260,10 @@ fn scan(dir: &Path) -> io::Result<(u64, HashMap<MessageId, usize>)> {
         let Some(seq) = parse_name(&name) else {
             continue;
         };
-        next = next.max(seq + 1);
+        next = next.max(seq.saturating_add(1));
         match read(&entry.path())? {
-            Ok(report) => *held.entry(report.message_id).or_default() += 1,
+            Ok(Queued::Report(report)) => *held.entry(report.message_id).or_default() += 1,
+            Ok(Queued::Incoming(_)) => {}
             Err(reason) => {
                 fs::rename(entry.path(), bad.join(&name))?;
                 tracing::warn!(file = %bad.join(&name).display(), error = reason, "a queued report cannot be read; moved it aside");
@@ -344,6 +388,41 @@ mod tests {
             Err(ServerError::Unauthorized { status: 401, .. })
         ));
         assert_eq!(outbox.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn server_outbox_posts_queued_sms_in_turn_with_the_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).await.unwrap();
+        outbox.append(&report("m1")).await.unwrap();
+        let sms = Incoming {
+            from_number: "+15550002".into(),
+            body: "hi".into(),
+            timestamp: chrono::DateTime::parse_from_rfc3339("2025-03-01T10:00:00+01:00").unwrap(),
+        };
+        outbox.append_incoming(&sms).await.unwrap();
+        outbox.append(&report("m2")).await.unwrap();
+        drop(outbox);
+        let outbox = Outbox::open(dir.path()).await.unwrap();
+        assert_eq!(outbox.len(), 2, "reports only");
+
+        let fake = Fake::start().await;
+        assert_eq!(outbox.drain(&fake.client()).await, Ok(3));
+        let paths: Vec<String> = fake.received().into_iter().map(|(p, _, _)| p).collect();
+        assert_eq!(paths, ["/api/sms/report", "/api/sms/incoming", "/api/sms/report"]);
+        assert_eq!(fake.received()[1].1["body"], "hi");
+        assert_eq!(outbox.drain(&fake.client()).await, Ok(0));
+    }
+
+    #[tokio::test]
+    async fn server_outbox_survives_a_file_numbered_at_the_end_of_the_range() {
+        let dir = tempfile::tempdir().unwrap();
+        Outbox::open(dir.path()).await.unwrap();
+        let last = dir.path().join("outbox").join(file_name(u64::MAX));
+        std::fs::write(&last, serde_json::to_vec(&report("m1")).unwrap()).unwrap();
+        let outbox = Outbox::open(dir.path()).await.unwrap();
+        assert!(outbox.append(&report("m2")).await.is_err());
+        assert!(last.exists(), "the queued report is not overwritten");
     }
 
     #[tokio::test]

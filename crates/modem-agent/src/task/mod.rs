@@ -645,10 +645,7 @@ fn failed(error: &crate::modem::SendError) -> SendOutcome {
         reason: error.to_string(),
         permanent: error.is_permanent(),
         refs: error.sent.clone(),
-        uncertain: matches!(
-            error.failure,
-            crate::modem::SendFailure::NoAnswerAfterPdu | crate::modem::SendFailure::Protocol(_)
-        ),
+        uncertain: error.uncertain(),
     }
 }
 

@@ -231,3 +231,16 @@ async fn the_pin_never_appears_in_errors() {
     assert!(!message.contains("4321"), "{message}");
     assert!(message.contains("incorrect password"), "{message}");
 }
+
+#[tokio::test]
+async fn a_port_lost_after_the_pdu_is_not_taken_for_nothing_sent() {
+    let (mut at, _urcs, mut modem) = channel();
+    let script = async {
+        exchange(&mut modem, "AT+CMGS=5\r", b"\r\n> ").await;
+        exchange(&mut modem, "000100AABB\x1a", b"").await;
+        // Unplugged before the modem could answer.
+        drop(modem);
+    };
+    let (_, result) = tokio::join!(script, at.command_with_pdu("AT+CMGS=5", "000100AABB", T, T));
+    assert!(matches!(result, Err(AtError::LostAfterPdu { .. })), "{result:?}");
+}

@@ -498,6 +498,40 @@ async fn an_unplugged_modem_is_a_disconnection_not_a_hang() {
 }
 
 #[tokio::test]
+async fn a_modem_unplugged_after_taking_the_pdu_may_have_sent_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (agent, mut port) = tokio::io::duplex(4096);
+    let mut modem = Modem::from_stream(agent, options());
+    let script = async {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 512];
+        // The command, then the prompt, then the PDU up to Ctrl-Z; then the port is gone.
+        while !seen.ends_with(b"\r") {
+            let n = port.read(&mut buf).await.unwrap();
+            seen.extend_from_slice(&buf[..n]);
+        }
+        port.write_all(b"\r\n> ").await.unwrap();
+        while !seen.ends_with(&[0x1a]) {
+            let n = port.read(&mut buf).await.unwrap();
+            seen.extend_from_slice(&buf[..n]);
+        }
+        drop(port);
+    };
+    let (_, result) = within(Duration::from_secs(5), async {
+        tokio::join!(script, modem.send("+15551234567", "hello"))
+    })
+    .await;
+    let error = result.unwrap_err();
+    assert!(
+        matches!(error.failure, SendFailure::DisconnectedAfterPdu(_)),
+        "{error}"
+    );
+    assert!(error.is_disconnected());
+    assert!(error.uncertain(), "the recipient may have it");
+    assert!(!error.nothing_sent(), "so it must not be sent again");
+}
+
+#[tokio::test]
 async fn indications_on_a_separate_notification_port_are_heard() {
     let sim = SimModem::start(SimOptions::default()).unwrap();
     let notify = SimModem::start(SimOptions::default()).unwrap();
