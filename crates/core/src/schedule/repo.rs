@@ -263,17 +263,37 @@ pub async fn create(
 }
 
 /// Replaces a schedule's definition; its next run is worked out afresh from `now`. A
-/// completed one-time send given a new future time becomes active again.
+/// completed one-time send given a new future time becomes active again, if the user's
+/// limit of open schedules has room.
 pub async fn update(
     pool: &PgPool,
     user: UserId,
     id: ScheduleId,
     input: &ScheduleInput,
+    max_open: i64,
     now: DateTime<Utc>,
 ) -> Result<Schedule, ScheduleError> {
     let mut tx = pool.begin().await?;
     check_owned(&mut tx, user, input).await?;
     let next = next_run(&input.when, input.timezone, now);
+    crate::account::repo::lock(&mut tx, user).await?;
+    let status = sqlx::query_scalar!(
+        "SELECT status FROM scheduled_sends WHERE id = $1 AND user_id = $2",
+        id as ScheduleId,
+        user as UserId
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ScheduleError::NotFound)?;
+    if status == "completed" && next.is_some() {
+        let used = count_open(&mut tx, user).await?;
+        if used >= max_open {
+            return Err(ScheduleError::Limit {
+                limit: max_open,
+                used,
+            });
+        }
+    }
     let c = columns(input);
     let done = sqlx::query!(
         "UPDATE scheduled_sends

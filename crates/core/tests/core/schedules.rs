@@ -379,3 +379,52 @@ async fn the_open_schedule_limit_holds_under_concurrent_creation() {
     assert!(repo::find(&db.pool, other, mine[0].id).await.unwrap().is_none());
     assert!(!repo::delete(&db.pool, other, mine[0].id).await.unwrap());
 }
+
+#[tokio::test]
+async fn reviving_a_completed_send_needs_room_under_the_limit() {
+    let db = test_db().await;
+    let user = create_user(&db.pool, "revive@example.org").await;
+    with_device(&db.pool, user).await;
+    let t0 = at("2026-11-22T12:00:00Z");
+    let once = |at: &str| ScheduleForm {
+        kind: "once".into(),
+        run_at: at.into(),
+        timezone: "UTC".into(),
+        recipients: vec!["+15550007777".into()],
+        body: "once".into(),
+        ..ScheduleForm::default()
+    };
+    let done = repo::create(
+        &db.pool,
+        user,
+        &ScheduleInput::parse(&once("2026-11-22T13:00"), t0).unwrap(),
+        1,
+        t0,
+    )
+    .await
+    .unwrap();
+    fire_due(&db.pool, &SmsConfig::default(), at("2026-11-22T13:00:01Z"), 10)
+        .await
+        .unwrap();
+    // The completed send no longer counts, so another fits under a limit of one.
+    let t1 = at("2026-11-22T14:00:00Z");
+    repo::create(
+        &db.pool,
+        user,
+        &ScheduleInput::parse(&daily("0 9 * * *", "UTC", "d", &["+15550007777"]), t1).unwrap(),
+        1,
+        t1,
+    )
+    .await
+    .unwrap();
+    // Giving the completed one a new time would make two open: refused.
+    let again = ScheduleInput::parse(&once("2026-11-23T13:00"), t1).unwrap();
+    assert!(matches!(
+        repo::update(&db.pool, user, done.id, &again, 1, t1).await,
+        Err(ender_core::schedule::ScheduleError::Limit { limit: 1, used: 1 })
+    ));
+    let revived = repo::update(&db.pool, user, done.id, &again, 2, t1)
+        .await
+        .unwrap();
+    assert_eq!(revived.status, ender_core::schedule::Status::Active);
+}

@@ -784,7 +784,9 @@ async fn update(
     let vars = Choices::load(&state, user.id, &form).await?.vars(&form);
     let now = Utc::now();
     let result = match form.input(now, &vars) {
-        Ok(input) => schedule::repo::update(&state.pool, user.id, s.id, &input, now).await,
+        Ok(input) => {
+            schedule::repo::update(&state.pool, user.id, s.id, &input, state.sms.max_schedules, now).await
+        }
         Err(errors) => Err(ScheduleError::Invalid(errors)),
     };
     match result {

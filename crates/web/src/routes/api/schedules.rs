@@ -168,7 +168,7 @@ async fn update(
     let id = schedule_id(&raw)?;
     let now = Utc::now();
     let input = ScheduleInput::parse(&form, now).map_err(|e| ApiError::invalid(&e))?;
-    let s = repo::update(&state.pool, user, id, &input, now).await?;
+    let s = repo::update(&state.pool, user, id, &input, state.sms.max_schedules, now).await?;
     Ok(Json(schedule_json(&s)))
 }
 
