@@ -28,10 +28,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
 
 /// The API's answer to a body over the limit.
 pub fn too_large() -> ApiError {
-    ApiError::bad_request(format!(
-        "Request body too large: at most {} bytes.",
-        crate::routes::MAX_BODY_BYTES
-    ))
+    payload_too_large()
 }
 
 /// `axum::Json` with the API envelope (`Invalid request body.`) on rejection.

@@ -125,7 +125,7 @@ pub fn envelope(status: u16, message: &str) -> Value {
 }
 
 /// Checks that each route refuses a missing or wrong key (401), and, for routes with a
-/// body, a body that is not JSON or has a wrong type (400) and one over 1 MiB (400, or the
+/// body, a body that is not JSON or has a wrong type (400) and one over 1 MiB (413, or the
 /// status given for paths ending as in `oversized_status`).
 pub async fn refuses_bad_requests(
     app: &TestApp,
@@ -180,7 +180,7 @@ pub async fn refuses_bad_requests(
         let expected = oversized_status
             .iter()
             .find(|(p, _)| r.path.ends_with(p))
-            .map_or(400, |(_, s)| *s);
+            .map_or(413, |(_, s)| *s);
         let (status, answer) = raw_call(
             &http,
             &base,

@@ -600,8 +600,7 @@ async fn schedule_routes_refuse_bad_requests_and_strangers() {
             Some(json!({"expression": "0 9 * * *"})),
         ),
     ];
-    // Actions without fields answer an oversized body with 413, as the webhook actions do.
-    refuses_bad_requests(&app, &api, &routes, &[("/pause", 413), ("/resume", 413)]).await;
+    refuses_bad_requests(&app, &api, &routes, &[]).await;
     let (_, unchanged) = api.get(&format!("/api/schedules/{id}")).await;
     assert_eq!(unchanged, schedule);
 

@@ -892,7 +892,7 @@ async fn oversized_bodies_and_expired_idempotency_keys() {
             json!({"recipients": ["+15550001111"], "body": huge}),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(
         body["message"]
             .as_str()
