@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::import_csv::ContactDraft;
 use super::model::{Contact, ContactError, ContactId, ContactInput, ContactQuery, Group, GroupId, GroupRef};
 use crate::account::UserId;
+use crate::db::is_unique_violation;
 
 struct ContactRow {
     id: ContactId,
@@ -123,9 +124,9 @@ async fn check_groups(conn: &mut PgConnection, user: UserId, groups: &[GroupId])
     Ok(())
 }
 
-fn unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23505")
-}
+/// The constraints behind "this number is already a contact" and "this group name is taken".
+const UNIQUE_NUMBER: &str = "contacts_user_id_phone_number_key";
+const UNIQUE_GROUP_NAME: &str = "contact_groups_user_name";
 
 async fn set_groups(conn: &mut PgConnection, contact: ContactId, groups: &[GroupId]) -> sqlx::Result<()> {
     let ids: Vec<Uuid> = groups.iter().map(|g| g.0).collect();
@@ -162,7 +163,7 @@ pub async fn create(pool: &PgPool, user: UserId, input: &ContactInput) -> Result
     .execute(&mut *tx)
     .await;
     match inserted {
-        Err(e) if unique_violation(&e) => {
+        Err(e) if is_unique_violation(&e, UNIQUE_NUMBER) => {
             return Err(ContactError::DuplicateNumber(input.phone_number.clone()));
         }
         other => other?,
@@ -192,7 +193,7 @@ pub async fn update(
     .execute(&mut *tx)
     .await;
     match updated {
-        Err(e) if unique_violation(&e) => {
+        Err(e) if is_unique_violation(&e, UNIQUE_NUMBER) => {
             return Err(ContactError::DuplicateNumber(input.phone_number.clone()));
         }
         Ok(done) if done.rows_affected() == 0 => return Err(ContactError::NotFound),
@@ -321,7 +322,9 @@ pub async fn create_group(pool: &PgPool, user: UserId, name: &str) -> Result<Gro
     .execute(pool)
     .await;
     match inserted {
-        Err(e) if unique_violation(&e) => return Err(ContactError::DuplicateGroup(name)),
+        Err(e) if is_unique_violation(&e, UNIQUE_GROUP_NAME) => {
+            return Err(ContactError::DuplicateGroup(name));
+        }
         other => other?,
     };
     find_group(pool, user, id)
@@ -345,7 +348,9 @@ pub async fn rename_group(
     .execute(pool)
     .await;
     match updated {
-        Err(e) if unique_violation(&e) => return Err(ContactError::DuplicateGroup(name)),
+        Err(e) if is_unique_violation(&e, UNIQUE_GROUP_NAME) => {
+            return Err(ContactError::DuplicateGroup(name));
+        }
         Ok(done) if done.rows_affected() == 0 => return Err(ContactError::GroupNotFound),
         other => other?,
     };

@@ -102,18 +102,7 @@ pub enum Sent {
     Replayed(serde_json::Value),
 }
 
-/// Validated recipients: E.164, de-duplicated in first-seen order.
-pub fn parse_recipients(raw: &[String], max: usize) -> Result<Vec<PhoneNumber>, SendError> {
-    let out = parse_numbers(raw)?;
-    if out.is_empty() {
-        return Err(SendError::NoRecipients);
-    }
-    if out.len() > max {
-        return Err(SendError::TooManyRecipients(max));
-    }
-    Ok(out)
-}
-
+/// Listed numbers as E.164, de-duplicated in first-seen order.
 fn parse_numbers(raw: &[String]) -> Result<Vec<PhoneNumber>, SendError> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();

@@ -6,11 +6,11 @@ use uuid::Uuid;
 use super::model::{Template, TemplateId, TemplateInput, TemplateStoreError};
 use super::text::TemplateText;
 use crate::account::UserId;
+use crate::db::is_unique_violation;
 use crate::sms::send::SendError;
 
-fn unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23505")
-}
+/// The constraint behind "this template name is taken".
+const UNIQUE_NAME: &str = "message_templates_user_name";
 
 /// One page of the user's templates by name, and how many there are.
 pub async fn list(
@@ -68,7 +68,9 @@ pub async fn create(
     .fetch_one(pool)
     .await;
     match inserted {
-        Err(e) if unique_violation(&e) => Err(TemplateStoreError::DuplicateName(input.name.clone())),
+        Err(e) if is_unique_violation(&e, UNIQUE_NAME) => {
+            Err(TemplateStoreError::DuplicateName(input.name.clone()))
+        }
         other => Ok(other?),
     }
 }
@@ -91,7 +93,9 @@ pub async fn update(
     .fetch_optional(pool)
     .await;
     match updated {
-        Err(e) if unique_violation(&e) => Err(TemplateStoreError::DuplicateName(input.name.clone())),
+        Err(e) if is_unique_violation(&e, UNIQUE_NAME) => {
+            Err(TemplateStoreError::DuplicateName(input.name.clone()))
+        }
         other => other?.ok_or(TemplateStoreError::NotFound),
     }
 }
