@@ -115,3 +115,26 @@ pub fn ago(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
         _ => t.format("%Y-%m-%d").to_string(),
     }
 }
+
+/// Whether HTMX made the request (it then wants a fragment, not the page).
+pub fn is_htmx(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key("hx-request")
+}
+
+/// A fragment-only route answers HTMX alone; a plain request gets a 400 page.
+pub fn htmx_only(headers: &axum::http::HeaderMap) -> AppResult<()> {
+    if is_htmx(headers) {
+        Ok(())
+    } else {
+        Err(AppError::BadRequest(
+            "this address serves a part of a page".to_owned(),
+        ))
+    }
+}
+
+/// A response that differs for HTMX (page or fragment), so caches keep both.
+pub fn vary(mut res: axum::response::Response) -> axum::response::Response {
+    res.headers_mut()
+        .insert("vary", axum::http::HeaderValue::from_static("HX-Request"));
+    res
+}

@@ -27,7 +27,7 @@ use crate::error::{AppError, AppResult};
 use crate::extract::Form;
 use crate::session::{CurrentUser, flash};
 use crate::state::AppState;
-use crate::views::{Errors, Shell};
+use crate::views::{Errors, Shell, is_htmx, vary};
 
 pub const PATH: &str = "/contacts";
 pub const NEW: &str = "/contacts/new";
@@ -84,17 +84,6 @@ fn upload_error(e: UploadError) -> AppError {
         UploadError::File(e) => AppError::BadRequest(e.to_string()),
         _ => AppError::NotFound,
     }
-}
-
-fn is_htmx(headers: &HeaderMap) -> bool {
-    headers.contains_key("hx-request")
-}
-
-/// A response that differs for HTMX, so caches keep both.
-fn vary(mut res: Response) -> Response {
-    res.headers_mut()
-        .insert("vary", HeaderValue::from_static("HX-Request"));
-    res
 }
 
 fn parse_id<T: std::str::FromStr>(raw: &str) -> AppResult<T> {

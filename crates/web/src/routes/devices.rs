@@ -19,7 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::extract::Form;
 use crate::session::{CurrentUser, flash};
 use crate::state::AppState;
-use crate::views::{Errors, Shell, ago, qr_svg};
+use crate::views::{Errors, Shell, ago, is_htmx, qr_svg, vary};
 
 pub const PATH: &str = "/devices";
 
@@ -106,10 +106,6 @@ async fn rows(state: &AppState, user: UserId) -> AppResult<Vec<DeviceRow>> {
         .collect())
 }
 
-fn is_htmx(headers: &HeaderMap) -> bool {
-    headers.contains_key("hx-request")
-}
-
 async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -117,7 +113,7 @@ async fn list(
     shell: Shell,
 ) -> AppResult<Response> {
     let devices = rows(&state, user.id).await?;
-    let mut res = if is_htmx(&headers) {
+    let res = if is_htmx(&headers) {
         DevicesTable { devices }.into_response()
     } else {
         DevicesPage {
@@ -131,9 +127,7 @@ async fn list(
         }
         .into_response()
     };
-    res.headers_mut()
-        .insert("vary", axum::http::HeaderValue::from_static("HX-Request"));
-    Ok(res)
+    Ok(vary(res))
 }
 
 pub fn reveal_device(state: &AppState, name: &str, secret: &str) -> Revealed {

@@ -15,6 +15,7 @@ use crate::error::{AppError, AppResult};
 use crate::session::CurrentUser;
 use crate::state::AppState;
 use crate::views::Shell;
+use crate::views::{is_htmx, vary};
 
 pub const PATH: &str = "/messages";
 const PAGE: i64 = 50;
@@ -139,7 +140,7 @@ async fn list(
         String::new()
     };
     let rows: Vec<Row> = messages.iter().map(Row::from).collect();
-    let mut res = if headers.contains_key("hx-request") {
+    let res = if is_htmx(&headers) {
         RowsPartial { rows }.into_response()
     } else {
         let query = format!(
@@ -182,9 +183,7 @@ async fn list(
         }
         .into_response()
     };
-    res.headers_mut()
-        .insert("vary", axum::http::HeaderValue::from_static("HX-Request"));
-    Ok(res)
+    Ok(vary(res))
 }
 
 pub struct EventRow {

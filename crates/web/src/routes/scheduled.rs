@@ -27,11 +27,11 @@ use crate::error::{AppError, AppResult};
 use crate::extract::Form;
 use crate::routes::send::{Counter, GroupOption, group_options, split_recipients};
 use crate::routes::templates::{
-    PageQuery, Pager, TemplateOption, VarInputs, htmx_only, options as template_options, variables_of, vary,
+    PageQuery, Pager, TemplateOption, VarInputs, options as template_options, variables_of,
 };
 use crate::session::{CurrentUser, flash};
 use crate::state::AppState;
-use crate::views::{Errors, Shell};
+use crate::views::{Errors, Shell, htmx_only, vary};
 
 pub const PATH: &str = "/scheduled";
 pub const NEW: &str = "/scheduled/new";

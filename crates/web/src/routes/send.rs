@@ -18,12 +18,10 @@ use tower_sessions::Session;
 
 use crate::error::AppResult;
 use crate::extract::Form;
-use crate::routes::templates::{
-    TemplateOption, VarInputs, htmx_only, options as template_options, variables_of, vary,
-};
+use crate::routes::templates::{TemplateOption, VarInputs, options as template_options, variables_of};
 use crate::session::{CurrentUser, flash};
 use crate::state::AppState;
-use crate::views::{Errors, Shell};
+use crate::views::{Errors, Shell, htmx_only, vary};
 
 pub const PATH: &str = "/send";
 

@@ -9,7 +9,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use ender_core::FieldError;
@@ -24,7 +24,7 @@ use crate::extract::Form;
 use crate::routes::send::Counter;
 use crate::session::{CurrentUser, flash};
 use crate::state::AppState;
-use crate::views::{Errors, Shell};
+use crate::views::{Errors, Shell, htmx_only, vary};
 
 pub const PATH: &str = "/templates";
 pub const NEW: &str = "/templates/new";
@@ -45,28 +45,6 @@ pub fn routes() -> Router<AppState> {
         .route(PREVIEW, post(preview))
         .route("/templates/{id}", get(show).post(update))
         .route("/templates/{id}/delete", post(delete))
-}
-
-pub fn is_htmx(headers: &HeaderMap) -> bool {
-    headers.contains_key("hx-request")
-}
-
-/// A fragment-only route answers HTMX alone; a plain request gets a 400 page.
-pub fn htmx_only(headers: &HeaderMap) -> AppResult<()> {
-    if is_htmx(headers) {
-        Ok(())
-    } else {
-        Err(AppError::BadRequest(
-            "this address serves a part of a page".to_owned(),
-        ))
-    }
-}
-
-/// A fragment that caches must keep apart from the page.
-pub fn vary(mut res: Response) -> Response {
-    res.headers_mut()
-        .insert("vary", HeaderValue::from_static("HX-Request"));
-    res
 }
 
 /// `?page=` of a paged list (1-based).

@@ -7,7 +7,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
@@ -24,7 +24,7 @@ use crate::error::{AppError, AppResult};
 use crate::extract::Form;
 use crate::session::{CurrentUser, flash};
 use crate::state::AppState;
-use crate::views::{Errors, Shell, ago};
+use crate::views::{Errors, Shell, ago, is_htmx, vary};
 
 pub const PATH: &str = "/webhooks";
 pub const NEW: &str = "/webhooks/new";
@@ -62,17 +62,6 @@ pub fn routes() -> Router<AppState> {
 
 fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
-fn is_htmx(headers: &HeaderMap) -> bool {
-    headers.contains_key("hx-request")
-}
-
-/// A response that differs for HTMX, so caches keep both.
-fn vary(mut res: Response) -> Response {
-    res.headers_mut()
-        .insert("vary", HeaderValue::from_static("HX-Request"));
-    res
 }
 
 /// Whether the endpoint sends, as its owner sees it.
