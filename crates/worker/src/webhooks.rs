@@ -8,7 +8,7 @@
 //! reached only at public addresses (checked on the resolved address at connect time)
 //! unless an administrator allowed a range.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -57,6 +57,12 @@ pub struct WebhookConfig {
     /// Days the delivery log (every attempt, finished and held deliveries) is kept.
     #[arg(long, env = "ENDER_WEBHOOK_RETENTION_DAYS", default_value_t = 30)]
     pub webhook_retention_days: u32,
+
+    /// While deliveries flow, milliseconds between claims made without being woken (events
+    /// for a busy endpoint do not notify; see `endpoint::enqueue`). Claims that find
+    /// nothing double the wait, up to `BUSY_POLL_MAX`.
+    #[arg(long, env = "ENDER_WEBHOOK_BUSY_POLL_MS", default_value_t = 1, hide = true)]
+    pub webhook_busy_poll_ms: u64,
 }
 
 impl Default for WebhookConfig {
@@ -67,6 +73,7 @@ impl Default for WebhookConfig {
             webhook_concurrency: 16,
             webhook_disable_after_hours: 120,
             webhook_retention_days: 30,
+            webhook_busy_poll_ms: 1,
         }
     }
 }
@@ -87,11 +94,11 @@ const MAX_RESPONSE: usize = 16 * 1024;
 const MAX_IN_FLIGHT: usize = 512;
 /// Outcomes recorded in one transaction at most.
 const MAX_BATCH: usize = 512;
-/// While deliveries flow, the engine also claims this often without being woken: events
-/// for a busy endpoint do not notify (see `endpoint::enqueue`).
-const BUSY_POLL: Duration = Duration::from_millis(5);
 /// How long after the last claimed delivery the engine counts as busy.
 const BUSY_FOR: Duration = Duration::from_secs(2);
+/// Longest wait between claims while busy (several workers polling an endpoint that
+/// trickles would otherwise make mostly empty claims).
+const BUSY_POLL_MAX: Duration = Duration::from_millis(4);
 
 /// Refuses to connect to internal addresses unless allowed (stops DNS rebinding: the
 /// check is on the address actually used).
@@ -160,6 +167,9 @@ pub struct Deliverer {
     http: reqwest::Client,
     notices: Option<OwnerNotices>,
     secrets: Mutex<HashMap<Uuid, CachedSecrets>>,
+    /// Deliveries whose request is over and whose outcome is not recorded yet: they are
+    /// still `delivering` in the database but hold no slot of their endpoint's cap.
+    finished: Mutex<HashSet<Uuid>>,
     /// Wakes the claim loop: new deliveries, or a slot freed.
     wake: Notify,
 }
@@ -253,6 +263,7 @@ impl Deliverer {
             http,
             notices,
             secrets: Mutex::default(),
+            finished: Mutex::default(),
             wake: Notify::new(),
         })
     }
@@ -299,13 +310,18 @@ impl Deliverer {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut busy_until = Instant::now();
+        let fastest = Duration::from_millis(self.cfg.webhook_busy_poll_ms.max(1));
+        let mut busy_poll = fastest;
+        // When the next claim is due without a wake-up (kept across the loop's turns, so
+        // finishing requests do not put it off).
+        let mut next_poll = tokio::time::Instant::now();
         loop {
             let busy = Instant::now() < busy_until;
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = self.wake.notified() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
-                () = tokio::time::sleep(BUSY_POLL), if busy => {}
+                () = tokio::time::sleep_until(next_poll), if busy => {}
                 _ = tick.tick() => {
                     if let Err(e) = self.recover_leases().await {
                         tracing::warn!(error = %e, "taking over expired webhook leases failed");
@@ -324,12 +340,19 @@ impl Deliverer {
                 let claimed = due.len();
                 if claimed > 0 {
                     busy_until = Instant::now() + BUSY_FOR;
+                    busy_poll = fastest;
+                } else {
+                    busy_poll = (busy_poll * 2).min(BUSY_POLL_MAX.max(fastest));
                 }
+                next_poll = tokio::time::Instant::now() + busy_poll;
                 for d in due {
                     let me = self.clone();
                     let results = results.clone();
                     tasks.spawn(async move {
                         let outcome = me.attempt(d).await;
+                        if let Ok(mut f) = me.finished.lock() {
+                            f.insert(outcome.delivery);
+                        }
                         let _ = results.send(outcome);
                     });
                 }
@@ -384,67 +407,32 @@ impl Deliverer {
         Ok(done.rows_affected())
     }
 
-    /// Claims up to `limit` due deliveries. Endpoints with pending deliveries are found by
-    /// a loose index scan (one seek each, whatever the backlog) and locked (skipping those
-    /// another worker is claiming for); a second statement, whose snapshot is taken after
-    /// the locks so it sees every other worker's committed claims, counts each one's free
-    /// slots and takes its oldest due deliveries — so the per-endpoint cap holds across
-    /// workers. An endpoint whose breaker is open is skipped without touching its
-    /// deliveries' attempts; a failing one gets one probe at a time.
+    /// Claims up to `limit` due deliveries, in one call of `webhook_claim` (see its
+    /// migration): endpoints with pending deliveries are locked (skipping those another
+    /// worker is claiming for), then each one's free slots are counted on a snapshot taken
+    /// after the locks, so the per-endpoint cap holds across workers, and its oldest due
+    /// deliveries are taken. A delivery whose request is over holds no slot while its
+    /// outcome waits to be recorded. An endpoint whose breaker is open is skipped without
+    /// touching its deliveries' attempts; a failing one gets one probe at a time.
     async fn claim(&self, limit: usize) -> sqlx::Result<Vec<Due>> {
-        let mut tx = self.pool.begin().await?;
-        let endpoints = sqlx::query_scalar!(
-            r#"WITH RECURSIVE busy_endpoints(endpoint_id) AS (
-                   (SELECT endpoint_id FROM webhook_deliveries WHERE status = 'pending' ORDER BY endpoint_id LIMIT 1)
-                   UNION ALL
-                   SELECT (SELECT d.endpoint_id FROM webhook_deliveries d
-                           WHERE d.status = 'pending' AND d.endpoint_id > b.endpoint_id
-                           ORDER BY d.endpoint_id LIMIT 1)
-                   FROM busy_endpoints b WHERE b.endpoint_id IS NOT NULL)
-               SELECT e.id FROM webhook_endpoints e
-               WHERE e.id IN (SELECT endpoint_id FROM busy_endpoints WHERE endpoint_id IS NOT NULL)
-                 AND e.active AND (e.breaker_open_until IS NULL OR e.breaker_open_until <= now())
-               FOR NO KEY UPDATE OF e SKIP LOCKED"#
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        if endpoints.is_empty() {
-            tx.rollback().await?;
-            return Ok(Vec::new());
-        }
-        let due = sqlx::query_as!(
+        let finished: Vec<Uuid> = self
+            .finished
+            .lock()
+            .map(|f| f.iter().copied().collect())
+            .unwrap_or_default();
+        sqlx::query_as!(
             Due,
-            r#"WITH room AS (
-                   SELECT e.id,
-                          greatest(0, CASE WHEN e.consecutive_failures >= $3::int THEN 1 ELSE $1::bigint END
-                                      - (SELECT count(*) FROM webhook_deliveries f
-                                         WHERE f.endpoint_id = e.id AND f.status = 'delivering')) AS free
-                   FROM webhook_endpoints e WHERE e.id = ANY ($5)),
-               picked AS (
-                   SELECT p.id FROM room r CROSS JOIN LATERAL (
-                       SELECT d.id FROM webhook_deliveries d
-                       WHERE d.endpoint_id = r.id AND d.status = 'pending' AND d.next_attempt_at <= now()
-                       ORDER BY d.next_attempt_at LIMIT r.free
-                       FOR UPDATE SKIP LOCKED) p
-                   LIMIT $4),
-               claimed AS (
-                   UPDATE webhook_deliveries d SET status = 'delivering', attempts = d.attempts + 1,
-                          lease_expires_at = now() + make_interval(secs => $2), updated_at = now()
-                   FROM picked WHERE d.id = picked.id
-                   RETURNING d.id, d.endpoint_id, d.event, d.body, d.attempts)
-               SELECT c.id AS "id!", c.endpoint_id AS "endpoint_id!", e.url AS "url!", c.event AS "event!",
-                      c.body AS "body!", c.attempts AS "attempts!", e.secrets_changed_at AS "secrets_changed_at!"
-               FROM claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id"#,
+            r#"SELECT id AS "id!", endpoint_id AS "endpoint_id!", url AS "url!", event AS "event!", body AS "body!",
+                      attempts AS "attempts!", secrets_changed_at AS "secrets_changed_at!"
+               FROM webhook_claim($1, $2, $3, $4, $5)"#,
             self.cfg.webhook_concurrency.max(1),
             self.lease_secs(),
             BREAKER_THRESHOLD,
             i64::try_from(limit).unwrap_or(i64::MAX),
-            &endpoints
+            &finished
         )
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(due)
+        .fetch_all(&self.pool)
+        .await
     }
 
     /// Claims everything due once and sends it, waiting for the outcomes to be recorded;
@@ -758,67 +746,23 @@ impl Deliverer {
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(5));
             }
+            if let Ok(mut f) = self.finished.lock() {
+                for o in &batch {
+                    f.remove(&o.delivery);
+                }
+            }
             batch.clear();
             self.wake.notify_one();
         }
     }
 
-    /// Writes attempts, delivery states, endpoint health and hourly counters for a batch.
+    /// Writes attempts, delivery states, endpoint health and hourly counters for a batch:
+    /// one statement when every endpoint in it is healthy (the usual case), a transaction
+    /// with that statement and the failing endpoints' health otherwise.
     async fn record(&self, batch: &[Outcome]) -> sqlx::Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        let ids: Vec<Uuid> = batch.iter().map(|o| o.delivery).collect();
-        let endpoints: Vec<Uuid> = batch.iter().map(|o| o.endpoint).collect();
-        sqlx::query!(
-            "INSERT INTO webhook_attempts (delivery_id, endpoint_id, request_headers, response_status, response_body,
-                                           duration_ms, error)
-             SELECT u.delivery_id, u.endpoint_id, u.headers::jsonb, u.status, u.response, u.duration_ms, u.error
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::int[], $7::text[])
-                  AS u(delivery_id, endpoint_id, headers, status, response, duration_ms, error)",
-            &ids,
-            &endpoints,
-            &batch.iter().map(|o| o.headers.clone()).collect::<Vec<_>>(),
-            &batch.iter().map(|o| o.status.map(i32::from)).collect::<Vec<_>>() as &[Option<i32>],
-            &batch
-                .iter()
-                .map(|o| o.response.replace('\0', ""))
-                .collect::<Vec<_>>(),
-            &batch.iter().map(|o| o.duration_ms).collect::<Vec<_>>(),
-            &batch.iter().map(|o| o.error.clone()).collect::<Vec<_>>()
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query!(
-            "UPDATE webhook_deliveries d SET status = u.status, last_status = u.last_status, last_error = u.error,
-                    lease_expires_at = NULL,
-                    next_attempt_at = CASE WHEN u.wait IS NULL THEN d.next_attempt_at
-                                           ELSE now() + make_interval(secs => u.wait) END,
-                    delivered_at = CASE WHEN u.status = 'succeeded' THEN now() ELSE d.delivered_at END,
-                    updated_at = now()
-             FROM UNNEST($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::float8[])
-                  AS u(id, attempt, status, last_status, error, wait)
-             WHERE d.id = u.id AND d.status = 'delivering' AND d.attempts = u.attempt",
-            &ids,
-            &batch.iter().map(|o| o.attempt).collect::<Vec<_>>(),
-            &batch
-                .iter()
-                .map(|o| o.delivery_status().to_owned())
-                .collect::<Vec<_>>(),
-            &batch.iter().map(|o| o.status.map(i32::from)).collect::<Vec<_>>() as &[Option<i32>],
-            &batch.iter().map(|o| o.error.clone()).collect::<Vec<_>>(),
-            &batch
-                .iter()
-                .map(|o| match o.next {
-                    Next::Retry(s) => Some(s),
-                    _ => None,
-                })
-                .collect::<Vec<_>>() as &[Option<f64>]
-        )
-        .execute(&mut *tx)
-        .await?;
-
         // Health per endpoint, in the order the outcomes arrived.
         let mut health: Vec<Health> = Vec::new();
         for o in batch {
@@ -840,11 +784,81 @@ impl Deliverer {
                 h.gone |= o.next == Next::Gone;
             }
         }
+        let failing = health.iter().any(Health::failing);
+        let tx = if failing {
+            Some(self.pool.begin().await?)
+        } else {
+            None
+        };
+        let ids: Vec<Uuid> = batch.iter().map(|o| o.delivery).collect();
+        let outcomes = sqlx::query!(
+            "WITH attempts AS (
+                 INSERT INTO webhook_attempts (delivery_id, endpoint_id, request_headers, response_status, response_body,
+                                               duration_ms, error)
+                 SELECT u.delivery_id, u.endpoint_id, u.headers::jsonb, u.status, u.response, u.duration_ms, u.error
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::int[], $7::text[])
+                      AS u(delivery_id, endpoint_id, headers, status, response, duration_ms, error)),
+             deliveries AS (
+                 UPDATE webhook_deliveries d SET status = u.status, last_status = u.last_status, last_error = u.error,
+                        lease_expires_at = NULL,
+                        next_attempt_at = CASE WHEN u.wait IS NULL THEN d.next_attempt_at
+                                               ELSE now() + make_interval(secs => u.wait) END,
+                        delivered_at = CASE WHEN u.status = 'succeeded' THEN now() ELSE d.delivered_at END,
+                        updated_at = now()
+                 FROM UNNEST($1::uuid[], $8::int[], $9::text[], $4::int[], $7::text[], $10::float8[])
+                      AS u(id, attempt, status, last_status, error, wait)
+                 WHERE d.id = u.id AND d.status = 'delivering' AND d.attempts = u.attempt),
+             recovered AS (
+                 UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL, breaker_open_until = NULL
+                 WHERE id = ANY ($11) AND (consecutive_failures <> 0 OR failing_since IS NOT NULL
+                                           OR breaker_open_until IS NOT NULL))
+             INSERT INTO webhook_endpoint_stats AS s (endpoint_id, hour, succeeded, failed)
+             SELECT u.endpoint_id, date_trunc('hour', now()), u.succeeded, u.failed
+             FROM UNNEST($12::uuid[], $13::bigint[], $14::bigint[]) AS u(endpoint_id, succeeded, failed)
+             JOIN webhook_endpoints e ON e.id = u.endpoint_id
+             ON CONFLICT (endpoint_id, hour) DO UPDATE
+             SET succeeded = s.succeeded + excluded.succeeded, failed = s.failed + excluded.failed",
+            &ids,
+            &batch.iter().map(|o| o.endpoint).collect::<Vec<_>>(),
+            &batch.iter().map(|o| o.headers.clone()).collect::<Vec<_>>(),
+            &batch.iter().map(|o| o.status.map(i32::from)).collect::<Vec<_>>() as &[Option<i32>],
+            &batch
+                .iter()
+                .map(|o| o.response.replace('\0', ""))
+                .collect::<Vec<_>>(),
+            &batch.iter().map(|o| o.duration_ms).collect::<Vec<_>>(),
+            &batch.iter().map(|o| o.error.clone()).collect::<Vec<_>>(),
+            &batch.iter().map(|o| o.attempt).collect::<Vec<_>>(),
+            &batch
+                .iter()
+                .map(|o| o.delivery_status().to_owned())
+                .collect::<Vec<_>>(),
+            &batch
+                .iter()
+                .map(|o| match o.next {
+                    Next::Retry(s) => Some(s),
+                    _ => None,
+                })
+                .collect::<Vec<_>>() as &[Option<f64>],
+            &health
+                .iter()
+                .filter(|h| h.reset && !h.failing())
+                .map(|h| h.endpoint)
+                .collect::<Vec<_>>(),
+            &health.iter().map(|h| h.endpoint).collect::<Vec<_>>(),
+            &health.iter().map(|h| h.succeeded).collect::<Vec<_>>(),
+            &health.iter().map(|h| h.failed).collect::<Vec<_>>()
+        );
+        let Some(mut tx) = tx else {
+            outcomes.execute(&self.pool).await?;
+            return Ok(());
+        };
+        outcomes.execute(&mut *tx).await?;
+
         let mut disabled = Vec::new();
-        for h in &health {
-            if h.failures_after > 0 || h.gone {
-                let failing_since = sqlx::query_scalar!(
-                    "UPDATE webhook_endpoints SET
+        for h in health.iter().filter(|h| h.failing()) {
+            let failing_since = sqlx::query_scalar!(
+                "UPDATE webhook_endpoints SET
                             consecutive_failures = CASE WHEN $2 THEN 0 ELSE consecutive_failures END + $3,
                             failing_since = CASE WHEN $2 THEN now() ELSE coalesce(failing_since, now()) END,
                             last_failure_at = now(), last_failure = $4,
@@ -855,59 +869,36 @@ impl Deliverer {
                                 ELSE breaker_open_until END
                      WHERE id = $1 AND active
                      RETURNING failing_since",
-                    h.endpoint,
-                    h.reset,
-                    h.failures_after,
-                    h.last_failure.chars().take(500).collect::<String>(),
-                    BREAKER_THRESHOLD
-                )
-                .fetch_optional(&mut *tx)
-                .await?
-                .flatten();
-                let window = chrono::Duration::hours(
-                    i64::try_from(self.cfg.webhook_disable_after_hours).unwrap_or(i64::MAX / 4_000_000),
-                );
-                if h.gone {
-                    let reason = "The receiver answered 410 Gone.".to_owned();
-                    if self.disable(&mut tx, h.endpoint, &reason).await? {
-                        disabled.push((h.endpoint, reason));
-                    }
-                } else if let Some(since) = failing_since
-                    && Utc::now() - since >= window
-                {
-                    let reason = format!(
-                        "Every delivery failed for {} hours (last: {}).",
-                        self.cfg.webhook_disable_after_hours,
-                        h.last_failure.chars().take(200).collect::<String>()
-                    );
-                    if self.disable(&mut tx, h.endpoint, &reason).await? {
-                        disabled.push((h.endpoint, reason));
-                    }
+                h.endpoint,
+                h.reset,
+                h.failures_after,
+                h.last_failure.chars().take(500).collect::<String>(),
+                BREAKER_THRESHOLD
+            )
+            .fetch_optional(&mut *tx)
+            .await?
+            .flatten();
+            let window = chrono::Duration::hours(
+                i64::try_from(self.cfg.webhook_disable_after_hours).unwrap_or(i64::MAX / 4_000_000),
+            );
+            if h.gone {
+                let reason = "The receiver answered 410 Gone.".to_owned();
+                if self.disable(&mut tx, h.endpoint, &reason).await? {
+                    disabled.push((h.endpoint, reason));
                 }
-            } else if h.reset {
-                sqlx::query!(
-                    "UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL, breaker_open_until = NULL
-                     WHERE id = $1 AND (consecutive_failures <> 0 OR failing_since IS NOT NULL
-                                        OR breaker_open_until IS NOT NULL)",
-                    h.endpoint
-                )
-                .execute(&mut *tx)
-                .await?;
+            } else if let Some(since) = failing_since
+                && Utc::now() - since >= window
+            {
+                let reason = format!(
+                    "Every delivery failed for {} hours (last: {}).",
+                    self.cfg.webhook_disable_after_hours,
+                    h.last_failure.chars().take(200).collect::<String>()
+                );
+                if self.disable(&mut tx, h.endpoint, &reason).await? {
+                    disabled.push((h.endpoint, reason));
+                }
             }
         }
-        sqlx::query!(
-            "INSERT INTO webhook_endpoint_stats AS s (endpoint_id, hour, succeeded, failed)
-             SELECT u.endpoint_id, date_trunc('hour', now()), u.succeeded, u.failed
-             FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[]) AS u(endpoint_id, succeeded, failed)
-             JOIN webhook_endpoints e ON e.id = u.endpoint_id
-             ON CONFLICT (endpoint_id, hour) DO UPDATE
-             SET succeeded = s.succeeded + excluded.succeeded, failed = s.failed + excluded.failed",
-            &health.iter().map(|h| h.endpoint).collect::<Vec<_>>(),
-            &health.iter().map(|h| h.succeeded).collect::<Vec<_>>(),
-            &health.iter().map(|h| h.failed).collect::<Vec<_>>()
-        )
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         for (endpoint, reason) in disabled {
             self.tell_owner(endpoint, &reason).await;
@@ -1011,6 +1002,12 @@ struct Health {
 }
 
 impl Health {
+    /// Failures came after the batch's last success (or a 410): the endpoint's failure
+    /// count, breaker and perhaps its active flag change.
+    fn failing(&self) -> bool {
+        self.failures_after > 0 || self.gone
+    }
+
     fn new(endpoint: Uuid) -> Self {
         Self {
             endpoint,

@@ -504,14 +504,18 @@ pub async fn enqueue(
                   -- Only an idle endpoint needs a wake-up: one with a delivery in flight or
                   -- due is being worked on, and its worker claims again as slots free up.
                   -- (NOTIFY serialises committing transactions, so it is kept for idle times.)
+                  -- Each check is an index scan that stops at the first row it finds, so it
+                  -- costs the same whatever the backlog.
                   (SELECT count(*) FROM (SELECT pg_notify($7, '')
                                          WHERE EXISTS (
                                              SELECT 1 FROM written w WHERE w.status = 'pending'
-                                               AND NOT EXISTS (
-                                                   SELECT 1 FROM webhook_deliveries d
-                                                   WHERE d.endpoint_id = w.endpoint_id AND d.id <> w.id
-                                                     AND (d.status = 'delivering'
-                                                          OR (d.status = 'pending' AND d.next_attempt_at <= now()))))) n)
+                                               AND (SELECT 1 FROM webhook_deliveries d
+                                                    WHERE d.endpoint_id = w.endpoint_id AND d.status = 'delivering'
+                                                    LIMIT 1) IS NULL
+                                               AND (SELECT 1 FROM webhook_deliveries d
+                                                    WHERE d.endpoint_id = w.endpoint_id AND d.status = 'pending'
+                                                      AND d.next_attempt_at <= now() AND d.id <> w.id
+                                                    ORDER BY d.next_attempt_at LIMIT 1) IS NULL)) n)
                   AS "woke!""#,
         user as UserId,
         event.as_str(),

@@ -1061,7 +1061,7 @@ async fn a_dispatcher_killed_mid_pass_leaves_every_message_in_a_correct_state() 
     assert_eq!(events, 200, "each message assigned exactly once");
     // The device receives each exactly once.
     let mut rx = modem.stream("/api/device/events").await;
-    next_frame(&mut rx, 5).await;
+    next_frame(&mut rx, 15).await;
     let mut seen = std::collections::HashSet::new();
     while seen.len() < 200 {
         let (_, _, data) = next_frame(&mut rx, 10).await;

@@ -1,0 +1,1 @@
+DROP FUNCTION webhook_claim(bigint, float8, int, bigint, uuid[]);
