@@ -44,6 +44,11 @@ start_webhook_server() {
   if [ "${BENCH_PG_STATEMENTS:-0}" = 1 ]; then
     bench_psql -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
   fi
+  # BENCH_SQL: statements run on the fresh server before the load (settings to try).
+  if [ -n "${BENCH_SQL:-}" ]; then
+    bench_psql <<<"$BENCH_SQL" >/dev/null
+    bench_psql -c "SELECT pg_reload_conf()" >/dev/null
+  fi
 }
 
 # seed_history N: N delivered webhooks of another (paused) endpoint, as a server that keeps
