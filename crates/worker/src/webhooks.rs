@@ -1,12 +1,13 @@
 //! Delivering webhooks. Deliveries are rows written with the change they report (which
-//! also sends `NOTIFY ender_webhooks`); this engine wakes on that notification, on a freed
-//! slot and every second, claims due deliveries under a lease (a worker killed mid-delivery
-//! is replaced within 20 s, and a retry carries the same `webhook-id` and bytes) with at
-//! most a few in flight per endpoint, and sends each on its own task, so one slow receiver
-//! never holds up another. Outcomes are written in batches (one transaction records every
-//! attempt that finished meanwhile), with the next try scheduled in Postgres. Receivers are
-//! reached only at public addresses (checked on the resolved address at connect time)
-//! unless an administrator allowed a range.
+//! sends `NOTIFY ender_webhooks` when their endpoint is idle); this engine wakes on that
+//! notification, every second, and every millisecond or few while deliveries flow. It
+//! claims due deliveries under a lease in one call of `webhook_claim` (a worker killed
+//! mid-delivery is replaced within 20 s, and a retry carries the same `webhook-id` and
+//! bytes) with at most a few requests in flight per endpoint, and sends each on its own
+//! task, so one slow receiver never holds up another. Outcomes are written in batches (one
+//! statement records every attempt that finished meanwhile), with the next try scheduled
+//! in Postgres. Receivers are reached only at public addresses (checked on the resolved
+//! address at connect time) unless an administrator allowed a range.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
