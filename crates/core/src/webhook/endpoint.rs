@@ -468,8 +468,8 @@ pub async fn rotate_secret(
 
 /// Writes one pending delivery per active endpoint of `user` subscribed to `event` (and to
 /// `device`, when the endpoint filters by device), inside the caller's transaction, and
-/// wakes the delivery workers when it commits if the endpoint was idle (busy workers poll). The body goes out with the message text only
-/// to endpoints that asked for it. An endpoint Ender disabled gets the event held, for
+/// wakes the delivery workers when it commits if the endpoint was idle (busy workers
+/// poll). The body goes out with the message text only to endpoints that asked for it. An endpoint Ender disabled gets the event held, for
 /// "re-enable and replay"; one its owner paused gets nothing.
 pub async fn enqueue(
     conn: &mut PgConnection,

@@ -162,6 +162,99 @@ mod endpoints {
         );
     }
 
+    /// One event for `user` in its own transaction, as a device's report writes it.
+    async fn one_event(pool: &sqlx::PgPool, user: ender_core::account::UserId, n: u32) {
+        let payload = super::Payload::new(super::Event::SmsSent, &format!("m{n}"), super::Utc::now());
+        let mut tx = pool.begin().await.unwrap();
+        endpoint::enqueue(&mut tx, user, super::Event::SmsSent, None, &payload, None)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// Whether the last event woke the workers: notifications arrive in commit order, so
+    /// a marker sent after it comes first exactly when the event sent none.
+    async fn woke(pool: &sqlx::PgPool, listener: &mut sqlx::postgres::PgListener, n: u32) -> bool {
+        let marker = format!("marker-{n}");
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(ender_core::bus::WEBHOOKS)
+            .bind(&marker)
+            .execute(pool)
+            .await
+            .unwrap();
+        let first = listener.recv().await.unwrap();
+        if first.payload() == marker {
+            return false;
+        }
+        assert_eq!(listener.recv().await.unwrap().payload(), marker);
+        true
+    }
+
+    #[tokio::test]
+    async fn an_event_wakes_the_workers_only_when_its_endpoint_is_idle() {
+        let db = test_db().await;
+        let keyring = Keyring::parse(&Keyring::generate_entry(1)).unwrap();
+        let owner = ender_core::testing::create_user(&db.pool, "wake@example.org").await;
+        let (ep, _) = endpoint::create(&db.pool, &keyring, owner, &input(&["sms_sent"], None, false))
+            .await
+            .unwrap();
+        let mut listener = sqlx::postgres::PgListener::connect_with(&db.pool).await.unwrap();
+        listener.listen(ender_core::bus::WEBHOOKS).await.unwrap();
+        let set_all = |status: &'static str| {
+            let pool = db.pool.clone();
+            async move {
+                sqlx::query("UPDATE webhook_deliveries SET status = $1")
+                    .bind(status)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+        };
+
+        one_event(&db.pool, owner, 1).await;
+        assert!(woke(&db.pool, &mut listener, 1).await, "nothing queued: wake");
+        one_event(&db.pool, owner, 2).await;
+        assert!(
+            !woke(&db.pool, &mut listener, 2).await,
+            "one already due: no wake"
+        );
+        set_all("delivering").await;
+        one_event(&db.pool, owner, 3).await;
+        assert!(
+            !woke(&db.pool, &mut listener, 3).await,
+            "requests in flight: no wake"
+        );
+        set_all("succeeded").await;
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now() + interval '1 hour'
+             WHERE message_id = 'm1'",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        one_event(&db.pool, owner, 4).await;
+        assert!(
+            woke(&db.pool, &mut listener, 4).await,
+            "only a later retry queued: wake"
+        );
+        sqlx::query("UPDATE webhook_endpoints SET active = false, disabled_at = now() WHERE id = $1")
+            .bind(ep.id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        set_all("succeeded").await;
+        one_event(&db.pool, owner, 5).await;
+        assert!(
+            !woke(&db.pool, &mut listener, 5).await,
+            "held for a disabled endpoint: no wake"
+        );
+        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status = 'held'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(held, 1);
+    }
+
     #[tokio::test]
     async fn secrets_are_sealed_rotated_with_overlap_and_private_to_their_owner() {
         let db = test_db().await;

@@ -143,11 +143,7 @@ impl<L: ModemLink> Connection<L> {
         body: &str,
         timestamp: DateTime<FixedOffset>,
     ) -> Result<(), ConnectionError> {
-        let sms = Incoming {
-            from_number: from.to_owned(),
-            body: body.to_owned(),
-            timestamp,
-        };
+        let sms = Incoming::new(from, body, timestamp);
         let mut backoff = self.backoff.clone();
         let mut attempt = 1;
         loop {
@@ -187,11 +183,7 @@ impl<L: ModemLink> Connection<L> {
         body: &str,
         timestamp: DateTime<FixedOffset>,
     ) -> Result<(), ConnectionError> {
-        let sms = Incoming {
-            from_number: from.to_owned(),
-            body: body.to_owned(),
-            timestamp,
-        };
+        let sms = Incoming::new(from, body, timestamp);
         match self.outbox.append_incoming(&sms).await {
             Ok(()) => Ok(()),
             Err(e) => {

@@ -125,6 +125,16 @@ pub struct Incoming {
     pub timestamp: DateTime<FixedOffset>,
 }
 
+impl Incoming {
+    pub fn new(from: &str, body: &str, timestamp: DateTime<FixedOffset>) -> Self {
+        Self {
+            from_number: from.to_owned(),
+            body: body.to_owned(),
+            timestamp,
+        }
+    }
+}
+
 impl fmt::Debug for Incoming {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Incoming")
