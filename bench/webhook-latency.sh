@@ -2,8 +2,10 @@
 # Event -> webhook delivery to one endpoint, open loop, at stepped rates. For each offered
 # rate a fresh ender-web (fresh private PostgreSQL) runs with loopback receivers allowed;
 # the generator (crates/worker/examples/webhook_load.rs) commits RATE sms_sent events/s,
-# each its own transaction calling endpoint::enqueue (which notifies ender_webhooks), for
-# SECONDS_RUN after a WARMUP, and times commit -> request at its receiver (answers 200 at
+# each one call of endpoint::enqueue (one statement, which notifies ender_webhooks when the
+# endpoint is idle) committed on its own — in Ender it runs inside the transaction of the
+# change that raised the event; EVENT_TRANSACTION=1 gives each event a BEGIN … COMMIT of
+# its own instead — for SECONDS_RUN after a WARMUP, and times commit -> request at its receiver (answers 200 at
 # once) per message id. The CPU split (ender-web, PostgreSQL, the rest) is sampled over
 # the measured window. Last, BACKLOG deliveries are queued behind the endpoint's breaker
 # and released at once: how fast the engine drains them is its ceiling without the cost of
@@ -18,6 +20,7 @@
 #   BENCH_PG_STATEMENTS=1 STEPS=2100 bench/webhook-latency.sh   # + top statements
 #   HISTORY=200000 STEPS=200 BACKLOG=0 bench/webhook-latency.sh # with 200,000 past deliveries
 #   SERVER_ENV="ENDER_WEBHOOK_CONCURRENCY=64" bench/webhook-latency.sh  # server settings
+#   EVENT_TRANSACTION=1 bench/webhook-latency.sh   # each event BEGIN, enqueue, COMMIT
 set -euo pipefail
 source "$(dirname "$0")/webhook-lib.sh"
 
@@ -31,7 +34,11 @@ knee=0
 summary=()
 for rate in $STEPS; do
   name="webhook-latency-r$rate"
-  measure "$name" --rate "$rate" --seconds "$SECONDS_RUN" --warmup "$WARMUP"
+  if [ "${EVENT_TRANSACTION:-0}" = 1 ]; then
+    measure "$name" --rate "$rate" --seconds "$SECONDS_RUN" --warmup "$WARMUP" --transaction
+  else
+    measure "$name" --rate "$rate" --seconds "$SECONDS_RUN" --warmup "$WARMUP"
+  fi
   cat "$RESULTS_DIR/$name.procstat.txt" >&2
   grep '^RESULT' "$RESULTS_DIR/$name.txt" >&2
   read -r cpu cpu_delivery delivered_rate <<<"$(cpu_per_delivery "$name")"
@@ -43,7 +50,7 @@ for rate in $STEPS; do
   dup="$(field "$name" duplicates)"
   committed="$(field "$name" commit_rate)"
   lag99="$(field "$name" commit_lag_p99_ms)"
-  line="RESULT webhook-rate: history=$HISTORY${SERVER_ENV:+ server_env=${SERVER_ENV// /,}} offered=${rate}/s committed=${committed} delivered=${delivered_rate}/s p50=${p50}ms p95=${p95}ms p99=${p99}ms max=${max}ms"
+  line="RESULT webhook-rate: history=$HISTORY event_transaction=${EVENT_TRANSACTION:-0}${SERVER_ENV:+ server_env=${SERVER_ENV// /,}} offered=${rate}/s committed=${committed} delivered=${delivered_rate}/s p50=${p50}ms p95=${p95}ms p99=${p99}ms max=${max}ms"
   line+=" lost=$lost duplicates=$dup commit_lag_p99=${lag99}ms cpu_per_delivery=${cpu}ms (delivery side only: ${cpu_delivery}ms)"
   line+=" ender-web=$(pstat "$name" web_cpu_cores) postgres=$(pstat "$name" postgres_cpu_cores)"
   line+=" generator=$(field "$name" generator_cpu_cores window)+pg:$(field "$name" generator_pg_backend_cpu_cores window)"

@@ -5,9 +5,14 @@
 //! running ender-web (`DATABASE_URL`), creates one user and one endpoint per receiver
 //! through `ender_core::webhook::endpoint::create` (the ender-web under test must share
 //! `ENDER_SECRET_KEYS` and allow `127.0.0.1/32`), and then writes `sms_sent` events
-//! open-loop: each event is one transaction calling `endpoint::enqueue` (which notifies
+//! open-loop: each event is one call of `endpoint::enqueue` (which notifies
 //! `ender_webhooks`), sent at its scheduled time whether or not earlier ones committed.
 //! Each endpoint belongs to its own user, so an event makes exactly one delivery.
+//!
+//! `enqueue` is one statement, so by default it runs on its own and commits by itself:
+//! in Ender it is a statement inside the transaction of the change that raised the event
+//! (a message marked sent, say), whose BEGIN and COMMIT that change pays for anyway.
+//! `--transaction` wraps each event in BEGIN … COMMIT of its own, two more round trips.
 //!
 //! Latency is event (commit returned to the generator) → request handled by the receiver,
 //! per message id, measured on one monotonic clock. Prints `RESULT …` lines.
@@ -93,6 +98,10 @@ struct Args {
     /// script can sample CPU over exactly that window.
     #[arg(long)]
     mark_file: Option<PathBuf>,
+    /// Each event in a transaction of its own (BEGIN, enqueue, COMMIT) instead of the
+    /// enqueue statement alone.
+    #[arg(long)]
+    transaction: bool,
     /// Label in the RESULT lines.
     #[arg(long, default_value = "run")]
     label: String,
@@ -190,15 +199,28 @@ async fn create_target(
     }))
 }
 
-/// One event: a transaction that enqueues an `sms_sent` delivery and commits.
-async fn send_event(pool: &PgPool, t: &Target, label: &str, n: u64) -> anyhow::Result<Instant> {
+/// One event: enqueues an `sms_sent` delivery and commits (in a transaction of its own
+/// when `transaction`).
+async fn send_event(
+    pool: &PgPool,
+    t: &Target,
+    label: &str,
+    n: u64,
+    transaction: bool,
+) -> anyhow::Result<Instant> {
     let message_id = format!("{label}-{n}");
     let payload = Payload::new(Event::SmsSent, &message_id, Utc::now())
         .with("to", "+15550001111")
         .with("device_id", "00000000-0000-0000-0000-000000000000");
-    let mut tx = pool.begin().await?;
-    let written = endpoint::enqueue(&mut tx, t.user, Event::SmsSent, None, &payload, None).await?;
-    tx.commit().await?;
+    let written = if transaction {
+        let mut tx = pool.begin().await?;
+        let written = endpoint::enqueue(&mut tx, t.user, Event::SmsSent, None, &payload, None).await?;
+        tx.commit().await?;
+        written
+    } else {
+        let mut conn = pool.acquire().await?;
+        endpoint::enqueue(&mut conn, t.user, Event::SmsSent, None, &payload, None).await?
+    };
     let at = Instant::now();
     anyhow::ensure!(written == 1, "enqueue wrote {written} deliveries, expected 1");
     Ok(at)
@@ -214,7 +236,7 @@ fn record(t: &Target, n: u64, scheduled: Instant, committed: Instant) {
 }
 
 /// Sends events to `t` at its rate from `t0` until `end`, each on its own task.
-async fn generate(pool: PgPool, t: Arc<Target>, label: String, t0: Instant, end: Instant) {
+async fn generate(pool: PgPool, t: Arc<Target>, label: String, t0: Instant, end: Instant, transaction: bool) {
     let period = Duration::from_secs_f64(1.0 / t.rate);
     let mut n: u64 = 0;
     loop {
@@ -227,7 +249,7 @@ async fn generate(pool: PgPool, t: Arc<Target>, label: String, t0: Instant, end:
         let t2 = t.clone();
         let label = label.clone();
         tokio::spawn(async move {
-            match send_event(&pool, &t2, &label, n).await {
+            match send_event(&pool, &t2, &label, n, transaction).await {
                 Ok(committed) => record(&t2, n, at, committed),
                 Err(e) => {
                     if t2.failed.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -359,7 +381,16 @@ async fn main() -> anyhow::Result<()> {
     );
     let gens: Vec<_> = targets
         .iter()
-        .map(|t| tokio::spawn(generate(pool.clone(), t.clone(), args.label.clone(), t0, w1)))
+        .map(|t| {
+            tokio::spawn(generate(
+                pool.clone(),
+                t.clone(),
+                args.label.clone(),
+                t0,
+                w1,
+                args.transaction,
+            ))
+        })
         .collect();
     tokio::time::sleep_until(w0).await;
     mark(&args.mark_file, "start");
@@ -471,11 +502,12 @@ async fn main() -> anyhow::Result<()> {
     }
     println!(
         "RESULT webhook-load-window: label={} seconds={window} delivered_in_window={delivered_in_window} \
-         generator_cpu_cores={:.3} generator_pg_backend_cpu_cores={:.3} generator_pg_backends={}",
+         generator_cpu_cores={:.3} generator_pg_backend_cpu_cores={:.3} generator_pg_backends={} event_transaction={}",
         args.label,
         (own1 - own0) / window,
         (gen_pg1.saturating_sub(gen_pg0)) as f64 / 100.0 / window,
-        backends.len()
+        backends.len(),
+        args.transaction
     );
     pool.close().await;
     Ok(())
@@ -561,7 +593,7 @@ async fn idle_first(args: &Args, pool: &PgPool, keyring: &Keyring, rounds: usize
     let t = create_target(pool, keyring, &args.label, "idle".to_owned(), 0.0, 1.0).await?;
     // A few events first, as on a server that has been running (connections open).
     for n in 0..20u64 {
-        let committed = send_event(pool, &t, &args.label, n).await?;
+        let committed = send_event(pool, &t, &args.label, n, args.transaction).await?;
         record(&t, n, committed, committed);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -570,7 +602,7 @@ async fn idle_first(args: &Args, pool: &PgPool, keyring: &Keyring, rounds: usize
     for round in 0..rounds {
         tokio::time::sleep(Duration::from_secs_f64(args.idle_secs)).await;
         let n = 1000 + round as u64;
-        let committed = send_event(pool, &t, &args.label, n).await?;
+        let committed = send_event(pool, &t, &args.label, n, args.transaction).await?;
         let deadline = committed + Duration::from_secs(5);
         let arrived = loop {
             let found = t

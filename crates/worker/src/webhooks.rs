@@ -47,7 +47,7 @@ pub struct WebhookConfig {
     pub webhook_timeout_secs: u64,
 
     /// Deliveries in flight at once per endpoint (across all workers).
-    #[arg(long, env = "ENDER_WEBHOOK_CONCURRENCY", default_value_t = 16)]
+    #[arg(long, env = "ENDER_WEBHOOK_CONCURRENCY", default_value_t = 64)]
     pub webhook_concurrency: i64,
 
     /// An endpoint failing without a single success for this many hours is disabled and its
@@ -71,7 +71,7 @@ impl Default for WebhookConfig {
         Self {
             webhook_retry_secs: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
             webhook_timeout_secs: 15,
-            webhook_concurrency: 16,
+            webhook_concurrency: 64,
             webhook_disable_after_hours: 120,
             webhook_retention_days: 30,
             webhook_busy_poll_ms: 1,

@@ -805,6 +805,54 @@ async fn a_modem_on_the_ender_stream_receives_messages_as_they_are_assigned() {
 }
 
 #[tokio::test]
+async fn a_stream_whose_claim_failed_looks_again() {
+    let app = TestApp::spawn_with(Options {
+        dispatcher: true,
+        ..Default::default()
+    })
+    .await;
+    let c = Caller::new(&app, "hiccup@example.org").await;
+    let modem = Sim::register(&app, "hiccup@example.org", "modem", "Dongle").await;
+    let mut rx = modem.stream("/api/device/events").await;
+    next_frame(&mut rx, 5).await;
+    // The database refuses the stream's claims for a while (as when it is unreachable).
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_claims() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'claims refused by the test'; END $$;
+         CREATE TRIGGER refuse_claims BEFORE UPDATE ON messages FOR EACH ROW
+         WHEN (NEW.status = 'sending') EXECUTE FUNCTION refuse_claims();",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let (_, sent) = c.send(&["+15550001111"], "After the hiccup").await;
+    let id = sent["message_ids"][0].as_str().unwrap().to_owned();
+    // Assigned and announced, but the claim failed: nothing is pushed.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while c.status_of(&id).await != "assigned" {
+        assert!(std::time::Instant::now() < until, "never assigned");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), rx.recv())
+            .await
+            .is_err(),
+        "nothing can be pushed while claims fail"
+    );
+    // The database is back; no other event comes, yet the stream looks again.
+    sqlx::raw_sql("DROP TRIGGER refuse_claims ON messages")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let (_, event, data) = next_frame(&mut rx, 5).await;
+    assert_eq!(
+        (event.as_str(), data["message_id"].as_str()),
+        ("message", Some(id.as_str()))
+    );
+    assert_eq!(c.status_of(&id).await, "sending");
+}
+
+#[tokio::test]
 async fn the_vendel_modem_agent_protocol_works() {
     let app = TestApp::spawn_with(Options {
         dispatcher: true,

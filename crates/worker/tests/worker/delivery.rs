@@ -1,8 +1,9 @@
 //! The delivery engine under failure: the retry schedule followed end to end (the clock is
 //! moved by shifting the scheduled time in the database), a worker process killed with
 //! `kill -9` while retries are pending and requests in flight, two engines sharing the
-//! queue, a slow endpoint beside a healthy one, auto-disable with replay, and a host name
-//! that resolves to loopback at connect time.
+//! queue, a request's slot freed before its outcome is recorded, a slow endpoint beside a
+//! healthy one, auto-disable with replay, and a host name that resolves to loopback at
+//! connect time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -420,6 +421,51 @@ async fn two_engines_deliver_each_event_once_within_the_per_endpoint_cap() {
         assert!(max <= 3, "{max} requests at once to {path}, cap 3");
     }
     assert_eq!(count(&db, "SELECT count(*) FROM webhook_attempts").await, 300);
+}
+
+#[tokio::test]
+async fn a_finished_request_frees_its_slot_before_its_outcome_is_recorded() {
+    let (hub, base) = hub().await;
+    let db = test_db().await;
+    let keyring = Arc::new(Keyring::parse(&Keyring::generate_entry(1)).unwrap());
+    let user = ender_core::testing::create_user(&db.pool, "slots@example.org").await;
+    add_endpoint(&db, &keyring, user, &format!("{base}/one")).await;
+    events(&db, user, 5).await;
+    // Nothing can be recorded while this lock is held (the attempt log takes no inserts).
+    let mut blocker = db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE webhook_attempts IN SHARE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    // One request at a time; the lease (timeout 2 s + 3 s) outlasts the wait below.
+    let d = Arc::new(Deliverer::new(db.pool.clone(), keyring, config(vec![1], 1), loopback(), None).unwrap());
+    let engine = tokio::spawn(d.run(shutdown.clone()));
+    // Each answered request frees the endpoint's only slot for the next delivery, though
+    // none of their outcomes is written yet.
+    let until = std::time::Instant::now() + Duration::from_secs(4);
+    while hub.delivered("one").len() < 5 {
+        assert!(
+            std::time::Instant::now() < until,
+            "{} of 5 sent while the outcomes could not be recorded",
+            hub.delivered("one").len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM webhook_attempts").await, 0);
+    assert_eq!(hub.0.lock().unwrap().max_in_flight["one"], 1);
+    blocker.commit().await.unwrap();
+    wait_count(
+        &db,
+        "SELECT count(*) FROM webhook_deliveries WHERE status = 'succeeded' AND attempts = 1",
+        5,
+        20,
+    )
+    .await;
+    shutdown.cancel();
+    engine.await.unwrap();
+    assert!(hub.delivered("one").values().all(|n| *n == 1));
+    assert_eq!(count(&db, "SELECT count(*) FROM webhook_attempts").await, 5);
 }
 
 #[tokio::test]

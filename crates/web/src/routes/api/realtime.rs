@@ -3,7 +3,9 @@
 //! Vendel modem agent once it subscribed to `modem/<device id>`. While a stream is open
 //! the device counts as reachable; every message pushed is claimed with a lease, and on
 //! (re)connect everything still open for the device is pushed again (devices de-duplicate
-//! by message id).
+//! by message id). A stream also looks for assigned messages on each heartbeat, and a
+//! second after a failed claim, so a lost notification or a database hiccup delays a
+//! message instead of stranding it.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -44,6 +46,9 @@ enum Protocol {
 /// How long a stream keeps the device reachable without a refresh.
 const ALIVE_FOR: Duration = Duration::from_secs(60);
 const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How soon a stream looks again after claiming its messages failed (the database was
+/// unreachable or busy): nothing else would push them until the next assignment.
+const CLAIM_RETRY: Duration = Duration::from_secs(1);
 
 async fn ender_stream(State(state): State<AppState>, ApiDevice(device): ApiDevice) -> Response {
     stream(state, device, Protocol::Ender).into_response()
@@ -122,43 +127,61 @@ async fn run(state: AppState, device: Device, protocol: Protocol, tx: mpsc::Send
     if let Err(e) = online(&state, &device).await {
         tracing::warn!(device.id = %device.id, error = %e, "marking a device online failed");
     }
-    if subscribed && push_all(&state, &device, &protocol, &tx, true).await.is_err() {
-        offline(&state, &device).await;
-        return;
+    // When to look for messages again after reading them failed, and whether the held ones
+    // too.
+    let mut retry = None;
+    if subscribed {
+        match push_all(&state, &device, &protocol, &tx, true).await {
+            Ok(pushed) => retry = pushed.retry(),
+            Err(()) => {
+                offline(&state, &device).await;
+                return;
+            }
+        }
     }
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.tick().await;
     loop {
-        tokio::select! {
+        // Whether to push now, and whether the held messages first.
+        let push = tokio::select! {
             () = state.shutdown.cancelled() => break,
             () = tx.closed() => break,
+            () = tokio::time::sleep_until(retry.map_or_else(tokio::time::Instant::now, |(at, _)| at)), if retry.is_some() => {
+                retry.map(|(_, again)| again)
+            }
             _ = heartbeat.tick() => {
                 let until = Utc::now() + chrono::Duration::from_std(ALIVE_FOR).unwrap_or_default();
                 if let Err(e) = device::stream_alive(&state.pool, device.id, until).await {
                     tracing::warn!(device.id = %device.id, error = %e, "refreshing a device stream failed");
                 }
+                // A notification lost while the bus reconnected must not strand a message.
+                subscribed.then_some(false)
             }
             event = events.recv() => {
-                let push = match event {
-                    Ok(BusEvent::Assigned { device_id, .. }) => subscribed && device_id == device.id,
+                match event {
+                    Ok(BusEvent::Assigned { device_id, .. }) => (subscribed && device_id == device.id).then_some(false),
                     Ok(BusEvent::Subscribed { device_id, client_id, .. }) => {
                         let mine = matches!(&protocol, Protocol::PocketBase { client_id: c } if *c == client_id);
                         if mine && device_id == device.id && !subscribed {
                             subscribed = true;
-                            if push_all(&state, &device, &protocol, &tx, true).await.is_err() {
-                                break;
-                            }
+                            Some(true)
+                        } else {
+                            None
                         }
-                        false
                     }
                     // Missed events: look again rather than lose a message.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => subscribed,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => subscribed.then_some(false),
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                    Ok(_) => false,
-                };
-                if push && push_all(&state, &device, &protocol, &tx, false).await.is_err() {
-                    break;
+                    Ok(_) => None,
                 }
+            }
+        };
+        if let Some(again) = push {
+            // A retry still owed for the held messages is served by this push.
+            let again = again || retry.is_some_and(|(_, held)| held);
+            match push_all(&state, &device, &protocol, &tx, again).await {
+                Ok(pushed) => retry = pushed.retry(),
+                Err(()) => break,
             }
         }
     }
@@ -199,6 +222,25 @@ async fn offline(state: &AppState, device: &Device) {
     let _ = device::announce_presence(&state.pool, state.sms.device_seen_window_secs, Some(device.id)).await;
 }
 
+/// How a push went, when the client is still there.
+enum Pushed {
+    /// Everything assigned to the device was pushed.
+    All,
+    /// Reading the database failed: what is left must be looked for again (with `again`,
+    /// the messages the device already holds too).
+    Interrupted { again: bool },
+}
+
+impl Pushed {
+    /// When to push again, and whether the held messages first.
+    fn retry(&self) -> Option<(tokio::time::Instant, bool)> {
+        match self {
+            Pushed::All => None,
+            Pushed::Interrupted { again } => Some((tokio::time::Instant::now() + CLAIM_RETRY, *again)),
+        }
+    }
+}
+
 /// Claims the device's assigned messages and pushes them; with `again`, first re-pushes
 /// those it already holds (after a reconnect). Err when the client is gone.
 async fn push_all(
@@ -207,11 +249,15 @@ async fn push_all(
     protocol: &Protocol,
     tx: &mpsc::Sender<Event>,
     again: bool,
-) -> Result<(), ()> {
+) -> Result<Pushed, ()> {
     if again {
-        let held = dispatch::sending_for_device(&state.pool, device.id)
-            .await
-            .unwrap_or_default();
+        let held = match dispatch::sending_for_device(&state.pool, device.id).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(device.id = %device.id, error = %e, "listing a stream's held messages failed");
+                return Ok(Pushed::Interrupted { again: true });
+            }
+        };
         for m in &held {
             tx.send(frame(device, protocol, m)).await.map_err(|_| ())?;
         }
@@ -221,11 +267,11 @@ async fn push_all(
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(device.id = %device.id, error = %e, "claiming messages for a stream failed");
-                return Ok(());
+                return Ok(Pushed::Interrupted { again: false });
             }
         };
         if claimed.is_empty() {
-            return Ok(());
+            return Ok(Pushed::All);
         }
         for m in &claimed {
             tx.send(frame(device, protocol, m)).await.map_err(|_| ())?;
