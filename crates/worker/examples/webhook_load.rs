@@ -262,6 +262,9 @@ async fn generate(pool: PgPool, t: Arc<Target>, label: String, t0: Instant, end:
     }
 }
 
+/// Width of the slices of the measured window in the timeline line.
+const TIMELINE_SECS: f64 = 5.0;
+
 fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -454,6 +457,9 @@ async fn main() -> anyhow::Result<()> {
         // The measured events: scheduled inside the window.
         let mut lat = Vec::new();
         let mut lag = Vec::new();
+        // Latencies per TIMELINE_SECS of the window (by scheduled time), to see whether the
+        // tail is steady or comes in bursts (autovacuum, checkpoints).
+        let mut timeline: Vec<Vec<f64>> = vec![Vec::new(); (window / TIMELINE_SECS).ceil().max(1.0) as usize];
         let (mut committed, mut lost, mut early) = (0u64, 0u64, 0u64);
         for (n, e) in ev.iter().enumerate() {
             let Some((scheduled, commit)) = e else { continue };
@@ -467,11 +473,33 @@ async fn main() -> anyhow::Result<()> {
                     if at < commit {
                         early += 1; // delivered before the commit reply reached the generator
                     }
-                    lat.push(at.saturating_duration_since(*commit).as_secs_f64() * 1000.0);
+                    let ms = at.saturating_duration_since(*commit).as_secs_f64() * 1000.0;
+                    lat.push(ms);
+                    let slot = (scheduled.duration_since(w0).as_secs_f64() / TIMELINE_SECS) as usize;
+                    if let Some(b) = timeline.get_mut(slot) {
+                        b.push(ms);
+                    }
                 }
                 None => lost += 1,
             }
         }
+        for b in &mut timeline {
+            b.sort_by(f64::total_cmp);
+        }
+        let per_slot = |p: f64| {
+            timeline
+                .iter()
+                .map(|b| format!("{:.1}", pct(b, p)))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        println!(
+            "RESULT webhook-load-timeline: label={} endpoint={} every_s={TIMELINE_SECS} p50_ms={} p99_ms={}",
+            args.label,
+            t.receiver.name,
+            per_slot(50.0),
+            per_slot(99.0)
+        );
         let offered = (t.rate * window).round() as u64;
         lat.sort_by(f64::total_cmp);
         lag.sort_by(f64::total_cmp);
