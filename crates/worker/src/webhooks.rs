@@ -816,7 +816,8 @@ impl Deliverer {
                       AS u(id, attempt, status, last_status, error, wait)
                  WHERE d.id = u.id AND d.status = 'delivering' AND d.attempts = u.attempt),
              recovered AS (
-                 UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL, breaker_open_until = NULL
+                 UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL, breaker_open_until = NULL,
+                        breaker_opened = 0
                  WHERE id = ANY ($11) AND (consecutive_failures <> 0 OR failing_since IS NOT NULL
                                            OR breaker_open_until IS NOT NULL))
              INSERT INTO webhook_endpoint_stats AS s (endpoint_id, hour, succeeded, failed)
@@ -865,15 +866,25 @@ impl Deliverer {
         let mut disabled = Vec::new();
         for h in health.iter().filter(|h| h.failing()) {
             let failing_since = sqlx::query_scalar!(
+                // At the threshold the breaker opens for 30 s (afresh after a success in the
+                // batch); failures of requests sent before it opened leave it as it is; a
+                // probe that fails once the pause is over doubles the pause, up to 10 min.
                 "UPDATE webhook_endpoints SET
                             consecutive_failures = CASE WHEN $2 THEN 0 ELSE consecutive_failures END + $3,
                             failing_since = CASE WHEN $2 THEN now() ELSE coalesce(failing_since, now()) END,
                             last_failure_at = now(), last_failure = $4,
                             breaker_open_until = CASE
-                                WHEN CASE WHEN $2 THEN 0 ELSE consecutive_failures END + $3 >= $5
-                                THEN now() + make_interval(secs => least(600, 30 * power(2,
-                                        CASE WHEN $2 THEN 0 ELSE consecutive_failures END + $3 - $5)))
-                                ELSE breaker_open_until END
+                                WHEN CASE WHEN $2 THEN 0 ELSE consecutive_failures END + $3 < $5
+                                THEN CASE WHEN $2 THEN NULL ELSE breaker_open_until END
+                                WHEN $2 OR breaker_open_until IS NULL THEN now() + interval '30 seconds'
+                                WHEN breaker_open_until > now() THEN breaker_open_until
+                                ELSE now() + make_interval(secs => least(600, 30 * power(2, breaker_opened))) END,
+                            breaker_opened = CASE
+                                WHEN CASE WHEN $2 THEN 0 ELSE consecutive_failures END + $3 < $5
+                                THEN CASE WHEN $2 THEN 0 ELSE breaker_opened END
+                                WHEN $2 OR breaker_open_until IS NULL THEN 1
+                                WHEN breaker_open_until > now() THEN breaker_opened
+                                ELSE breaker_opened + 1 END
                      WHERE id = $1 AND active
                      RETURNING failing_since",
                 h.endpoint,

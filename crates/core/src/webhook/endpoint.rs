@@ -546,7 +546,7 @@ pub async fn reenable_and_replay(pool: &PgPool, user: UserId, id: Uuid) -> Resul
     .ok_or(EndpointError::NotFound)?;
     sqlx::query!(
         "UPDATE webhook_endpoints SET active = true, disabled_reason = '', disabled_at = NULL, failing_since = NULL,
-                consecutive_failures = 0, breaker_open_until = NULL, updated_at = now()
+                consecutive_failures = 0, breaker_open_until = NULL, breaker_opened = 0, updated_at = now()
          WHERE id = $1",
         id
     )

@@ -532,9 +532,10 @@ async fn a_person_adds_a_webhook_and_watches_deliveries_fail_retry_and_drain() {
     snapshot(&c, "webhook-failing").await;
 
     // Back again: the backlog drains, live on the page (within the circuit breaker's first
-    // pause, 30 s, if the failures opened it).
+    // pause, 30 s, if the failures opened it; 60 s more if its probe came before the
+    // receiver was back).
     receiver.start().await;
-    receiver.wait_for(4, 45).await;
+    receiver.wait_for(4, 75).await;
     let mut events = receiver.events();
     events.sort();
     assert_eq!(events, ["sms_delivered", "sms_delivered", "sms_sent", "sms_sent"]);

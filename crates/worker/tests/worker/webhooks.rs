@@ -238,6 +238,16 @@ async fn internal_addresses_are_refused_at_connect_time_and_big_events_dropped()
     assert!(error.contains("larger than"), "{error}");
 }
 
+/// Seconds until the (only) endpoint's breaker closes, rounded.
+async fn pause(db: &ender_core::testing::TestDb) -> i64 {
+    sqlx::query_scalar(
+        "SELECT round(extract(epoch FROM breaker_open_until - now()))::int8 FROM webhook_endpoints",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_failing_endpoint_trips_its_breaker_and_recovers_through_one_probe() {
     let (r, url) = receiver().await;
@@ -250,11 +260,10 @@ async fn a_failing_endpoint_trips_its_breaker_and_recovers_through_one_probe() {
         Arc::new(Deliverer::new(db.pool.clone(), keyring, config(vec![0; 10]), loopback(), None).unwrap());
     assert_eq!(d.pass().await.unwrap(), 4, "the per-endpoint cap");
     assert_eq!(d.pass().await.unwrap(), 4);
-    let open: bool = sqlx::query_scalar("SELECT breaker_open_until > now() FROM webhook_endpoints")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-    assert!(open, "eight failures in a row open the breaker");
+    // Eight failures in a row (four of them in flight together when the count passed the
+    // threshold) open the breaker for its first pause, 30 s.
+    let first = pause(&db).await;
+    assert!((25..=30).contains(&first), "first pause {first} s");
     let before: i64 = sqlx::query_scalar("SELECT sum(attempts) FROM webhook_deliveries")
         .fetch_one(&db.pool)
         .await
@@ -272,20 +281,25 @@ async fn a_failing_endpoint_trips_its_breaker_and_recovers_through_one_probe() {
         .await
         .unwrap();
     assert_eq!(d.pass().await.unwrap(), 1);
+    let second = pause(&db).await;
+    assert!(
+        (55..=60).contains(&second),
+        "a failed probe doubles the pause: {second} s"
+    );
     // The receiver is back: the next probe succeeds and closes the breaker.
     sqlx::query("UPDATE webhook_endpoints SET breaker_open_until = now() - interval '1 second'")
         .execute(&db.pool)
         .await
         .unwrap();
     assert_eq!(d.pass().await.unwrap(), 1);
-    let (failures, breaker): (i32, Option<chrono::DateTime<Utc>>) = sqlx::query_as(
-        "SELECT consecutive_failures, breaker_open_until FROM webhook_endpoints WHERE id = $1",
+    let (failures, breaker, opened): (i32, Option<chrono::DateTime<Utc>>, i32) = sqlx::query_as(
+        "SELECT consecutive_failures, breaker_open_until, breaker_opened FROM webhook_endpoints WHERE id = $1",
     )
     .bind(ep)
     .fetch_one(&db.pool)
     .await
     .unwrap();
-    assert_eq!((failures, breaker), (0, None));
+    assert_eq!((failures, breaker, opened), (0, None, 0));
     assert_eq!(d.pass().await.unwrap(), 4, "back to the full cap");
 }
 
