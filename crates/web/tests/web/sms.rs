@@ -62,6 +62,28 @@ fn fast() -> SmsConfig {
     }
 }
 
+/// A server whose dispatcher runs, a caller, and one of the caller's modems with Ender's
+/// event stream open (its `hello` already read).
+async fn modem_on_stream(
+    email: &str,
+) -> (
+    TestApp,
+    Caller,
+    Sim,
+    tokio::sync::mpsc::Receiver<(String, String, String)>,
+) {
+    let app = TestApp::spawn_with(Options {
+        dispatcher: true,
+        ..Default::default()
+    })
+    .await;
+    let c = Caller::new(&app, email).await;
+    let modem = Sim::register(&app, email, "modem", "Dongle").await;
+    let mut rx = modem.stream("/api/device/events").await;
+    next_frame(&mut rx, 5).await;
+    (app, c, modem, rx)
+}
+
 async fn set_pacing(app: &TestApp, device: &str, per_minute: i32) {
     sqlx::query("UPDATE devices SET per_minute_limit = $2, per_day_limit = 10000 WHERE id = $1::uuid")
         .bind(device)
@@ -806,15 +828,7 @@ async fn a_modem_on_the_ender_stream_receives_messages_as_they_are_assigned() {
 
 #[tokio::test]
 async fn a_stream_whose_claim_failed_looks_again() {
-    let app = TestApp::spawn_with(Options {
-        dispatcher: true,
-        ..Default::default()
-    })
-    .await;
-    let c = Caller::new(&app, "hiccup@example.org").await;
-    let modem = Sim::register(&app, "hiccup@example.org", "modem", "Dongle").await;
-    let mut rx = modem.stream("/api/device/events").await;
-    next_frame(&mut rx, 5).await;
+    let (app, c, _modem, mut rx) = modem_on_stream("hiccup@example.org").await;
     // The database refuses the stream's claims for a while (as when it is unreachable).
     sqlx::raw_sql(
         "CREATE FUNCTION refuse_claims() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -1042,15 +1056,7 @@ async fn messages_past_their_validity_expire_unsent() {
 
 #[tokio::test]
 async fn a_reconnecting_modem_gets_its_unreported_messages_again() {
-    let app = TestApp::spawn_with(Options {
-        dispatcher: true,
-        ..Default::default()
-    })
-    .await;
-    let c = Caller::new(&app, "again@example.org").await;
-    let modem = Sim::register(&app, "again@example.org", "modem", "Dongle").await;
-    let mut rx = modem.stream("/api/device/events").await;
-    next_frame(&mut rx, 5).await;
+    let (_app, c, modem, mut rx) = modem_on_stream("again@example.org").await;
     let (_, sent) = c.send(&["+15550001111"], "Crash before report").await;
     let (_, _, data) = next_frame(&mut rx, 10).await;
     assert_eq!(data["message_id"], sent["message_ids"][0]);
