@@ -823,19 +823,20 @@ impl Deliverer {
                  DELETE FROM webhook_queue q USING outcomes u
                  WHERE q.delivery_id = u.id AND q.lease_expires_at IS NOT NULL AND q.attempts = u.attempt
                    AND u.status <> 'pending'
-                 RETURNING q.delivery_id, q.next_attempt_at),
+                 RETURNING q.delivery_id, q.attempts, q.next_attempt_at),
              retried AS (
                  UPDATE webhook_queue q SET lease_expires_at = NULL, next_attempt_at = now() + make_interval(secs => u.wait)
                  FROM outcomes u
                  WHERE q.delivery_id = u.id AND q.lease_expires_at IS NOT NULL AND q.attempts = u.attempt
                    AND u.status = 'pending'
-                 RETURNING q.delivery_id, q.next_attempt_at),
+                 RETURNING q.delivery_id, q.attempts, q.next_attempt_at),
              deliveries AS (
                  UPDATE webhook_deliveries d SET status = u.status, attempts = u.attempt, last_status = u.last_status,
                         last_error = u.error, next_attempt_at = c.next_attempt_at,
                         delivered_at = CASE WHEN u.status = 'succeeded' THEN now() ELSE d.delivered_at END,
                         updated_at = now()
-                 FROM (SELECT * FROM finished UNION ALL SELECT * FROM retried) c JOIN outcomes u ON u.id = c.delivery_id
+                 FROM (SELECT * FROM finished UNION ALL SELECT * FROM retried) c
+                 JOIN outcomes u ON u.id = c.delivery_id AND u.attempt = c.attempts
                  WHERE d.id = c.delivery_id),
              recovered AS (
                  UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL, breaker_open_until = NULL,
