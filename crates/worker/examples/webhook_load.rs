@@ -562,7 +562,7 @@ async fn backlog(args: &Args, pool: &PgPool, keyring: &Keyring, n: u64) -> anyho
         tx.commit().await?;
         next = (next + chunk).min(n);
     }
-    sqlx::query("VACUUM ANALYZE webhook_deliveries, webhook_queue")
+    sqlx::query("VACUUM ANALYZE webhook_deliveries")
         .execute(pool)
         .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;

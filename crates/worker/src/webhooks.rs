@@ -1,5 +1,4 @@
-//! Delivering webhooks. Deliveries are log rows written with the change they report, each
-//! with a place in the small `webhook_queue` table until its final outcome (the change
+//! Delivering webhooks. Deliveries are rows written with the change they report (which
 //! sends `NOTIFY ender_webhooks` when their endpoint is idle); this engine wakes on that
 //! notification, every second, and every millisecond or few while deliveries flow. It
 //! claims due deliveries under a lease in one call of `webhook_claim` (a worker killed
@@ -402,10 +401,12 @@ impl Deliverer {
 
     /// Returns deliveries whose worker died (lease over) to the queue.
     pub async fn recover_leases(&self) -> sqlx::Result<u64> {
-        let done =
-            sqlx::query!("UPDATE webhook_queue SET lease_expires_at = NULL WHERE lease_expires_at < now()")
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query!(
+            "UPDATE webhook_deliveries SET status = 'pending', lease_expires_at = NULL, updated_at = now()
+             WHERE status = 'delivering' AND lease_expires_at < now()"
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -463,23 +464,14 @@ impl Deliverer {
     pub async fn deliver_now(&self, delivery: Uuid) -> sqlx::Result<Option<Attempt>> {
         let due = sqlx::query_as!(
             Due,
-            // Leased in the queue (where a finished delivery gets its place back), unless a
-            // worker holds it; its log row says pending until the outcome is recorded.
             r#"WITH claimed AS (
-                   INSERT INTO webhook_queue AS q (delivery_id, endpoint_id, lease_expires_at, attempts)
-                   SELECT d.id, d.endpoint_id, now() + make_interval(secs => $2), d.attempts + 1
-                   FROM webhook_deliveries d WHERE d.id = $1
-                   ON CONFLICT (delivery_id) DO UPDATE
-                   SET lease_expires_at = excluded.lease_expires_at, attempts = q.attempts + 1
-                   WHERE q.lease_expires_at IS NULL
-                   RETURNING q.delivery_id, q.endpoint_id, q.attempts),
-               marked AS (
-                   UPDATE webhook_deliveries SET status = 'pending', updated_at = now()
-                   WHERE id IN (SELECT delivery_id FROM claimed) AND status <> 'pending')
-               SELECT c.delivery_id AS "id!", c.endpoint_id AS "endpoint_id!", e.url AS "url!", d.event AS "event!",
-                      d.body AS "body!", c.attempts AS "attempts!", e.secrets_changed_at AS "secrets_changed_at!"
-               FROM claimed c JOIN webhook_deliveries d ON d.id = c.delivery_id
-               JOIN webhook_endpoints e ON e.id = c.endpoint_id"#,
+                   UPDATE webhook_deliveries SET status = 'delivering', attempts = attempts + 1,
+                          lease_expires_at = now() + make_interval(secs => $2), updated_at = now()
+                   WHERE id = $1 AND status <> 'delivering'
+                   RETURNING id, endpoint_id, event, body, attempts)
+               SELECT c.id AS "id!", c.endpoint_id AS "endpoint_id!", e.url AS "url!", c.event AS "event!",
+                      c.body AS "body!", c.attempts AS "attempts!", e.secrets_changed_at AS "secrets_changed_at!"
+               FROM claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id"#,
             delivery,
             self.lease_secs()
         )
@@ -813,31 +805,16 @@ impl Deliverer {
                  SELECT u.delivery_id, u.endpoint_id, u.headers::jsonb, u.status, u.response, u.duration_ms, u.error
                  FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::int[], $7::text[])
                       AS u(delivery_id, endpoint_id, headers, status, response, duration_ms, error)),
-             outcomes AS (
-                 SELECT * FROM UNNEST($1::uuid[], $8::int[], $9::text[], $4::int[], $7::text[], $10::float8[])
-                      AS u(id, attempt, status, last_status, error, wait)),
-             -- Only the claim that holds the delivery changes it: an attempt whose lease ran
-             -- out before its outcome came (another worker took the delivery over) is just
-             -- logged. A final outcome takes the delivery off the queue; a retry puts it back.
-             finished AS (
-                 DELETE FROM webhook_queue q USING outcomes u
-                 WHERE q.delivery_id = u.id AND q.lease_expires_at IS NOT NULL AND q.attempts = u.attempt
-                   AND u.status <> 'pending'
-                 RETURNING q.delivery_id, q.attempts, q.next_attempt_at),
-             retried AS (
-                 UPDATE webhook_queue q SET lease_expires_at = NULL, next_attempt_at = now() + make_interval(secs => u.wait)
-                 FROM outcomes u
-                 WHERE q.delivery_id = u.id AND q.lease_expires_at IS NOT NULL AND q.attempts = u.attempt
-                   AND u.status = 'pending'
-                 RETURNING q.delivery_id, q.attempts, q.next_attempt_at),
              deliveries AS (
-                 UPDATE webhook_deliveries d SET status = u.status, attempts = u.attempt, last_status = u.last_status,
-                        last_error = u.error, next_attempt_at = c.next_attempt_at,
+                 UPDATE webhook_deliveries d SET status = u.status, last_status = u.last_status, last_error = u.error,
+                        lease_expires_at = NULL,
+                        next_attempt_at = CASE WHEN u.wait IS NULL THEN d.next_attempt_at
+                                               ELSE now() + make_interval(secs => u.wait) END,
                         delivered_at = CASE WHEN u.status = 'succeeded' THEN now() ELSE d.delivered_at END,
                         updated_at = now()
-                 FROM (SELECT * FROM finished UNION ALL SELECT * FROM retried) c
-                 JOIN outcomes u ON u.id = c.delivery_id AND u.attempt = c.attempts
-                 WHERE d.id = c.delivery_id),
+                 FROM UNNEST($1::uuid[], $8::int[], $9::text[], $4::int[], $7::text[], $10::float8[])
+                      AS u(id, attempt, status, last_status, error, wait)
+                 WHERE d.id = u.id AND d.status = 'delivering' AND d.attempts = u.attempt),
              recovered AS (
                  UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL, breaker_open_until = NULL,
                         breaker_opened = 0
@@ -962,9 +939,7 @@ impl Deliverer {
             return Ok(false);
         }
         sqlx::query!(
-            "WITH held AS (
-                 DELETE FROM webhook_queue WHERE endpoint_id = $1 AND lease_expires_at IS NULL RETURNING delivery_id)
-             UPDATE webhook_deliveries SET status = 'held', updated_at = now() WHERE id IN (SELECT delivery_id FROM held)",
+            "UPDATE webhook_deliveries SET status = 'held', updated_at = now() WHERE endpoint_id = $1 AND status = 'pending'",
             endpoint
         )
         .execute(&mut *tx)

@@ -467,8 +467,7 @@ pub async fn rotate_secret(
 }
 
 /// Writes one pending delivery per active endpoint of `user` subscribed to `event` (and to
-/// `device`, when the endpoint filters by device), with its place in the queue, inside the
-/// caller's transaction, and
+/// `device`, when the endpoint filters by device), inside the caller's transaction, and
 /// wakes the delivery workers when it commits if the endpoint was idle (busy workers
 /// poll). The body goes out with the message text only to endpoints that asked for it. An endpoint Ender disabled gets the event held, for
 /// "re-enable and replay"; one its owner paused gets nothing.
@@ -500,27 +499,23 @@ pub async fn enqueue(
                FROM webhook_endpoints e
                WHERE e.user_id = $1 AND (e.active OR e.disabled_at IS NOT NULL) AND $2 = ANY (e.events)
                  AND (e.device_id IS NULL OR e.device_id = $6)
-               RETURNING id, endpoint_id, status),
-           queued AS (
-               INSERT INTO webhook_queue (delivery_id, endpoint_id)
-               SELECT w.id, w.endpoint_id FROM written w WHERE w.status = 'pending'
-               RETURNING delivery_id, endpoint_id)
+               RETURNING id, endpoint_id, status)
            SELECT (SELECT count(*) FROM written) AS "n!",
                   -- Only an idle endpoint needs a wake-up: one with a delivery in flight or
                   -- due is being worked on, and its worker claims again as slots free up.
                   -- (NOTIFY serialises committing transactions, so it is kept for idle times.)
-                  -- Each check is an index scan of the queue that stops at the first row it
-                  -- finds, so it costs the same whatever the backlog.
+                  -- Each check is an index scan that stops at the first row it finds, so it
+                  -- costs the same whatever the backlog.
                   (SELECT count(*) FROM (SELECT pg_notify($7, '')
                                          WHERE EXISTS (
-                                             SELECT 1 FROM queued w
-                                             WHERE (SELECT 1 FROM webhook_queue q
-                                                    WHERE q.endpoint_id = w.endpoint_id AND q.lease_expires_at IS NOT NULL
+                                             SELECT 1 FROM written w WHERE w.status = 'pending'
+                                               AND (SELECT 1 FROM webhook_deliveries d
+                                                    WHERE d.endpoint_id = w.endpoint_id AND d.status = 'delivering'
                                                     LIMIT 1) IS NULL
-                                               AND (SELECT 1 FROM webhook_queue q
-                                                    WHERE q.endpoint_id = w.endpoint_id AND q.lease_expires_at IS NULL
-                                                      AND q.next_attempt_at <= now() AND q.delivery_id <> w.delivery_id
-                                                    ORDER BY q.next_attempt_at LIMIT 1) IS NULL)) n)
+                                               AND (SELECT 1 FROM webhook_deliveries d
+                                                    WHERE d.endpoint_id = w.endpoint_id AND d.status = 'pending'
+                                                      AND d.next_attempt_at <= now() AND d.id <> w.id
+                                                    ORDER BY d.next_attempt_at LIMIT 1) IS NULL)) n)
                   AS "woke!""#,
         user as UserId,
         event.as_str(),
@@ -596,17 +591,13 @@ async fn requeue(
     held_too: bool,
 ) -> sqlx::Result<u64> {
     let n = sqlx::query!(
-        r#"WITH requeued AS (
-               UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
+        r#"WITH queued AS (
+               UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(),
+                      lease_expires_at = NULL, updated_at = now()
                WHERE endpoint_id = $1 AND event <> 'test'
                  AND ((status = 'failed' AND (created_at >= $2 OR updated_at >= $2)) OR ($3 AND status = 'held'))
-               RETURNING id, endpoint_id),
-           queued AS (
-               INSERT INTO webhook_queue (delivery_id, endpoint_id)
-               SELECT id, endpoint_id FROM requeued
-               ON CONFLICT (delivery_id) DO NOTHING
                RETURNING 1)
-           SELECT (SELECT count(*) FROM requeued) AS "n!",
+           SELECT (SELECT count(*) FROM queued) AS "n!",
                   (SELECT count(*) FROM (SELECT pg_notify($4, '') WHERE EXISTS (SELECT 1 FROM queued)) w) AS "woke!""#,
         endpoint,
         since,

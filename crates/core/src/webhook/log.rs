@@ -110,14 +110,11 @@ pub async fn page(
     super::endpoint::find(pool, user, endpoint).await?;
     Ok(sqlx::query_as!(
         Delivery,
-        r#"SELECT d.id, d.endpoint_id, d.event, d.message_id,
-                  CASE WHEN q.lease_expires_at IS NOT NULL THEN 'delivering' ELSE d.status END AS "status!",
-                  coalesce(q.attempts, d.attempts) AS "attempts!",
-                  coalesce(q.next_attempt_at, d.next_attempt_at) AS "next_attempt_at!",
+        r#"SELECT d.id, d.endpoint_id, d.event, d.message_id, d.status, d.attempts, d.next_attempt_at,
                   d.last_status, d.last_error, d.delivered_at, d.created_at
-           FROM webhook_deliveries d LEFT JOIN webhook_queue q ON q.delivery_id = d.id
+           FROM webhook_deliveries d
            WHERE d.endpoint_id = $1 AND d.user_id = $2
-             AND ($3::text IS NULL OR CASE WHEN q.lease_expires_at IS NOT NULL THEN 'delivering' ELSE d.status END = $3)
+             AND ($3::text IS NULL OR d.status = $3)
              AND ($4::uuid IS NULL OR (d.created_at, d.id) < (SELECT c.created_at, c.id FROM webhook_deliveries c
                                                               WHERE c.id = $4 AND c.endpoint_id = $1))
            ORDER BY d.created_at DESC, d.id DESC
@@ -140,13 +137,9 @@ pub async fn find(
     delivery: Uuid,
 ) -> Result<DeliveryDetail, EndpointError> {
     let row = sqlx::query!(
-        r#"SELECT d.id, d.endpoint_id, d.event, d.message_id,
-                  CASE WHEN q.lease_expires_at IS NOT NULL THEN 'delivering' ELSE d.status END AS "status!",
-                  coalesce(q.attempts, d.attempts) AS "attempts!",
-                  coalesce(q.next_attempt_at, d.next_attempt_at) AS "next_attempt_at!",
-                  d.last_status, d.last_error, d.delivered_at, d.created_at, d.body
-           FROM webhook_deliveries d LEFT JOIN webhook_queue q ON q.delivery_id = d.id
-           WHERE d.id = $1 AND d.endpoint_id = $2 AND d.user_id = $3"#,
+        r#"SELECT id, endpoint_id, event, message_id, status, attempts, next_attempt_at, last_status, last_error,
+                  delivered_at, created_at, body
+           FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2 AND user_id = $3"#,
         delivery,
         endpoint,
         user as UserId

@@ -200,15 +200,11 @@ mod endpoints {
             .unwrap();
         let mut listener = sqlx::postgres::PgListener::connect_with(&db.pool).await.unwrap();
         listener.listen(ender_core::bus::WEBHOOKS).await.unwrap();
-        // Every queued delivery sent and answered: off the queue, succeeded in the log.
-        let all_succeeded = || {
+        let set_all = |status: &'static str| {
             let pool = db.pool.clone();
             async move {
-                sqlx::query("DELETE FROM webhook_queue")
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-                sqlx::query("UPDATE webhook_deliveries SET status = 'succeeded'")
+                sqlx::query("UPDATE webhook_deliveries SET status = $1")
+                    .bind(status)
                     .execute(&pool)
                     .await
                     .unwrap();
@@ -222,24 +218,16 @@ mod endpoints {
             !woke(&db.pool, &mut listener, 2).await,
             "one already due: no wake"
         );
-        // Both in flight: leased by a worker.
-        sqlx::query("UPDATE webhook_queue SET lease_expires_at = now() + interval '1 minute'")
-            .execute(&db.pool)
-            .await
-            .unwrap();
+        set_all("delivering").await;
         one_event(&db.pool, owner, 3).await;
         assert!(
             !woke(&db.pool, &mut listener, 3).await,
             "requests in flight: no wake"
         );
-        all_succeeded().await;
-        sqlx::query("UPDATE webhook_deliveries SET status = 'pending' WHERE message_id = 'm1'")
-            .execute(&db.pool)
-            .await
-            .unwrap();
+        set_all("succeeded").await;
         sqlx::query(
-            "INSERT INTO webhook_queue (delivery_id, endpoint_id, next_attempt_at)
-             SELECT id, endpoint_id, now() + interval '1 hour' FROM webhook_deliveries WHERE message_id = 'm1'",
+            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now() + interval '1 hour'
+             WHERE message_id = 'm1'",
         )
         .execute(&db.pool)
         .await
@@ -254,7 +242,7 @@ mod endpoints {
             .execute(&db.pool)
             .await
             .unwrap();
-        all_succeeded().await;
+        set_all("succeeded").await;
         one_event(&db.pool, owner, 5).await;
         assert!(
             !woke(&db.pool, &mut listener, 5).await,
@@ -394,34 +382,6 @@ mod endpoints {
         assert_eq!(ids(failed), [newest, oldest]);
         assert_eq!(DeliveryStatus::parse("held"), Some(DeliveryStatus::Held));
         assert_eq!(DeliveryStatus::parse("everything"), None);
-
-        // A queued delivery is pending until a worker leases it; then the log says
-        // delivering, with the attempt in flight counted.
-        one_event(&db.pool, owner, 9).await;
-        let by_status = |status| {
-            let pool = db.pool.clone();
-            async move {
-                log::page(&pool, owner, ep.id, all(None, Some(status), 10))
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .map(|d| (d.message_id, d.status, d.attempts))
-                    .collect::<Vec<_>>()
-            }
-        };
-        assert_eq!(
-            by_status(DeliveryStatus::Pending).await,
-            [("m9".to_owned(), "pending".to_owned(), 0)]
-        );
-        sqlx::query("UPDATE webhook_queue SET lease_expires_at = now() + interval '1 minute', attempts = 1")
-            .execute(&db.pool)
-            .await
-            .unwrap();
-        assert!(by_status(DeliveryStatus::Pending).await.is_empty());
-        assert_eq!(
-            by_status(DeliveryStatus::Delivering).await,
-            [("m9".to_owned(), "delivering".to_owned(), 1)]
-        );
 
         let detail = log::find(&db.pool, owner, ep.id, newest).await.unwrap();
         assert_eq!(detail.body, br#"{"event":"sms_sent"}"#);

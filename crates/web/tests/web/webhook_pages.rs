@@ -505,14 +505,11 @@ async fn failed_deliveries_are_replayed_since_a_time_and_a_disabled_endpoint_re_
     .execute(app.pool())
     .await
     .unwrap();
-    sqlx::query(
-        "WITH off AS (DELETE FROM webhook_queue WHERE delivery_id = $1)
-         UPDATE webhook_deliveries SET status = 'failed' WHERE id = $1",
-    )
-    .bind(recent)
-    .execute(app.pool())
-    .await
-    .unwrap();
+    sqlx::query("UPDATE webhook_deliveries SET status = 'failed' WHERE id = $1")
+        .bind(recent)
+        .execute(app.pool())
+        .await
+        .unwrap();
     let held = insert_delivery(&app, &id, "held", 10).await;
     let page = app.get(&detail).await.text().await.unwrap();
     let banner = select_text(&page, "#disabled-banner")[0].clone();

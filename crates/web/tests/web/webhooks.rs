@@ -38,7 +38,7 @@ pub async fn receiver() -> (Received, String) {
 }
 
 /// Writes a delivery of the endpoint with the given status, created (and last changed)
-/// `minutes_ago`; a pending one is queued, due now.
+/// `minutes_ago`.
 pub async fn insert_delivery(app: &TestApp, endpoint: &str, status: &str, minutes_ago: i64) -> Uuid {
     let id = Uuid::now_v7();
     sqlx::query(
@@ -56,13 +56,6 @@ pub async fn insert_delivery(app: &TestApp, endpoint: &str, status: &str, minute
     .execute(app.pool())
     .await
     .unwrap();
-    if status == "pending" {
-        sqlx::query("INSERT INTO webhook_queue (delivery_id, endpoint_id) SELECT id, endpoint_id FROM webhook_deliveries WHERE id = $1")
-            .bind(id)
-            .execute(app.pool())
-            .await
-            .unwrap();
-    }
     id
 }
 
