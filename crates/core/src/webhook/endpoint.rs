@@ -325,7 +325,8 @@ pub async fn update(
                 disabled_at = CASE WHEN $8 THEN NULL ELSE disabled_at END,
                 failing_since = CASE WHEN $8 THEN NULL ELSE failing_since END,
                 consecutive_failures = CASE WHEN $8 THEN 0 ELSE consecutive_failures END,
-                breaker_open_until = CASE WHEN $8 THEN NULL ELSE breaker_open_until END, updated_at = now()
+                breaker_open_until = CASE WHEN $8 THEN NULL ELSE breaker_open_until END,
+                breaker_opened = CASE WHEN $8 THEN 0 ELSE breaker_opened END, updated_at = now()
          WHERE id = $1 AND user_id = $2",
         id,
         user as UserId,

@@ -183,6 +183,36 @@ async fn endpoints_are_managed_tested_and_retried_through_the_api() {
     );
     let (_, disabled_test) = c.post("/api/webhooks/test", json!({"webhook_id": id})).await;
     assert_eq!(disabled_test["endpoint_active"], false);
+    // Turned on again by an edit: its failure streak and breaker start afresh, like after
+    // "re-enable and replay" or a success.
+    sqlx::query(
+        "UPDATE webhook_endpoints SET consecutive_failures = 9, failing_since = now(),
+                breaker_open_until = now() + interval '4 minutes', breaker_opened = 3
+         WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let status = c
+        .http
+        .put(app.url(&format!("/api/webhooks/{id}")))
+        .header("x-api-key", &c.key)
+        .json(&json!({"url": url, "events": ["sms_failed"], "active": true}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::OK);
+    let health: (i32, bool, bool, i32) = sqlx::query_as(
+        "SELECT consecutive_failures, failing_since IS NULL, breaker_open_until IS NULL, breaker_opened
+         FROM webhook_endpoints WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(health, (0, true, true, 0));
 
     // Another user sees nothing of it.
     let other = Caller::new(&app, "other-wh@example.org").await;
