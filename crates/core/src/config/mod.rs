@@ -116,6 +116,76 @@ pub struct SmsConfig {
     /// Scheduled sends (active and paused) one user may keep.
     #[arg(long, env = "ENDER_MAX_SCHEDULES", default_value_t = 25)]
     pub max_schedules: i64,
+
+    #[command(flatten)]
+    pub limits: TenantLimits,
+}
+
+/// Caps on what one tenant may create or hold open, so that one account cannot exhaust
+/// the server for the others. Each answer that hits one names the limit.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TenantLimits {
+    /// Webhook endpoints one user may keep.
+    #[arg(long, env = "ENDER_MAX_WEBHOOKS", default_value_t = 20)]
+    pub max_webhooks: i64,
+
+    /// Contacts one user may keep.
+    #[arg(long, env = "ENDER_MAX_CONTACTS", default_value_t = 200_000)]
+    pub max_contacts: i64,
+
+    /// Contact groups one user may keep.
+    #[arg(long, env = "ENDER_MAX_GROUPS", default_value_t = 500)]
+    pub max_groups: i64,
+
+    /// Message templates one user may keep.
+    #[arg(long, env = "ENDER_MAX_TEMPLATES", default_value_t = 500)]
+    pub max_templates: i64,
+
+    /// Contact imports (uploaded files awaiting or under import) one user may hold at once.
+    #[arg(long, env = "ENDER_MAX_OPEN_IMPORTS", default_value_t = 3)]
+    pub max_open_imports: i64,
+
+    /// Data rows one contact import may hold.
+    #[arg(long, env = "ENDER_IMPORT_MAX_ROWS", default_value_t = 200_000)]
+    pub import_max_rows: usize,
+
+    /// Fields (columns) one row of a contact import may hold.
+    #[arg(long, env = "ENDER_IMPORT_MAX_FIELDS", default_value_t = 64)]
+    pub import_max_fields: usize,
+
+    /// Characters one field of a contact import may hold.
+    #[arg(long, env = "ENDER_IMPORT_MAX_FIELD_CHARS", default_value_t = 4096)]
+    pub import_max_field_chars: usize,
+
+    /// Live-update streams (`/events`) one user may hold open at once.
+    #[arg(long, env = "ENDER_MAX_STREAMS_PER_USER", default_value_t = 10)]
+    pub max_streams_per_user: usize,
+
+    /// Event streams one device may hold open at once.
+    #[arg(long, env = "ENDER_MAX_STREAMS_PER_DEVICE", default_value_t = 3)]
+    pub max_streams_per_device: usize,
+
+    /// Incoming SMS one device may report per minute.
+    #[arg(long, env = "ENDER_MAX_INCOMING_PER_MINUTE", default_value_t = 120)]
+    pub max_incoming_per_minute: i32,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        Self {
+            max_webhooks: 20,
+            max_contacts: 200_000,
+            max_groups: 500,
+            max_templates: 500,
+            max_open_imports: 3,
+            import_max_rows: 200_000,
+            import_max_fields: 64,
+            import_max_field_chars: 4096,
+            max_streams_per_user: 10,
+            max_streams_per_device: 3,
+            max_incoming_per_minute: 120,
+        }
+    }
 }
 
 impl SmsConfig {
@@ -146,6 +216,7 @@ impl Default for SmsConfig {
             max_devices: 10,
             max_api_keys: 10,
             max_schedules: 25,
+            limits: TenantLimits::default(),
         }
     }
 }
