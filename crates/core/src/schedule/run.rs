@@ -106,14 +106,15 @@ async fn fire_one(pool: &PgPool, cfg: &SmsConfig, now: DateTime<Utc>) -> sqlx::R
             }
         }
     };
-    let (messages, batch, error) = match outcome {
+    let (messages, batch, error, refusal) = match outcome {
         Ok((n, batch, response)) => (
             n,
             batch.or_else(|| response.message_ids.first().and_then(|m| m.parse().ok())),
             String::new(),
+            None,
         ),
         Err(SendError::Database(e)) => return Err(e),
-        Err(e) => (0, None, run_error(&e)),
+        Err(e) => (0, None, run_error(&e), Some(e.kind())),
     };
     record(&mut tx, id, due_at, now, late, messages, batch, &error).await?;
     let next = match &schedule.when {
@@ -132,10 +133,11 @@ async fn fire_one(pool: &PgPool, cfg: &SmsConfig, now: DateTime<Utc>) -> sqlx::R
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    if error.is_empty() {
-        tracing::info!(schedule.id = %id, messages, late, "scheduled send fired");
-    } else {
-        tracing::warn!(schedule.id = %id, late, error = %error, "scheduled send refused");
+    match refusal {
+        // The run's history keeps the whole reason; the log names its kind only, since
+        // the reason can carry a recipient's number.
+        Some(reason) => tracing::warn!(schedule.id = %id, late, reason, "scheduled send refused"),
+        None => tracing::info!(schedule.id = %id, messages, late, "scheduled send fired"),
     }
     Ok(Some(Fired {
         schedule: id,

@@ -78,6 +78,29 @@ pub enum SendError {
     Database(#[from] sqlx::Error),
 }
 
+impl SendError {
+    /// A name for the kind of refusal, for logs: the messages themselves can carry a
+    /// recipient's number, which never goes into a log line.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NoRecipients => "no_recipients",
+            Self::InvalidNumber(_) => "invalid_number",
+            Self::TooManyRecipients(_) => "too_many_recipients",
+            Self::Body(_) => "invalid_body",
+            Self::TemplateIdRequired => "template_id_required",
+            Self::TemplateNotFound | Self::TemplateNotOwned => "template_not_found",
+            Self::NoDevice => "no_device",
+            Self::MissingVariable(_) => "missing_variable",
+            Self::InterpolatedTooLong { .. } => "interpolated_too_long",
+            Self::DeviceNotFound(_) | Self::DeviceNotOwned => "device_not_found",
+            Self::ValidUntil => "invalid_valid_until",
+            Self::Quota(_) => "quota_exceeded",
+            Self::IdempotencyMismatch => "idempotency_mismatch",
+            Self::Database(_) => "database",
+        }
+    }
+}
+
 impl From<ConsumeError> for SendError {
     fn from(e: ConsumeError) -> Self {
         match e {

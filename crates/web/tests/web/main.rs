@@ -8,6 +8,7 @@
 )]
 
 mod helpers;
+mod logs;
 
 mod accounts;
 mod binary;

@@ -3,7 +3,8 @@
 //! pseudo-terminal. A message sent through the API goes out as PDUs and is reported
 //! `sent`, then `delivered` on `+CDS`; a received SMS reaches the Inbox before it leaves
 //! the SIM; the dashboard shows the modem online with its signal; and Ender killed and
-//! restarted mid-way loses and duplicates nothing.
+//! restarted mid-way loses and duplicates nothing. Nothing either process logs, at debug
+//! level, carries a phone number or a message body.
 
 use std::future::Future;
 use std::path::Path;
@@ -27,8 +28,10 @@ use crate::helpers::{client, select_attr, select_text};
 /// The longest any one step may take.
 const WAIT: Duration = Duration::from_secs(30);
 const PW: &str = "modem owner password";
-const TO: &str = "+15551234567";
-const FROM: &str = "+15557654321";
+/// Numbers no other test uses, so that the log check finds only this test's lines.
+const TO: &str = "+15550142857";
+const FROM: &str = "+15550171828";
+const MODEM_NUMBER: &str = "+15550186420";
 /// Three GSM-7 parts.
 const LONG: &str = "Ender relays SMS between phones and the web. This message is long \
 enough to need three parts when sent in the GSM 7-bit alphabet, since one part holds 153 \
@@ -60,10 +63,20 @@ impl Ender {
         ender
     }
 
+    /// Where the process writes its log (both outputs, across restarts).
+    fn log_path(&self) -> std::path::PathBuf {
+        self.data_dir.path().join("ender.log")
+    }
+
     /// Starts the process (again, on the same port, database and data folder) and waits
     /// until it answers.
     async fn restart(&mut self) {
         assert!(self.child.is_none(), "ender-web is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_ender-web"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -73,10 +86,14 @@ impl Ender {
             .env("ENDER_PUBLIC_URL", self.url(""))
             .env("ENDER_EMBEDDED_WORKER", "true")
             .env("ENDER_DB_MAX_CONNECTIONS", "5")
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                "debug,sqlx=info,hyper=info,hyper_util=info,h2=info,rustls=info,reqwest=info,apalis=info",
+            )
+            .env("ENDER_LOG_FORMAT", "json")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
             .kill_on_drop(true)
             .spawn()
             .unwrap();
@@ -258,6 +275,7 @@ fn outbox_files(dir: &Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulated_usb_modem_relays_both_ways_across_a_restart_of_ender() {
+    let logs = crate::logs::capture();
     let db = ender_core::testing::test_db().await;
     let pool = db.pool.clone();
     let mut ender = Ender::start(db.url()).await;
@@ -283,7 +301,7 @@ async fn a_simulated_usb_modem_relays_both_ways_across_a_restart_of_ender() {
             .unwrap()
             .secret,
     };
-    let input = ender_core::device::DeviceInput::parse("USB dongle", "modem", "+15550009999").unwrap();
+    let input = ender_core::device::DeviceInput::parse("USB dongle", "modem", MODEM_NUMBER).unwrap();
     let device = ender_core::device::create(&pool, user, &input, 10).await.unwrap();
     let device_id = device.device.id.to_string();
     sqlx::query("UPDATE devices SET per_minute_limit = 1000, per_day_limit = 10000 WHERE id = $1::uuid")
@@ -467,4 +485,30 @@ async fn a_simulated_usb_modem_relays_both_ways_across_a_restart_of_ender() {
         .unwrap();
     assert!(stopped.is_ok(), "{stopped:?}");
     ender.kill().await;
+
+    // No number and no body in any log line: the server's (debug level) and the agent's.
+    let server_log = std::fs::read_to_string(ender.log_path()).unwrap();
+    let agent_log = logs.text();
+    assert!(
+        server_log.contains("Ender is serving"),
+        "the server's log was captured: {server_log}"
+    );
+    assert!(
+        agent_log.contains("connected to Ender"),
+        "the agent's log was captured"
+    );
+    let secrets = [
+        TO,
+        FROM,
+        MODEM_NUMBER,
+        "Hello from Ender",
+        "Hi Ender",
+        "While you were away",
+        "Back again",
+        "alphabet, since one part",
+    ];
+    for (whose, text) in [("ender-web", server_log), ("the agent", agent_log)] {
+        let found = crate::logs::leaked(&text, &secrets);
+        assert!(found.is_empty(), "{whose} logged {found:?}:\n{text}");
+    }
 }
