@@ -67,6 +67,35 @@ migrations-roundtrip:
     cargo run -q -p ender-web -- migrate --revert-all --database-url "$url"
     cargo run -q -p ender-web -- migrate --database-url "$url"
 
+# Runs every fuzz target for SECS seconds each (cargo-fuzz; nightly when installed, else
+# the stable compiler with RUSTC_BOOTSTRAP). New inputs go to a scratch folder; the seeds
+# in <crate>/fuzz/corpus/<target> are read, never written. A crash fails the recipe and
+# leaves its input under <crate>/fuzz/artifacts.
+fuzz SECS="30":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then tc=(+nightly); else tc=(); export RUSTC_BOOTSTRAP=1; fi
+    target="${CARGO_TARGET_DIR:-$PWD/target}/fuzz"
+    scratch=$(mktemp -d /tmp/ender-fuzz.XXXXXX)
+    trap 'rm -rf "$scratch"' EXIT
+    for crate in core modem-agent; do
+      dir="crates/$crate"
+      for t in $(cd "$dir" && cargo "${tc[@]}" fuzz list); do
+        mkdir -p "$scratch/$crate-$t"
+        seeds=()
+        [ -d "$dir/fuzz/corpus/$t" ] && seeds=("$PWD/$dir/fuzz/corpus/$t")
+        echo "fuzzing $crate/$t for {{SECS}} s"
+        log="$scratch/$crate-$t.log"
+        if ! (cd "$dir" && SQLX_OFFLINE=true cargo "${tc[@]}" fuzz run --target-dir "$target" "$t" "$scratch/$crate-$t" "${seeds[@]}" -- \
+            -max_total_time={{SECS}} -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1) >"$log" 2>&1; then
+          tail -60 "$log"
+          echo "fuzz target $crate/$t failed"
+          exit 1
+        fi
+        grep -E '^stat::number_of_executed_units|^Done' "$log" || true
+      done
+    done
+
 # What CI runs (.ci/run installs the tools first).
-ci: fmt-check clippy sqlx-check migrations-roundtrip test
+ci: fmt-check clippy sqlx-check migrations-roundtrip test fuzz
     cargo run -q -p ender-web -- dev-db stop --data-dir .data/ci
