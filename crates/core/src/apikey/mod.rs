@@ -1,5 +1,10 @@
-//! Integration API keys (`vk_…`, and legacy `ek_…`): created with a name and optional
-//! expiry, shown once, stored as a SHA-256, listed with their last use, revoked, rotated.
+//! Integration API keys (`vk_…`, and legacy `ek_…`): created with a name, scopes and an
+//! optional expiry, shown once, stored as a SHA-256, listed with their last use, revoked,
+//! rotated.
+
+mod scope;
+
+pub use scope::{Scope, Scopes, for_route};
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -27,6 +32,7 @@ pub struct ApiKey {
     pub user_id: UserId,
     pub name: String,
     pub prefix: String,
+    pub scopes: Scopes,
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -77,9 +83,13 @@ pub async fn create(
     pool: &PgPool,
     user: UserId,
     name: &str,
+    scopes: Scopes,
     expires_at: Option<DateTime<Utc>>,
     max_active: i64,
 ) -> Result<NewApiKey, ApiKeyError> {
+    if scopes.is_empty() {
+        return Err(FieldError::new("scopes", "Give the key at least one scope.").into());
+    }
     let name = parse_name(name)?;
     if expires_at.is_some_and(|e| e <= Utc::now()) {
         return Err(FieldError::new("expires_at", "The expiry must be in the future.").into());
@@ -90,7 +100,7 @@ pub async fn create(
     if active >= max_active {
         return Err(ApiKeyError::TooMany(max_active));
     }
-    let created = insert(&mut tx, user, &name, expires_at).await?;
+    let created = insert(&mut tx, user, &name, scopes, expires_at).await?;
     tx.commit().await?;
     Ok(created)
 }
@@ -109,21 +119,23 @@ async fn insert(
     conn: &mut PgConnection,
     user: UserId,
     name: &str,
+    scopes: Scopes,
     expires_at: Option<DateTime<Utc>>,
 ) -> sqlx::Result<NewApiKey> {
     let secret = new_key("vk_");
     let key = sqlx::query_as!(
         ApiKey,
-        r#"INSERT INTO api_keys (id, user_id, name, prefix, key_hash, expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6)
-           RETURNING id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, expires_at,
-                     last_used_at, revoked_at, created_at"#,
+        r#"INSERT INTO api_keys (id, user_id, name, prefix, key_hash, expires_at, scopes)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           RETURNING id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, scopes AS "scopes: Scopes",
+                     expires_at, last_used_at, revoked_at, created_at"#,
         Uuid::now_v7(),
         user as UserId,
         name,
         key_hint(&secret),
         &token_digest(&secret),
-        expires_at
+        expires_at,
+        &scopes.names()
     )
     .fetch_one(conn)
     .await?;
@@ -131,8 +143,8 @@ async fn insert(
 }
 
 pub async fn list(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<ApiKey>> {
-    sqlx::query_as!(ApiKey, r#"SELECT id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, expires_at,
-                  last_used_at, revoked_at, created_at FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC"#, user as UserId)
+    sqlx::query_as!(ApiKey, r#"SELECT id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, scopes AS "scopes: Scopes",
+                  expires_at, last_used_at, revoked_at, created_at FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC"#, user as UserId)
         .fetch_all(pool)
         .await
 }
@@ -141,8 +153,8 @@ pub async fn list(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<ApiKey>> {
 pub async fn find(pool: &PgPool, user: UserId, id: ApiKeyId) -> Result<ApiKey, ApiKeyError> {
     sqlx::query_as!(
         ApiKey,
-        r#"SELECT id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, expires_at,
-                  last_used_at, revoked_at, created_at FROM api_keys WHERE id = $1 AND user_id = $2"#,
+        r#"SELECT id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, scopes AS "scopes: Scopes",
+                  expires_at, last_used_at, revoked_at, created_at FROM api_keys WHERE id = $1 AND user_id = $2"#,
         id as ApiKeyId,
         user as UserId
     )
@@ -165,14 +177,14 @@ pub async fn revoke(pool: &PgPool, user: UserId, id: ApiKeyId) -> Result<(), Api
     Ok(())
 }
 
-/// A new key with the same name and expiry for an active key; the old one is revoked in the
+/// A new key with the same name, scopes and expiry for an active key; the old one is revoked in the
 /// same transaction. Revoked and expired keys cannot be rotated (create a new one).
 pub async fn rotate(pool: &PgPool, user: UserId, id: ApiKeyId) -> Result<NewApiKey, ApiKeyError> {
     let mut tx = pool.begin().await?;
     let old = sqlx::query_as!(
         ApiKey,
-        r#"SELECT id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, expires_at,
-                  last_used_at, revoked_at, created_at FROM api_keys WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) FOR UPDATE"#,
+        r#"SELECT id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, scopes AS "scopes: Scopes",
+                  expires_at, last_used_at, revoked_at, created_at FROM api_keys WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) FOR UPDATE"#,
         id as ApiKeyId,
         user as UserId
     )
@@ -185,20 +197,28 @@ pub async fn rotate(pool: &PgPool, user: UserId, id: ApiKeyId) -> Result<NewApiK
     )
     .execute(&mut *tx)
     .await?;
-    let created = insert(&mut tx, user, &old.name, old.expires_at).await?;
+    let created = insert(&mut tx, user, &old.name, old.scopes, old.expires_at).await?;
     tx.commit().await?;
     Ok(created)
 }
 
-/// The owner of an active key (`vk_…` or legacy `ek_…`), marking it used. None for an
+/// Who an active key (`vk_…` or legacy `ek_…`) acts for and what it may do.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyGrant {
+    pub user: UserId,
+    pub key: ApiKeyId,
+    pub scopes: Scopes,
+}
+
+/// The grant of an active key (`vk_…` or legacy `ek_…`), marking it used. None for an
 /// unknown, revoked or expired key.
-pub async fn authenticate(pool: &PgPool, secret: &str) -> sqlx::Result<Option<(UserId, ApiKeyId)>> {
+pub async fn authenticate(pool: &PgPool, secret: &str) -> sqlx::Result<Option<KeyGrant>> {
     if !(secret.starts_with("vk_") || secret.starts_with("ek_")) || secret.len() > 100 {
         return Ok(None);
     }
     let digest = token_digest(secret);
     let Some(row) = sqlx::query!(
-        r#"SELECT user_id AS "user_id: UserId", id AS "id: ApiKeyId",
+        r#"SELECT user_id AS "user_id: UserId", id AS "id: ApiKeyId", scopes AS "scopes: Scopes",
                   last_used_at IS NULL OR last_used_at < now() - interval '1 minute' AS "stale!"
            FROM api_keys
            WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"#,
@@ -218,15 +238,21 @@ pub async fn authenticate(pool: &PgPool, secret: &str) -> sqlx::Result<Option<(U
         .execute(pool)
         .await?;
     }
-    Ok(Some((row.user_id, row.id)))
+    Ok(Some(KeyGrant {
+        user: row.user_id,
+        key: row.id,
+        scopes: row.scopes,
+    }))
 }
 
-/// Imports a legacy Vendel key (`ek_…`) under its existing secret, so old clients keep working.
+/// Imports a legacy Vendel key (`ek_…`) under its existing secret, so old clients keep
+/// working; it gets the given scopes (the Vendel key it stands for could do everything).
 pub async fn import_legacy(
     pool: &PgPool,
     user: UserId,
     name: &str,
     secret: &str,
+    scopes: Scopes,
     max_active: i64,
 ) -> Result<ApiKey, ApiKeyError> {
     let name = parse_name(name)?;
@@ -247,15 +273,16 @@ pub async fn import_legacy(
     }
     let key = sqlx::query_as!(
         ApiKey,
-        r#"INSERT INTO api_keys (id, user_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)
+        r#"INSERT INTO api_keys (id, user_id, name, prefix, key_hash, scopes) VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (key_hash) DO NOTHING
-           RETURNING id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, expires_at,
-                     last_used_at, revoked_at, created_at"#,
+           RETURNING id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, scopes AS "scopes: Scopes",
+                     expires_at, last_used_at, revoked_at, created_at"#,
         Uuid::now_v7(),
         user as UserId,
         name,
         key_hint(secret),
-        &token_digest(secret)
+        &token_digest(secret),
+        &scopes.names()
     )
     .fetch_optional(&mut *tx)
     .await?

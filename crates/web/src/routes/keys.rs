@@ -1,5 +1,5 @@
-//! The API keys page: create (the key shown once, with the onboarding QR), list with last
-//! use, revoke, rotate.
+//! The API keys page: create with chosen scopes (the key shown once, with the onboarding
+//! QR), list with scopes and last use, revoke, rotate.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{NaiveDate, TimeZone, Utc};
-use ender_core::apikey::{self, ApiKey, ApiKeyError, ApiKeyId, NewApiKey};
+use ender_core::apikey::{self, ApiKey, ApiKeyError, ApiKeyId, NewApiKey, Scope, Scopes};
 use serde_json::json;
 use tower_sessions::Session;
 
@@ -35,8 +35,27 @@ pub struct KeyRow {
     pub created: String,
     pub last_used: String,
     pub expires: String,
+    pub scopes: String,
     pub active: bool,
     pub revoked: bool,
+}
+
+/// One scope checkbox of the create form.
+pub struct ScopeChoice {
+    pub name: &'static str,
+    pub describe: &'static str,
+    pub checked: bool,
+}
+
+fn scope_choices(chosen: Scopes) -> Vec<ScopeChoice> {
+    Scope::ALL
+        .into_iter()
+        .map(|s| ScopeChoice {
+            name: s.as_str(),
+            describe: s.describe(),
+            checked: chosen.contains(s),
+        })
+        .collect()
 }
 
 impl From<&ApiKey> for KeyRow {
@@ -51,6 +70,7 @@ impl From<&ApiKey> for KeyRow {
                 .expires_at
                 .map(|e| e.format("%Y-%m-%d").to_string())
                 .unwrap_or_else(|| "never".to_owned()),
+            scopes: k.scopes.names().join(", "),
             active: k.is_active(),
             revoked: k.revoked_at.is_some(),
         }
@@ -72,6 +92,7 @@ pub struct KeysPage {
     pub revealed: Option<Revealed>,
     pub name: String,
     pub expires: String,
+    pub scopes: Vec<ScopeChoice>,
     pub errors: Errors,
 }
 
@@ -83,6 +104,7 @@ async fn page(state: &AppState, user: ender_core::account::UserId, shell: Shell)
         revealed: None,
         name: String::new(),
         expires: String::new(),
+        scopes: scope_choices(Scopes::default_for_new_keys()),
         errors: Errors::default(),
     })
 }
@@ -109,22 +131,50 @@ async fn list(
     page(&state, user.id, shell).await
 }
 
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
+#[derive(Default)]
 pub struct CreateForm {
     name: String,
     expires: String,
+    scopes: Vec<String>,
+}
+
+impl CreateForm {
+    /// From the submitted pairs (`scopes` repeats, one per ticked box).
+    fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        let mut f = Self::default();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "name" => f.name = v,
+                "expires" => f.expires = v,
+                "scopes" => f.scopes.push(v),
+                _ => {}
+            }
+        }
+        f
+    }
 }
 
 async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     shell: Shell,
-    Form(form): Form<CreateForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
+    let form = CreateForm::from_pairs(pairs);
     let mut p = page(&state, user.id, shell).await?;
     p.name = form.name.clone();
     p.expires = form.expires.clone();
+    p.scopes = scope_choices(Scopes::from_names(&form.scopes));
+    let scopes = match Scopes::parse_requested(&form.scopes) {
+        Ok(s) => s,
+        Err(e) => {
+            if let Err(name) = apikey::parse_name(&form.name) {
+                p.errors.push(name);
+            }
+            p.errors.push(e);
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, p).into_response());
+        }
+    };
     let expires_at = match form.expires.trim() {
         "" => None,
         raw => match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
@@ -142,6 +192,7 @@ async fn create(
         &state.pool,
         user.id,
         &form.name,
+        scopes,
         expires_at,
         state.sms.max_api_keys,
     )

@@ -444,10 +444,17 @@ async fn a_person_adds_a_webhook_and_watches_deliveries_fail_retry_and_drain() {
         .unwrap();
     let api = KeyClient::new(
         &app,
-        ender_core::apikey::create(app.pool(), ender_core::account::UserId(user), "crm", None, 10)
-            .await
-            .unwrap()
-            .secret,
+        ender_core::apikey::create(
+            app.pool(),
+            ender_core::account::UserId(user),
+            "crm",
+            ender_core::apikey::Scopes::all(),
+            None,
+            10,
+        )
+        .await
+        .unwrap()
+        .secret,
     );
     let mut receiver = Receiver::new();
     receiver.start().await;

@@ -45,10 +45,17 @@ async fn a_modem_reports_its_radio_and_people_see_it() {
             .fetch_one(app.pool())
             .await
             .unwrap();
-    let key = ender_core::apikey::create(app.pool(), ender_core::account::UserId(user), "radio", None, 10)
-        .await
-        .unwrap()
-        .secret;
+    let key = ender_core::apikey::create(
+        app.pool(),
+        ender_core::account::UserId(user),
+        "radio",
+        ender_core::apikey::Scopes::all(),
+        None,
+        10,
+    )
+    .await
+    .unwrap()
+    .secret;
     let (status, list) = KeyClient::new(&app, key).get("/api/devices").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["items"][0]["signal_dbm"], -71);

@@ -296,7 +296,7 @@ async fn a_simulated_usb_modem_relays_both_ways_across_a_restart_of_ender() {
     let api = Api {
         http: reqwest::Client::new(),
         base: ender.url(""),
-        key: ender_core::apikey::create(&pool, user, "e2e", None, 10)
+        key: ender_core::apikey::create(&pool, user, "e2e", ender_core::apikey::Scopes::all(), None, 10)
             .await
             .unwrap()
             .secret,

@@ -14,7 +14,11 @@ async fn api_keys_are_shown_once_work_and_can_be_revoked_or_rotated() {
     let app = TestApp::spawn().await;
     app.signed_in_user("keys@example.org", PW).await;
     let bad = app
-        .post_form("/api-keys", "/api-keys", &[("name", ""), ("expires", "")])
+        .post_form(
+            "/api-keys",
+            "/api-keys",
+            &[("name", ""), ("expires", ""), ("scopes", "read")],
+        )
         .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(has(&bad.text().await.unwrap(), ".field-error[data-field=name]"));
@@ -26,16 +30,50 @@ async fn api_keys_are_shown_once_work_and_can_be_revoked_or_rotated() {
         )
         .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // The form opens with the Vendel SDKs' scopes ticked; a key with none is refused and
+    // the form keeps what was typed.
+    let form = app.get("/api-keys").await.text().await.unwrap();
+    let ticked = |html: &str| select_attr_all(html, "#scopes input[type=checkbox][checked]", "value");
+    assert_eq!(ticked(&form), ["send", "read", "contacts"]);
+    let bad = app
+        .post_form(
+            "/api-keys",
+            "/api-keys",
+            &[("name", "No scopes"), ("expires", "")],
+        )
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = bad.text().await.unwrap();
+    assert!(has(&body, ".field-error[data-field=scopes]"), "{body}");
+    assert!(ticked(&body).is_empty());
+    assert_eq!(select_attr(&body, "input#name", "value").unwrap(), "No scopes");
+    let bad = app
+        .post_form(
+            "/api-keys",
+            "/api-keys",
+            &[("name", "x"), ("expires", ""), ("scopes", "root")],
+        )
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     let res = app
         .post_form(
             "/api-keys",
             "/api-keys",
-            &[("name", "Clinic reminders"), ("expires", "")],
+            &[
+                ("name", "Clinic reminders"),
+                ("expires", ""),
+                ("scopes", "send"),
+                ("scopes", "read"),
+            ],
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     let page = res.text().await.unwrap();
+    assert_eq!(
+        select_text(&page, "#keys tbody tr td:nth-child(3)")[0],
+        "send, read"
+    );
     let key = select_text(&page, "#secret")[0].clone();
     assert!(key.starts_with("vk_") && key.len() == 35, "{key}");
     assert!(has(&page, "#qr svg"));

@@ -32,10 +32,17 @@ impl Caller {
             .fetch_one(app.pool())
             .await
             .unwrap();
-        let key = ender_core::apikey::create(app.pool(), ender_core::account::UserId(user), "test", None, 10)
-            .await
-            .unwrap()
-            .secret;
+        let key = ender_core::apikey::create(
+            app.pool(),
+            ender_core::account::UserId(user),
+            "test",
+            ender_core::apikey::Scopes::all(),
+            None,
+            10,
+        )
+        .await
+        .unwrap()
+        .secret;
         Self {
             client: KeyClient::new(app, key),
         }
@@ -1215,4 +1222,167 @@ async fn legacy_vendel_keys_can_be_imported_and_keep_working() {
         .post("/api/api-keys", json!({"name": "Again", "legacy_key": legacy}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn api_key_scopes_limit_what_a_key_may_do_and_cannot_be_widened() {
+    let app = TestApp::spawn().await;
+    let c = Caller::new(&app, "scopes@example.org").await;
+    let (status, hook) = c
+        .post(
+            "/api/webhooks",
+            json!({"url": "https://hooks.example/h", "events": ["sms_sent"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{hook}");
+    let hook_id = hook["id"].as_str().unwrap().to_owned();
+
+    // A new key gets what the Vendel SDKs need, and nothing more.
+    let (status, made) = c.post("/api/api-keys", json!({"name": "sdk"})).await;
+    assert_eq!(status, StatusCode::OK, "{made}");
+    assert_eq!(made["scopes"], json!(["send", "read", "contacts"]));
+    let sdk = KeyClient::new(&app, made["key"].as_str().unwrap().to_owned());
+    for path in [
+        "/api/plans/quota",
+        "/api/devices",
+        "/api/sms/messages",
+        "/api/contacts",
+        "/api/templates",
+        "/api/schedules",
+    ] {
+        assert_eq!(sdk.get(path).await.0, StatusCode::OK, "{path}");
+    }
+    let send = json!({"recipients": ["+15550001111"], "body": "hello"});
+    let (status, body) = sdk.post("/api/sms/send", send.clone()).await;
+    assert_ne!(status, StatusCode::FORBIDDEN, "{body}");
+    let refused = [
+        (sdk.get("/api/webhooks").await, "webhooks"),
+        (
+            sdk.get(&format!("/api/webhooks/{hook_id}/secret")).await,
+            "webhooks",
+        ),
+        (
+            sdk.post(&format!("/api/webhooks/{hook_id}/rotate-secret"), json!({}))
+                .await,
+            "webhooks",
+        ),
+        (sdk.get("/api/api-keys").await, "keys"),
+        (
+            sdk.post("/api/api-keys", json!({"name": "sibling"})).await,
+            "keys",
+        ),
+    ];
+    for ((status, body), scope) in refused {
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(
+            body["message"],
+            format!("This API key does not have the `{scope}` scope.")
+        );
+    }
+
+    // A read-only key reads and cannot send or change anything.
+    let (_, made) = c
+        .post("/api/api-keys", json!({"name": "ro", "scopes": ["read"]}))
+        .await;
+    assert_eq!(made["scopes"], json!(["read"]));
+    let ro = KeyClient::new(&app, made["key"].as_str().unwrap().to_owned());
+    assert_eq!(ro.get("/api/sms/messages").await.0, StatusCode::OK);
+    let messages = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM messages")
+            .fetch_one(app.pool())
+            .await
+            .unwrap()
+    };
+    let before = messages().await;
+    let (status, body) = ro.post("/api/sms/send", send).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["message"], "This API key does not have the `send` scope.");
+    assert_eq!(ro.get("/api/contacts").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        ro.post("/api/schedules", json!({})).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        messages().await,
+        before,
+        "the read-only key's send was not stored"
+    );
+
+    // A key that may manage keys can only hand on scopes it has.
+    let (_, made) = c
+        .post(
+            "/api/api-keys",
+            json!({"name": "keys", "scopes": ["keys", "read"]}),
+        )
+        .await;
+    let keys = KeyClient::new(&app, made["key"].as_str().unwrap().to_owned());
+    let (status, body) = keys
+        .post("/api/api-keys", json!({"name": "wider", "scopes": ["send"]}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        body["message"],
+        "A key cannot grant the `send` scope, which it does not have itself."
+    );
+    let (status, _) = keys.post("/api/api-keys", json!({"name": "default"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the default set includes send");
+    let (status, narrower) = keys
+        .post("/api/api-keys", json!({"name": "narrow", "scopes": ["read"]}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{narrower}");
+    // Rotation keeps the scopes.
+    let id = narrower["id"].as_str().unwrap();
+    let (status, rotated) = keys.post(&format!("/api/api-keys/{id}/rotate"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert_eq!(rotated["scopes"], json!(["read"]));
+    let (_, listed) = keys.get("/api/api-keys").await;
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["scopes"].is_array())
+    );
+
+    // Malformed scope lists are refused in the envelope.
+    for body in [
+        json!({"name": "x", "scopes": []}),
+        json!({"name": "x", "scopes": ["root"]}),
+        json!({"name": "x", "scopes": "send"}),
+        json!({"name": "x", "scopes": [1]}),
+    ] {
+        let (status, res) = c.post("/api/api-keys", body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body} → {res}");
+        assert!(res["message"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn key_rows_hold_no_plaintext_key() {
+    let app = TestApp::spawn().await;
+    let c = Caller::new(&app, "rows@example.org").await;
+    let (_, made) = c.post("/api/api-keys", json!({"name": "row"})).await;
+    let secret = made["key"].as_str().unwrap().to_owned();
+    let device = Sim::register(&app, "rows@example.org", "android", "Phone").await;
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT row_to_json(k)::text FROM api_keys k UNION ALL SELECT row_to_json(d)::text FROM devices d",
+    )
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 3);
+    for (label, key) in [
+        ("api key", &secret),
+        ("caller key", &c.key),
+        ("device key", &device.key),
+    ] {
+        assert!(
+            rows.iter().all(|r| !r.contains(key.as_str())),
+            "a {label} is stored in plaintext"
+        );
+        assert!(
+            rows.iter().all(|r| !r.contains(&key[8..])),
+            "part of a {label} is stored"
+        );
+    }
 }

@@ -1,13 +1,15 @@
 //! Who is calling the API: an integration key (`X-API-Key: vk_…`, legacy `ek_…`) or the
 //! signed-in session for integration routes; a device key (`dk_…`) for device routes.
-//! Each credential has its own request budget.
+//! Each credential has its own request budget. An integration key may call only the routes
+//! its scopes cover ([`ender_core::apikey::for_route`]); a session may call every route.
 
 use axum::Json;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use ender_core::account::UserId;
+use ender_core::apikey::{Scope, Scopes};
 use ender_core::device::Device;
 use serde_json::json;
 
@@ -19,6 +21,14 @@ use crate::state::AppState;
 /// The user an integration request acts for.
 #[derive(Debug, Clone, Copy)]
 pub struct ApiUser(pub UserId);
+
+/// The user an integration request acts for and the scopes its credential holds (every
+/// scope for a session), for routes that hand on permissions, as key creation does.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiCaller {
+    pub user: UserId,
+    pub scopes: Scopes,
+}
 
 /// The device a device request comes from.
 #[derive(Debug, Clone)]
@@ -78,13 +88,27 @@ impl FromRequestParts<AppState> for ApiUser {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        ApiCaller::from_request_parts(parts, state)
+            .await
+            .map(|c| Self(c.user))
+    }
+}
+
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(caller) = parts.extensions.get::<ApiCaller>() {
+            return Ok(*caller);
+        }
         let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "Authentication required.");
-        let (user, credential) = match api_key(parts) {
+        let (user, scopes, credential) = match api_key(parts) {
             Some(key) => {
-                let (user, key_id) = ender_core::apikey::authenticate(&state.pool, key)
+                let grant = ender_core::apikey::authenticate(&state.pool, key)
                     .await?
                     .ok_or_else(unauthorized)?;
-                (user, format!("key:{key_id}"))
+                check_scope(parts, grant.scopes)?;
+                (grant.user, grant.scopes, format!("key:{}", grant.key))
             }
             None => {
                 let MaybeUser(user) =
@@ -98,14 +122,46 @@ impl FromRequestParts<AppState> for ApiUser {
                             _ => unauthorized(),
                         })?;
                 let user = user.ok_or_else(unauthorized)?;
-                (user.id, format!("user:{}", user.id))
+                (user.id, Scopes::all(), format!("user:{}", user.id))
             }
         };
         state
             .limiter
             .check(&credential)
             .map_err(|l| AuthRejection::Limited(RateLimited(l)))?;
-        Ok(Self(user))
+        let caller = Self { user, scopes };
+        parts.extensions.insert(caller);
+        Ok(caller)
+    }
+}
+
+/// 403 unless the key's scopes cover the route being called. A route the scope table does
+/// not name needs every scope.
+fn check_scope(parts: &Parts, scopes: Scopes) -> Result<(), ApiError> {
+    let template = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map_or_else(|| parts.uri.path(), MatchedPath::as_str);
+    let missing: Vec<Scope> = match ender_core::apikey::for_route(parts.method.as_str(), template) {
+        Some(needed) => (!scopes.contains(needed)).then_some(needed).into_iter().collect(),
+        None => Scopes::all().iter().filter(|s| !scopes.contains(*s)).collect(),
+    };
+    match missing.as_slice() {
+        [] => Ok(()),
+        [one] => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("This API key does not have the `{one}` scope."),
+        )),
+        many => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "This API key does not have the scopes this route needs: {}.",
+                many.iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
     }
 }
 

@@ -1,16 +1,17 @@
 //! Integration keys through the API: list, create (the key is in the answer, once),
-//! revoke, rotate.
+//! revoke, rotate. A key is created with the scopes asked for (default: what the Vendel
+//! SDKs need), never with a scope the caller's own key lacks.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use ender_core::apikey::{self, ApiKey, ApiKeyError, ApiKeyId, NewApiKey};
+use ender_core::apikey::{self, ApiKey, ApiKeyError, ApiKeyId, NewApiKey, Scopes};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::ApiUser;
+use super::auth::{ApiCaller, ApiUser};
 use super::format::ts;
 use super::{ApiError, ApiResult};
 use crate::extract::ApiJson;
@@ -37,6 +38,7 @@ impl From<ApiKeyError> for ApiError {
 fn key_json(k: &ApiKey) -> Value {
     json!({
         "id": k.id.to_string(), "name": k.name, "prefix": k.prefix, "active": k.is_active(),
+        "scopes": k.scopes.names(),
         "expires_at": ts(k.expires_at), "last_used": ts(k.last_used_at), "revoked_at": ts(k.revoked_at),
         "created": ts(Some(k.created_at)),
     })
@@ -69,13 +71,27 @@ struct CreateBody {
     /// A legacy Vendel key (`ek_…`) to keep accepting, instead of a new key.
     #[serde(default)]
     legacy_key: Option<String>,
+    /// Scope names; absent means the default set.
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
 }
 
 async fn create(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    caller: ApiCaller,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> ApiResult<Json<Value>> {
+    let user = caller.user;
+    let scopes = match &body.scopes {
+        None => Scopes::default_for_new_keys(),
+        Some(names) => Scopes::parse_requested(names).map_err(|f| ApiError::bad_request(f.message))?,
+    };
+    if let Some(missing) = scopes.iter().find(|s| !caller.scopes.contains(*s)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("A key cannot grant the `{missing}` scope, which it does not have itself."),
+        ));
+    }
     let expires_at: Option<DateTime<Utc>> = match body
         .expires_at
         .as_deref()
@@ -95,11 +111,26 @@ async fn create(
         .map(str::trim)
         .filter(|k| !k.is_empty())
     {
-        let key =
-            apikey::import_legacy(&state.pool, user, &body.name, legacy, state.sms.max_api_keys).await?;
+        let key = apikey::import_legacy(
+            &state.pool,
+            user,
+            &body.name,
+            legacy,
+            scopes,
+            state.sms.max_api_keys,
+        )
+        .await?;
         return Ok(Json(key_json(&key)));
     }
-    let created = apikey::create(&state.pool, user, &body.name, expires_at, state.sms.max_api_keys).await?;
+    let created = apikey::create(
+        &state.pool,
+        user,
+        &body.name,
+        scopes,
+        expires_at,
+        state.sms.max_api_keys,
+    )
+    .await?;
     Ok(Json(new_key_json(&created)))
 }
 
