@@ -227,6 +227,11 @@ pub async fn delete_account(pool: &PgPool, user_id: UserId, password: &str) -> R
 
 /// Signs in through an OAuth provider: the linked account, else the account with the
 /// provider's verified email (which gets linked), else a new verified account.
+///
+/// An account found by email that never proved the address may have been made by
+/// someone else in the owner's name. The provider has now proved the address, so its
+/// owner takes the account over: in the same transaction the password is removed, its
+/// mailed links are retired and its sessions end, so whoever signed it up keeps nothing.
 pub async fn oauth_sign_in(
     pool: &PgPool,
     provider: &str,
@@ -247,6 +252,12 @@ pub async fn oauth_sign_in(
     let email = Email::parse(email).map_err(|_| AccountError::UnverifiedProviderEmail)?;
     let user = match repo::find_by_email(&mut tx, email.as_str()).await? {
         Some((user, _)) => {
+            if !user.is_verified() {
+                repo::clear_password(&mut tx, user.id).await?;
+                repo::retire_all_tokens(&mut tx, user.id).await?;
+                session::repo::delete_for_user(&mut tx, user.id, None).await?;
+                tracing::info!(user.id = %user.id, "unverified account taken over by the provider-verified owner of its email");
+            }
             repo::mark_verified(&mut tx, user.id).await?;
             user
         }

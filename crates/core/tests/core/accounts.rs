@@ -297,6 +297,74 @@ async fn oauth_links_verified_emails_only_and_creates_accounts_otherwise() {
 }
 
 #[tokio::test]
+async fn linking_an_unverified_account_takes_it_over_in_one_transaction() {
+    let db = test_db().await;
+    let signed_up = sign_up(&db.pool, "t@example.org", true).await;
+    let user = signed_up.user;
+    let (_, reset) = account::request_password_reset(&db.pool, "t@example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    session::repo::save(
+        &mut conn,
+        "squatter",
+        &serde_json::json!({}),
+        chrono::Utc::now() + chrono::Duration::hours(1),
+        Some(user.id),
+    )
+    .await
+    .unwrap();
+
+    let linked = account::oauth_sign_in(&db.pool, "google", "g-t", "t@example.org", true, "")
+        .await
+        .unwrap();
+    assert_eq!(linked.id, user.id);
+    assert!(linked.is_verified() && !linked.has_password);
+    assert!(matches!(
+        account::authenticate(&db.pool, "t@example.org", PW, false).await,
+        Err(AccountError::InvalidCredentials)
+    ));
+    assert_eq!(
+        session::repo::count_for_user(&mut conn, user.id).await.unwrap(),
+        0
+    );
+    assert!(matches!(
+        account::check_reset_token(&db.pool, &reset).await,
+        Err(AccountError::Token(TokenError::Used))
+    ));
+    assert!(matches!(
+        account::verify_email(&db.pool, &signed_up.verify_token.unwrap()).await,
+        Err(AccountError::Token(TokenError::Used))
+    ));
+
+    // A verified account keeps its password and sessions when a provider is linked.
+    let owner = sign_up(&db.pool, "kept@example.org", false).await.user;
+    session::repo::save(
+        &mut conn,
+        "owner",
+        &serde_json::json!({}),
+        chrono::Utc::now() + chrono::Duration::hours(1),
+        Some(owner.id),
+    )
+    .await
+    .unwrap();
+    let linked = account::oauth_sign_in(&db.pool, "github", "9", "kept@example.org", true, "")
+        .await
+        .unwrap();
+    assert!(linked.has_password);
+    assert_eq!(
+        session::repo::count_for_user(&mut conn, owner.id).await.unwrap(),
+        1
+    );
+    assert!(
+        account::authenticate(&db.pool, "kept@example.org", PW, true)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
 async fn admins_are_made_only_by_the_admin_command() {
     let db = test_db().await;
     let user = sign_up(&db.pool, "m@example.org", true).await.user;

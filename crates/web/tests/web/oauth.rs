@@ -202,6 +202,90 @@ async fn a_verified_provider_email_links_to_the_existing_account() {
 }
 
 #[tokio::test]
+async fn a_provider_verified_owner_takes_over_an_unverified_account_made_in_their_name() {
+    let (provider, base) = start_provider().await;
+    let app = app_with_providers(&base).await;
+    // Mallory signs up with Vic's address and a password; verification is required, so the
+    // account waits for a confirmation Mallory cannot give.
+    let mallory = app.new_client();
+    let res = post_form_with(
+        &mallory,
+        &app,
+        "/signup",
+        "/signup",
+        &[
+            ("email", "vic@example.org"),
+            ("password", "mallory's password"),
+            ("full_name", "Mallory"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(has(&res.text().await.unwrap(), "#check-email"));
+    let confirm_link = app.wait_for_mails(1).await;
+    let confirm_link = link_in(&confirm_link[0], &app.url(""));
+    // Later the operator turns verification off (a second server on the same database), and
+    // Mallory signs in with the unverified account.
+    let relaxed = TestApp::spawn_with(Options {
+        extra_args: vec!["--require-email-verification".into(), "false".into()],
+        pool: Some(app.pool().clone()),
+        ..Default::default()
+    })
+    .await;
+    let mallory = relaxed.new_client();
+    let res = post_form_with(
+        &mallory,
+        &relaxed,
+        "/login",
+        "/login",
+        &[("email", "vic@example.org"), ("password", "mallory's password")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        mallory.get(relaxed.url("/")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    // Vic signs in with Google, which vouches for the address.
+    *provider.identity.lock().await = Some(Identity {
+        subject: "g-vic".into(),
+        email: "vic@example.org".into(),
+        verified: true,
+        name: "Vic".into(),
+    });
+    let res = sign_in_with(&app, "google").await;
+    assert_eq!(location(&res), "/settings");
+    let page = app.get("/settings").await.text().await.unwrap();
+    assert!(!has(&page, "input#current_password"), "the password is gone");
+
+    // Mallory's session ended, her password no longer signs in, her link is dead.
+    assert_eq!(
+        location(&mallory.get(relaxed.url("/")).send().await.unwrap()),
+        "/login?next=%2F"
+    );
+    for server in [&app, &relaxed] {
+        let res = post_form_with(
+            &server.new_client(),
+            server,
+            "/login",
+            "/login",
+            &[("email", "vic@example.org"), ("password", "mallory's password")],
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            select_text(&res.text().await.unwrap(), "#form-error")[0],
+            "Incorrect email or password."
+        );
+    }
+    let res = app.new_client().get(app.url(&confirm_link)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // Vic is still signed in.
+    assert_eq!(app.get("/settings").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn an_unverified_provider_email_does_not_take_over_an_account() {
     let (provider, base) = start_provider().await;
     let app = app_with_providers(&base).await;
