@@ -56,8 +56,13 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-async fn login_form(shell: Shell, MaybeUser(user): MaybeUser, Query(q): Query<NextQuery>) -> Response {
-    let next = safe_next(q.next.as_deref());
+async fn login_form(
+    State(state): State<AppState>,
+    shell: Shell,
+    MaybeUser(user): MaybeUser,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let next = safe_next(q.next.as_deref(), &state.config.public_url);
     if user.is_some() {
         return Redirect::to(&next).into_response();
     }
@@ -100,7 +105,7 @@ async fn login(
             return Err(AppError::RateLimited);
         }
     }
-    let next = safe_next(form.next.as_deref());
+    let next = safe_next(form.next.as_deref(), &state.config.public_url);
     let page = |error: &str, unverified: bool| LoginPage {
         shell: shell.clone(),
         email: form.email.trim().to_owned(),

@@ -145,7 +145,7 @@ async fn start(
                 provider,
                 state: csrf.secret().clone(),
                 verifier: verifier.secret().clone(),
-                next: safe_next(q.next.as_deref()),
+                next: safe_next(q.next.as_deref(), &state.config.public_url),
             },
         )
         .await?;

@@ -265,6 +265,40 @@ async fn pages_that_need_sign_in_redirect_there_and_back() {
 }
 
 #[tokio::test]
+async fn hostile_next_values_redirect_home() {
+    let app = TestApp::spawn().await;
+    app.signed_in_user("tab@example.org", PW).await;
+    for next in [
+        "/%09/evil.example",
+        "/%5Cevil",
+        "/%2F%2Fevil",
+        "/%252F%252Fevil",
+        "%2F%2Fevil",
+        "https://evil.example/",
+    ] {
+        let res = app.get(&format!("/login?next={next}")).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(location(&res), "/", "{next}");
+    }
+    let res = app.get("/login?next=%2Fcontacts%3Fx%3D1").await;
+    assert_eq!(location(&res), "/contacts?x=1");
+    // The same after signing in with the form.
+    app.post_form("/", "/logout", &[]).await;
+    let res = app
+        .post_form(
+            "/login",
+            "/login",
+            &[
+                ("email", "tab@example.org"),
+                ("password", PW),
+                ("next", "/\t/evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&res), "/");
+}
+
+#[tokio::test]
 async fn sign_in_rotates_the_session_id_and_sign_out_deletes_it() {
     let app = TestApp::spawn().await;
     app.create_user("rot@example.org", PW).await;
