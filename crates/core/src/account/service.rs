@@ -176,6 +176,8 @@ pub async fn check_reset_token(pool: &PgPool, token: &str) -> Result<(), Account
 /// Uses a reset token to set a new password. The email counts as verified (the link
 /// proved it) and every session of the account ends.
 pub async fn reset_password(pool: &PgPool, token: &str, password: &Password) -> Result<User, AccountError> {
+    // The token first: a forged or stale link costs no Argon2 run.
+    check_reset_token(pool, token).await?;
     let hash = hash_password(password.secret()).await?;
     let mut tx = pool.begin().await?;
     let user_id = consume_token(&mut tx, token, TokenPurpose::ResetPassword).await?;

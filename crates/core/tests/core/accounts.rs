@@ -387,3 +387,30 @@ async fn admins_are_made_only_by_the_admin_command() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn forged_reset_and_setup_tokens_are_refused_before_any_hashing() {
+    let db = test_db().await;
+    sign_up(&db.pool, "h@example.org", false).await;
+    ender_core::setup::issue_token_if_needed(&db.pool).await.unwrap();
+    // With every hashing permit taken, a path that hashed first would wait here for ever;
+    // the timeout only turns such a hang into a failure.
+    let held = ender_core::crypto::hold_all_hash_permits().await;
+    let answers = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let reset = account::reset_password(&db.pool, "forged", &password("new password 123")).await;
+        let setup = ender_core::setup::complete(
+            &db.pool,
+            "forged",
+            &email("root@example.org"),
+            &password("root password 1"),
+            &FullName::default(),
+        )
+        .await;
+        (reset, setup)
+    })
+    .await
+    .expect("a forged token was hashed for before it was checked");
+    drop(held);
+    assert!(matches!(answers.0, Err(AccountError::Token(TokenError::Invalid))));
+    assert!(matches!(answers.1, Err(AccountError::Token(TokenError::Invalid))));
+}

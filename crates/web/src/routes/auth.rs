@@ -21,8 +21,13 @@ use crate::session::{MaybeUser, flash, log_in, log_out};
 use crate::state::AppState;
 use crate::views::{Errors, Shell};
 
-/// Failed sign-ins allowed per minute, per IP and per account.
-const LOGIN_FAILURES: Limit = Limit::per_minute(5);
+/// Failed sign-ins allowed per minute from one IP, whatever the accounts.
+const LOGIN_FAILURES_IP: Limit = Limit::per_minute(20);
+/// Failed sign-ins allowed per minute for one account from one IP. Keyed on both, so a
+/// stranger elsewhere cannot lock a known address out.
+const LOGIN_FAILURES_ACCOUNT: Limit = Limit::per_minute(5);
+/// Password resets (forged or not) per minute per IP: each can cost an Argon2 run.
+pub const TOKEN_FORMS_IP: Limit = Limit::per_minute(5);
 /// Sign-ups per hour per IP.
 const SIGNUPS: Limit = Limit::per_hour(10);
 /// Mail requests (reset, resend) per minute per IP, and per hour per account.
@@ -96,15 +101,23 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> AppResult<Response> {
     let ip_key = format!("login:ip:{ip}");
-    let acct_key = account_key("login", &form.email);
+    let acct_key = format!("{}:ip:{ip}", account_key("login", &form.email));
+    // Counted before the password is checked, so concurrent guesses cannot all slip
+    // through; an attempt with the right password is taken back afterwards.
     {
         let mut conn = state.pool.acquire().await?;
-        if ratelimit::exhausted(&mut conn, &ip_key, LOGIN_FAILURES).await?
-            || ratelimit::exhausted(&mut conn, &acct_key, LOGIN_FAILURES).await?
-        {
+        let ip_ok = ratelimit::attempt(&mut conn, &ip_key, LOGIN_FAILURES_IP).await?;
+        let acct_ok = ratelimit::attempt(&mut conn, &acct_key, LOGIN_FAILURES_ACCOUNT).await?;
+        if !(ip_ok && acct_ok) {
             return Err(AppError::RateLimited);
         }
     }
+    let forgive = || async {
+        let mut conn = state.pool.acquire().await?;
+        ratelimit::forgive(&mut conn, &ip_key, LOGIN_FAILURES_IP).await?;
+        ratelimit::forgive(&mut conn, &acct_key, LOGIN_FAILURES_ACCOUNT).await?;
+        Ok::<_, AppError>(())
+    };
     let next = safe_next(form.next.as_deref(), &state.config.public_url);
     let page = |error: &str, unverified: bool| LoginPage {
         shell: shell.clone(),
@@ -122,28 +135,27 @@ async fn login(
     .await
     {
         Ok(user) => {
+            forgive().await?;
             log_in(&session, &user).await?;
             tracing::info!(user.id = %user.id, "signed in");
             Ok(Redirect::to(&next).into_response())
         }
-        Err(AccountError::InvalidCredentials) => {
-            let mut conn = state.pool.acquire().await?;
-            ratelimit::hit(&mut conn, &ip_key, LOGIN_FAILURES).await?;
-            ratelimit::hit(&mut conn, &acct_key, LOGIN_FAILURES).await?;
+        Err(AccountError::InvalidCredentials) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page("Incorrect email or password.", false),
+        )
+            .into_response()),
+        Err(AccountError::EmailNotVerified) => {
+            forgive().await?;
             Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
-                page("Incorrect email or password.", false),
+                page(
+                    "Confirm your email address first: follow the link we mailed you.",
+                    true,
+                ),
             )
                 .into_response())
         }
-        Err(AccountError::EmailNotVerified) => Ok((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            page(
-                "Confirm your email address first: follow the link we mailed you.",
-                true,
-            ),
-        )
-            .into_response()),
         Err(e) => Err(e.into()),
     }
 }
@@ -505,6 +517,7 @@ async fn reset(
     State(state): State<AppState>,
     session: Session,
     shell: Shell,
+    ClientIp(ip): ClientIp,
     Form(form): Form<ResetForm>,
 ) -> AppResult<Response> {
     let password = match Password::parse(&form.password, "password") {
@@ -518,8 +531,23 @@ async fn reset(
         }
         Err(e) => return Ok(reset_rerender(shell, form.token, e)),
     };
+    if !ratelimit::allow(
+        &mut *state.pool.acquire().await?,
+        &format!("reset-password:ip:{ip}"),
+        TOKEN_FORMS_IP,
+    )
+    .await?
+    {
+        return Err(AppError::RateLimited);
+    }
     match account::reset_password(&state.pool, &form.token, &password).await {
         Ok(user) => {
+            // The link proved the address: failed sign-ins against it are forgotten.
+            ratelimit::clear(
+                &mut *state.pool.acquire().await?,
+                &format!("{}:", account_key("login", &user.email)),
+            )
+            .await?;
             log_in(&session, &user).await?;
             flash(
                 &session,

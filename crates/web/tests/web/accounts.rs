@@ -135,43 +135,254 @@ async fn wrong_passwords_get_a_generic_error_and_then_429() {
     assert_eq!(unknown, wrong, "no account enumeration");
     assert_eq!(wrong[0], "Incorrect email or password.");
 
-    for _ in 0..3 {
+    for _ in 0..4 {
         app.login("kim@example.org", "wrong password!!").await;
     }
-    // Five failures from this IP in this minute: even the right password waits.
+    // Five failures for this account from this IP in this minute: even the right password waits.
     let res = app.login("kim@example.org", PW).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(has(&res.text().await.unwrap(), ".error-page"));
 }
 
+/// A server that believes `X-Forwarded-For` from loopback, so a test can pick its address.
+async fn app_behind_a_proxy() -> TestApp {
+    TestApp::spawn_with(Options {
+        extra_args: vec!["--trusted-proxies".into(), "127.0.0.1/32".into()],
+        ..Default::default()
+    })
+    .await
+}
+
+/// A browser whose requests come from `ip` (through the trusted proxy).
+fn client_from(ip: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", ip.parse().unwrap());
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+async fn login_with(client: &reqwest::Client, app: &TestApp, email: &str, password: &str) -> StatusCode {
+    post_form_with(
+        client,
+        app,
+        "/login",
+        "/login",
+        &[("email", email), ("password", password)],
+    )
+    .await
+    .status()
+}
+
 #[tokio::test]
-async fn failures_are_also_limited_per_account() {
-    let app = TestApp::spawn().await;
+async fn a_stranger_cannot_lock_an_account_out_from_elsewhere_and_a_reset_clears_the_count() {
+    let app = app_behind_a_proxy().await;
     app.create_user("max@example.org", PW).await;
-    // Failures recorded from other addresses still count for the account.
+    let stranger = client_from("203.0.113.7");
     for _ in 0..5 {
-        sqlx::query(
-            "INSERT INTO rate_limits (key, window_start, hits)
-             VALUES ($1, to_timestamp(floor(extract(epoch FROM now())::float8 / 60) * 60), 1)
-             ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1",
-        )
-        .bind(format!(
-            "login:acct:{}",
-            &ender_core::crypto::hex_digest("max@example.org")[..32]
-        ))
-        .execute(app.pool())
-        .await
-        .unwrap();
+        assert_eq!(
+            login_with(&stranger, &app, "max@example.org", "wrong password!!").await,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
     }
     assert_eq!(
-        app.login("max@example.org", PW).await.status(),
+        login_with(&stranger, &app, "max@example.org", PW).await,
         StatusCode::TOO_MANY_REQUESTS
     );
-    app.create_user("other@example.org", PW).await;
+    // The owner, elsewhere, signs in.
+    let owner = client_from("198.51.100.20");
     assert_eq!(
-        app.login("other@example.org", PW).await.status(),
+        login_with(&owner, &app, "max@example.org", PW).await,
         StatusCode::SEE_OTHER
     );
+
+    // A reset through the mailed link forgets the failures against the account.
+    let res = post_form_with(
+        &stranger,
+        &app,
+        "/forgot-password",
+        "/forgot-password",
+        &[("email", "max@example.org")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    app.wait_for_mails(1).await;
+    let link = app.last_mail_link();
+    let token = link.trim_start_matches("/reset-password?token=").to_owned();
+    let res = post_form_with(
+        &stranger,
+        &app,
+        &link,
+        "/reset-password",
+        &[
+            ("token", &token),
+            ("password", "new password 123"),
+            ("password_confirm", "new password 123"),
+        ],
+    )
+    .await;
+    assert_eq!(location(&res), "/");
+    assert_eq!(
+        login_with(
+            &client_from("203.0.113.7"),
+            &app,
+            "max@example.org",
+            "new password 123"
+        )
+        .await,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn one_address_trying_many_accounts_is_limited_too() {
+    let app = app_behind_a_proxy().await;
+    app.create_user("spray@example.org", PW).await;
+    let sprayer = client_from("203.0.113.9");
+    for i in 0..20 {
+        assert_eq!(
+            login_with(&sprayer, &app, &format!("user{i}@example.org"), PW).await,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+    assert_eq!(
+        login_with(&sprayer, &app, "spray@example.org", PW).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login_with(&client_from("203.0.113.10"), &app, "spray@example.org", PW).await,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn concurrent_guesses_cannot_outrun_the_limit() {
+    let app = TestApp::spawn().await;
+    app.create_user("race@example.org", PW).await;
+    let token = app.csrf("/login").await;
+    let guesses: Vec<_> = (0..50)
+        .map(|i| {
+            let request = app.client.post(app.url("/login")).form(&[
+                ("_csrf", token.clone()),
+                ("email", "race@example.org".to_owned()),
+                ("password", format!("wrong guess {i:04}")),
+            ]);
+            tokio::spawn(async move { request.send().await.unwrap().status() })
+        })
+        .collect();
+    let mut judged = 0;
+    let mut refused = 0;
+    for guess in guesses {
+        match guess.await.unwrap() {
+            StatusCode::UNPROCESSABLE_ENTITY => judged += 1,
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        (1..=5).contains(&judged),
+        "{judged} guesses were checked against the password"
+    );
+    assert_eq!(judged + refused, 50);
+}
+
+#[tokio::test]
+async fn reset_and_setup_forms_are_limited_per_address() {
+    let app = TestApp::spawn().await;
+    for _ in 0..5 {
+        let res = app
+            .post_form(
+                "/forgot-password",
+                "/reset-password",
+                &[
+                    ("token", "forged"),
+                    ("password", "new password 123"),
+                    ("password_confirm", "new password 123"),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
+    let res = app
+        .post_form(
+            "/forgot-password",
+            "/reset-password",
+            &[
+                ("token", "forged"),
+                ("password", "new password 123"),
+                ("password_confirm", "new password 123"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    let token = ender_core::setup::issue_token_if_needed(app.pool())
+        .await
+        .unwrap()
+        .unwrap();
+    let page = format!("/setup?token={token}");
+    let forged = [
+        ("token", "forged"),
+        ("email", "root@example.org"),
+        ("password", PW),
+        ("full_name", ""),
+    ];
+    for _ in 0..5 {
+        assert_eq!(
+            app.post_form(&page, "/setup", &forged).await.status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+    assert_eq!(
+        app.post_form(&page, "/setup", &forged).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_on_the_settings_forms_are_limited() {
+    let app = TestApp::spawn().await;
+    app.signed_in_user("cur@example.org", PW).await;
+    let change = |current: &'static str| {
+        [
+            ("current_password", current),
+            ("new_password", "brand new pass"),
+            ("new_password_confirm", "brand new pass"),
+        ]
+    };
+    for _ in 0..3 {
+        let res = app
+            .post_form("/settings", "/settings/password", &change("not it at all"))
+            .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    for _ in 0..2 {
+        let res = app
+            .post_form("/settings", "/settings/delete", &[("password", "not it at all")])
+            .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // Five wrong confirmations in this minute, on either form: even the right one waits.
+    assert_eq!(
+        app.post_form("/settings", "/settings/password", &change(PW))
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        app.post_form("/settings", "/settings/delete", &[("password", PW)])
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(users, 1);
 }
 
 #[tokio::test]
