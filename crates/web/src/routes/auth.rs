@@ -241,8 +241,23 @@ async fn signup(
         return Ok(rerender(errors));
     };
     let require = state.config.require_email_verification;
+    // With verification on, a taken address gets the same answer as a new one (the
+    // address's owner gets a mail saying they already have an account), so the form does
+    // not tell who has an account. Without verification a new account is signed in at
+    // once, which cannot be imitated: the form says the address is taken.
+    let check_email = |shell: Shell, address: &str| CheckEmailPage {
+        shell,
+        title: "Check your email",
+        message: format!(
+            "We sent a link to {address} to confirm the address. Follow it to finish creating your account."
+        ),
+    };
     let created = match account::sign_up(&state.pool, &email, &password, &full_name, require).await {
         Ok(created) => created,
+        Err(AccountError::EmailTaken) if require => {
+            send_in_background(&state, account_exists_mail(&state, email.as_str()));
+            return Ok(check_email(shell, email.as_str()).into_response());
+        }
         Err(AccountError::EmailTaken) => {
             return Ok(rerender(Errors::one(ender_core::FieldError::new(
                 "email",
@@ -254,16 +269,8 @@ async fn signup(
     tracing::info!(user.id = %created.user.id, "account created");
     match created.verify_token {
         Some(token) => {
-            send_verification(&state, &created.user.email, &token).await;
-            Ok(CheckEmailPage {
-                shell,
-                title: "Check your email",
-                message: format!(
-                    "We sent a link to {} to confirm the address. Follow it to finish creating your account.",
-                    created.user.email
-                ),
-            }
-            .into_response())
+            send_in_background(&state, verification_mail(&state, &created.user.email, &token));
+            Ok(check_email(shell, email.as_str()).into_response())
         }
         None => {
             log_in(&session, &created.user).await?;
@@ -273,19 +280,39 @@ async fn signup(
     }
 }
 
-async fn send_verification(state: &AppState, to: &str, token: &str) {
+/// Sends a mail from a background task, so an answer never waits for the mail server (and
+/// its timing does not tell whether a mail was sent at all).
+fn send_in_background(state: &AppState, mail: Mail) {
+    let mailer = state.mailer.clone();
+    tokio::spawn(async move {
+        if let Err(e) = mailer.send(&mail).await {
+            tracing::error!(error = %e, subject = %mail.subject, "sending a mail failed");
+        }
+    });
+}
+
+fn verification_mail(state: &AppState, to: &str, token: &str) -> Mail {
     let link = state
         .config
         .absolute(&format!("{}?token={token}", paths::VERIFY_EMAIL));
-    let mail = Mail {
+    Mail {
         to: to.to_owned(),
         subject: "Confirm your email address for Ender".to_owned(),
         text: format!(
             "Hello,\n\nConfirm your email address to start using Ender:\n\n{link}\n\nThe link works for 48 hours. If you did not sign up, ignore this mail.\n"
         ),
-    };
-    if let Err(e) = state.mailer.send(&mail).await {
-        tracing::error!(error = %e, "sending the verification mail failed");
+    }
+}
+
+fn account_exists_mail(state: &AppState, to: &str) -> Mail {
+    let login = state.config.absolute(paths::LOGIN);
+    let forgot = state.config.absolute(paths::FORGOT_PASSWORD);
+    Mail {
+        to: to.to_owned(),
+        subject: "You already have an Ender account".to_owned(),
+        text: format!(
+            "Hello,\n\nSomeone (hopefully you) tried to sign up for Ender with this address, but you already have an account.\n\nSign in here:\n\n{login}\n\nIf you forgot your password, choose a new one here:\n\n{forgot}\n\nIf you did not try to sign up, ignore this mail: nothing was changed.\n"
+        ),
     }
 }
 
@@ -430,9 +457,18 @@ async fn resend(
     if !mail_request_allowed(&state, "resend", ip, &form.email).await? {
         return Err(AppError::RateLimited);
     }
-    if let Some((user, token)) = account::resend_verification(&state.pool, &form.email).await? {
-        send_verification(&state, &user.email, &token).await;
-    }
+    // Looked up and mailed in the background: the answer is the same, and as fast, whether
+    // or not the address has an account.
+    let background = state.clone();
+    tokio::spawn(async move {
+        match account::resend_verification(&background.pool, &form.email).await {
+            Ok(Some((user, token))) => {
+                send_in_background(&background, verification_mail(&background, &user.email, &token));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "issuing a verification link failed"),
+        }
+    });
     page.sent = true;
     Ok(page.into_response())
 }
@@ -456,23 +492,33 @@ async fn forgot(
     if !mail_request_allowed(&state, "reset", ip, &form.email).await? {
         return Err(AppError::RateLimited);
     }
-    if let Some((user, token)) = account::request_password_reset(&state.pool, &form.email).await? {
-        let link = state
-            .config
-            .absolute(&format!("{}?token={token}", paths::RESET_PASSWORD));
-        let mail = Mail {
-            to: user.email.clone(),
-            subject: "Reset your Ender password".to_owned(),
-            text: format!(
-                "Hello,\n\nSomeone (hopefully you) asked to reset the password of your Ender account. Choose a new one here:\n\n{link}\n\nThe link works for one hour and only once. If you did not ask, ignore this mail: your password stays as it is.\n"
-            ),
-        };
-        if let Err(e) = state.mailer.send(&mail).await {
-            tracing::error!(error = %e, "sending the password reset mail failed");
+    // Looked up and mailed in the background: the answer is the same, and as fast, whether
+    // or not the address has an account.
+    let background = state.clone();
+    tokio::spawn(async move {
+        match account::request_password_reset(&background.pool, &form.email).await {
+            Ok(Some((user, token))) => {
+                send_in_background(&background, reset_mail(&background, &user.email, &token));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "issuing a password reset link failed"),
         }
-    }
+    });
     page.sent = true;
     Ok(page.into_response())
+}
+
+fn reset_mail(state: &AppState, to: &str, token: &str) -> Mail {
+    let link = state
+        .config
+        .absolute(&format!("{}?token={token}", paths::RESET_PASSWORD));
+    Mail {
+        to: to.to_owned(),
+        subject: "Reset your Ender password".to_owned(),
+        text: format!(
+            "Hello,\n\nSomeone (hopefully you) asked to reset the password of your Ender account. Choose a new one here:\n\n{link}\n\nThe link works for one hour and only once. If you did not ask, ignore this mail: your password stays as it is.\n"
+        ),
+    }
 }
 
 #[derive(Template, WebTemplate)]

@@ -29,6 +29,7 @@ async fn sign_up_verify_log_out_and_log_in() {
     let body = res.text().await.unwrap();
     assert!(select_text(&body, "#form-error")[0].contains("Confirm your email"));
 
+    app.wait_for_mails(1).await;
     let link = app.last_mail_link();
     assert!(link.starts_with("/verify-email?token="), "{link}");
     let res = app.get(&link).await;
@@ -83,25 +84,100 @@ async fn sign_up_with_bad_input_shows_the_form_again_with_values_kept() {
     assert_eq!(select_attr(&body, "input#password", "value").unwrap(), "");
 
     app.create_user("grace@example.org", PW).await;
-    let res = app
-        .post_form(
-            "/signup",
-            "/signup",
-            &[
-                ("email", "Grace@Example.org"),
-                ("password", PW),
-                ("full_name", "Grace"),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let body = res.text().await.unwrap();
-    assert!(select_text(&body, ".field-error[data-field=email]")[0].contains("already exists"));
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(app.pool())
         .await
         .unwrap();
     assert_eq!(count, 1);
+}
+
+/// What a sign-up answers, with the address itself blanked out.
+async fn sign_up_answer(app: &TestApp, email: &str) -> (StatusCode, String, Vec<String>) {
+    let res = app
+        .post_form(
+            "/signup",
+            "/signup",
+            &[("email", email), ("password", PW), ("full_name", "Grace")],
+        )
+        .await;
+    let status = res.status();
+    let to = location(&res);
+    let body = res.text().await.unwrap().replace(email, "ADDRESS");
+    (status, to, select_text(&body, "main"))
+}
+
+#[tokio::test]
+async fn sign_up_answers_the_same_for_a_taken_address_and_mails_its_owner() {
+    let app = TestApp::spawn().await;
+    app.create_user("grace@example.org", PW).await;
+    let taken = sign_up_answer(&app, "Grace@Example.org").await;
+    let fresh = sign_up_answer(&app, "hopper@example.org").await;
+    assert_eq!(taken.0, StatusCode::OK);
+    assert_eq!(taken, fresh, "no account enumeration through sign-up");
+    assert!(taken.2[0].contains("We sent a link to ADDRESS"), "{:?}", taken.2);
+
+    let mails = app.wait_for_mails(2).await;
+    let to_owner = mails
+        .iter()
+        .find(|m| m.contains("To: Grace@Example.org"))
+        .expect("a mail to the owner");
+    assert!(to_owner.contains("you already have an account"), "{to_owner}");
+    assert_eq!(link_in(to_owner, &app.url("")), "/login");
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("To: hopper@example.org") && m.contains("/verify-email?token="))
+    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 2);
+}
+
+#[tokio::test]
+async fn forgot_password_and_resend_answer_the_same_whoever_asks() {
+    let app = TestApp::spawn().await;
+    app.create_user("known@example.org", PW).await;
+    app.post_form(
+        "/signup",
+        "/signup",
+        &[
+            ("email", "waiting@example.org"),
+            ("password", PW),
+            ("full_name", ""),
+        ],
+    )
+    .await;
+    app.wait_for_mails(1).await;
+    for (path, existing) in [
+        ("/forgot-password", "known@example.org"),
+        ("/verify-email/resend", "waiting@example.org"),
+    ] {
+        let mut answers = Vec::new();
+        for email in [existing, "nobody@example.org"] {
+            let res = app.post_form(path, path, &[("email", email)]).await;
+            let status = res.status();
+            let to = location(&res);
+            let body = res.text().await.unwrap().replace(email, "ADDRESS");
+            answers.push((status, to, select_text(&body, "main")));
+        }
+        assert_eq!(answers[0].0, StatusCode::OK);
+        assert_eq!(answers[0], answers[1], "{path}");
+    }
+    // The mails for the existing accounts arrive; none for the unknown address.
+    let mails = app.wait_for_mails(3).await;
+    assert!(
+        mails[1..]
+            .iter()
+            .any(|m| m.contains("To: known@example.org") && m.contains("/reset-password?token="))
+    );
+    assert!(
+        mails[1..]
+            .iter()
+            .any(|m| m.contains("To: waiting@example.org") && m.contains("/verify-email?token="))
+    );
+    assert!(!mails.iter().any(|m| m.contains("nobody@example.org")));
 }
 
 #[tokio::test]
@@ -580,6 +656,7 @@ async fn password_reset_does_not_reveal_accounts_and_works_once() {
     let known =
         select_text(&known.text().await.unwrap(), "#request-sent")[0].replace("rita@example.org", "X");
     assert_eq!(unknown, known);
+    app.wait_for_mails(1).await;
     let link = app.last_mail_link();
     assert!(link.starts_with("/reset-password?token="));
 
@@ -663,6 +740,7 @@ async fn expired_links_say_so() {
         &[("email", "tom@example.org")],
     )
     .await;
+    app.wait_for_mails(1).await;
     let link = app.last_mail_link();
     sqlx::query("UPDATE email_tokens SET expires_at = now() - interval '1 minute'")
         .execute(app.pool())
@@ -682,6 +760,7 @@ async fn a_verification_link_can_be_sent_again() {
         &[("email", "val@example.org"), ("password", PW), ("full_name", "")],
     )
     .await;
+    app.wait_for_mails(1).await;
     let first = app.last_mail_link();
     let res = app
         .post_form(
@@ -691,6 +770,7 @@ async fn a_verification_link_can_be_sent_again() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
+    app.wait_for_mails(2).await;
     let second = app.last_mail_link();
     assert_ne!(first, second);
     // The old link was retired by the new one.
@@ -720,7 +800,7 @@ async fn mail_requests_are_rate_limited() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(app.mails().len(), 3);
+    assert_eq!(app.wait_for_mails(3).await.len(), 3);
 }
 
 #[tokio::test]
@@ -815,6 +895,7 @@ async fn deleting_the_account_removes_everything_it_owns() {
         &[("email", "del@example.org")],
     )
     .await;
+    app.wait_for_mails(1).await;
     let res = app
         .post_form("/settings", "/settings/delete", &[("password", PW)])
         .await;

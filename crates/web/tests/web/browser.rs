@@ -195,6 +195,7 @@ async fn a_person_signs_up_verifies_signs_in_resets_and_deletes_in_a_browser() {
     assert!(text(&c, "#check-email").await.contains("ada@example.org"));
 
     // The confirmation link from the mail folder.
+    app.wait_for_mails(1).await;
     c.goto(&app.url(&app.last_mail_link())).await.unwrap();
     assert!(text(&c, "#welcome h2").await.contains("Ada Lovelace"));
     wait_text(&c, ".toast", "confirmed").await;
@@ -221,6 +222,7 @@ async fn a_person_signs_up_verifies_signs_in_resets_and_deletes_in_a_browser() {
     fill(&c, "#email", "ada@example.org").await;
     click(&c, "form.form button[type=submit]").await;
     text(&c, "#request-sent").await;
+    app.wait_for_mails(2).await;
     c.goto(&app.url(&app.last_mail_link())).await.unwrap();
     fill(&c, "#password", "second password 2").await;
     fill(&c, "#password_confirm", "second password 2").await;
