@@ -31,6 +31,8 @@ pub enum AccountError {
     Token(#[from] TokenError),
     #[error("The sign-in provider did not confirm this email address.")]
     UnverifiedProviderEmail,
+    #[error("Sign-up is closed on this server.")]
+    SignupClosed,
     #[error("Account not found.")]
     NotFound,
     #[error(transparent)]
@@ -228,7 +230,8 @@ pub async fn delete_account(pool: &PgPool, user_id: UserId, password: &str) -> R
 }
 
 /// Signs in through an OAuth provider: the linked account, else the account with the
-/// provider's verified email (which gets linked), else a new verified account.
+/// provider's verified email (which gets linked), else a new verified account (when
+/// `may_create`; otherwise [`AccountError::SignupClosed`]).
 ///
 /// An account found by email that never proved the address may have been made by
 /// someone else in the owner's name. The provider has now proved the address, so its
@@ -241,6 +244,7 @@ pub async fn oauth_sign_in(
     email: &str,
     email_verified: bool,
     full_name: &str,
+    may_create: bool,
 ) -> Result<User, AccountError> {
     let mut tx = pool.begin().await?;
     if let Some(id) = repo::find_by_identity(&mut tx, provider, subject).await? {
@@ -263,6 +267,7 @@ pub async fn oauth_sign_in(
             repo::mark_verified(&mut tx, user.id).await?;
             user
         }
+        None if !may_create => return Err(AccountError::SignupClosed),
         None => {
             let name = FullName::parse(full_name).unwrap_or_default();
             repo::insert(

@@ -276,21 +276,29 @@ async fn a_session_of_a_deleted_user_is_not_revived_by_a_late_save() {
 async fn oauth_links_verified_emails_only_and_creates_accounts_otherwise() {
     let db = test_db().await;
     let existing = sign_up(&db.pool, "o@example.org", true).await.user;
-    let refused = account::oauth_sign_in(&db.pool, "google", "g1", "o@example.org", false, "").await;
+    let refused = account::oauth_sign_in(&db.pool, "google", "g1", "o@example.org", false, "", true).await;
     assert!(matches!(refused, Err(AccountError::UnverifiedProviderEmail)));
-    let linked = account::oauth_sign_in(&db.pool, "google", "g1", "O@example.org", true, "")
+    let linked = account::oauth_sign_in(&db.pool, "google", "g1", "O@example.org", true, "", true)
         .await
         .unwrap();
     assert_eq!(linked.id, existing.id);
     assert!(linked.is_verified());
     // Once linked, the identity signs in even if the provider email changed.
-    let again = account::oauth_sign_in(&db.pool, "google", "g1", "changed@example.org", false, "")
+    let again = account::oauth_sign_in(&db.pool, "google", "g1", "changed@example.org", false, "", true)
         .await
         .unwrap();
     assert_eq!(again.id, existing.id);
-    let fresh = account::oauth_sign_in(&db.pool, "github", "77", "new@example.org", true, "New Person")
-        .await
-        .unwrap();
+    let fresh = account::oauth_sign_in(
+        &db.pool,
+        "github",
+        "77",
+        "new@example.org",
+        true,
+        "New Person",
+        true,
+    )
+    .await
+    .unwrap();
     assert_ne!(fresh.id, existing.id);
     assert!(fresh.is_verified() && !fresh.has_password && !fresh.is_admin);
     assert_eq!(fresh.full_name, "New Person");
@@ -316,7 +324,7 @@ async fn linking_an_unverified_account_takes_it_over_in_one_transaction() {
     .await
     .unwrap();
 
-    let linked = account::oauth_sign_in(&db.pool, "google", "g-t", "t@example.org", true, "")
+    let linked = account::oauth_sign_in(&db.pool, "google", "g-t", "t@example.org", true, "", true)
         .await
         .unwrap();
     assert_eq!(linked.id, user.id);
@@ -349,7 +357,7 @@ async fn linking_an_unverified_account_takes_it_over_in_one_transaction() {
     )
     .await
     .unwrap();
-    let linked = account::oauth_sign_in(&db.pool, "github", "9", "kept@example.org", true, "")
+    let linked = account::oauth_sign_in(&db.pool, "github", "9", "kept@example.org", true, "", true)
         .await
         .unwrap();
     assert!(linked.has_password);

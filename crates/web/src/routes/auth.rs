@@ -14,6 +14,7 @@ use ender_core::ratelimit::{self, Limit};
 use tower_sessions::Session;
 
 use super::{paths, safe_next};
+use crate::config::SignupPolicy;
 use crate::error::{AppError, AppResult};
 use crate::extract::Form;
 use crate::middleware::ClientIp;
@@ -169,16 +170,19 @@ async fn logout(session: Session) -> AppResult<Redirect> {
 #[template(path = "auth/signup.html")]
 pub struct SignupPage {
     pub shell: Shell,
+    /// Sign-up is closed (`ENDER_SIGNUP=closed`): the page says so instead of a form.
+    pub closed: bool,
     pub email: String,
     pub full_name: String,
     pub errors: Errors,
 }
 
-async fn signup_form(shell: Shell, MaybeUser(user): MaybeUser) -> Response {
+async fn signup_form(State(state): State<AppState>, shell: Shell, MaybeUser(user): MaybeUser) -> Response {
     if user.is_some() {
         return Redirect::to(paths::HOME).into_response();
     }
     SignupPage {
+        closed: state.config.signup == SignupPolicy::Closed,
         shell,
         email: String::new(),
         full_name: String::new(),
@@ -210,6 +214,19 @@ async fn signup(
     ClientIp(ip): ClientIp,
     Form(form): Form<SignupForm>,
 ) -> AppResult<Response> {
+    if state.config.signup == SignupPolicy::Closed {
+        return Ok((
+            StatusCode::FORBIDDEN,
+            SignupPage {
+                shell,
+                closed: true,
+                email: String::new(),
+                full_name: String::new(),
+                errors: Errors::default(),
+            },
+        )
+            .into_response());
+    }
     if !ratelimit::allow(
         &mut *state.pool.acquire().await?,
         &format!("signup:ip:{ip}"),
@@ -230,6 +247,7 @@ async fn signup(
             StatusCode::UNPROCESSABLE_ENTITY,
             SignupPage {
                 shell: shell.clone(),
+                closed: false,
                 email: form.email.trim().to_owned(),
                 full_name: form.full_name.trim().to_owned(),
                 errors,

@@ -1008,3 +1008,51 @@ async fn non_admins_get_403_on_admin_pages_and_no_admin_link() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.get("/admin").await.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn with_sign_up_closed_only_the_admin_command_makes_accounts() {
+    let app = TestApp::spawn_with(Options {
+        extra_args: vec!["--signup".into(), "closed".into()],
+        ..Default::default()
+    })
+    .await;
+    let page = app.get("/signup").await.text().await.unwrap();
+    assert!(select_text(&page, "#signup-closed")[0].contains("Sign-up is closed"));
+    assert!(!has(&page, "#signup-form"));
+    let res = app
+        .post_form(
+            "/login",
+            "/signup",
+            &[("email", "new@example.org"), ("password", PW), ("full_name", "")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(has(&res.text().await.unwrap(), "#signup-closed"));
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(users, 0);
+    assert!(app.mails().is_empty());
+
+    // What `ender-web admin create` runs still works, and that account signs in.
+    ender_core::account::promote_or_create_admin(
+        app.pool(),
+        &ender_core::account::Email::parse("boss@example.org").unwrap(),
+        Some(&ender_core::account::Password::parse(PW, "password").unwrap()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        app.login("boss@example.org", PW).await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn sign_up_is_open_by_default() {
+    let app = TestApp::spawn().await;
+    let page = app.get("/signup").await.text().await.unwrap();
+    assert!(has(&page, "#signup-form"));
+    assert!(!has(&page, "#signup-closed"));
+}

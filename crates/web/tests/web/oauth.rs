@@ -112,7 +112,7 @@ async fn start_provider() -> (Provider, String) {
     (p, base)
 }
 
-async fn app_with_providers(base: &str) -> TestApp {
+async fn app_with_providers(base: &str, more: &[&str]) -> TestApp {
     let args = [
         ("--google-client-id", "google-id"),
         ("--google-client-secret", "google-secret"),
@@ -129,6 +129,7 @@ async fn app_with_providers(base: &str) -> TestApp {
         extra_args: args
             .iter()
             .flat_map(|(k, v)| [k.to_string(), v.to_string()])
+            .chain(more.iter().map(|a| a.to_string()))
             .collect(),
         ..Default::default()
     })
@@ -156,7 +157,7 @@ async fn sign_in_with(app: &TestApp, provider: &str) -> reqwest::Response {
 #[tokio::test]
 async fn google_sign_in_creates_a_verified_account_and_reuses_it() {
     let (provider, base) = start_provider().await;
-    let app = app_with_providers(&base).await;
+    let app = app_with_providers(&base, &[]).await;
     *provider.identity.lock().await = Some(Identity {
         subject: "g-123".into(),
         email: "gia@example.org".into(),
@@ -182,7 +183,7 @@ async fn google_sign_in_creates_a_verified_account_and_reuses_it() {
 #[tokio::test]
 async fn a_verified_provider_email_links_to_the_existing_account() {
     let (provider, base) = start_provider().await;
-    let app = app_with_providers(&base).await;
+    let app = app_with_providers(&base, &[]).await;
     app.create_user("octo@example.org", "correct horse battery").await;
     *provider.identity.lock().await = Some(Identity {
         subject: "4242".into(),
@@ -204,7 +205,7 @@ async fn a_verified_provider_email_links_to_the_existing_account() {
 #[tokio::test]
 async fn a_provider_verified_owner_takes_over_an_unverified_account_made_in_their_name() {
     let (provider, base) = start_provider().await;
-    let app = app_with_providers(&base).await;
+    let app = app_with_providers(&base, &[]).await;
     // Mallory signs up with Vic's address and a password; verification is required, so the
     // account waits for a confirmation Mallory cannot give.
     let mallory = app.new_client();
@@ -288,7 +289,7 @@ async fn a_provider_verified_owner_takes_over_an_unverified_account_made_in_thei
 #[tokio::test]
 async fn an_unverified_provider_email_does_not_take_over_an_account() {
     let (provider, base) = start_provider().await;
-    let app = app_with_providers(&base).await;
+    let app = app_with_providers(&base, &[]).await;
     app.create_user("victim@example.org", "correct horse battery")
         .await;
     *provider.identity.lock().await = Some(Identity {
@@ -311,7 +312,7 @@ async fn an_unverified_provider_email_does_not_take_over_an_account() {
 #[tokio::test]
 async fn a_forged_or_replayed_state_is_refused() {
     let (provider, base) = start_provider().await;
-    let app = app_with_providers(&base).await;
+    let app = app_with_providers(&base, &[]).await;
     *provider.identity.lock().await = Some(Identity {
         subject: "g-1".into(),
         email: "s@example.org".into(),
@@ -353,4 +354,34 @@ async fn providers_without_a_client_id_are_shown_disabled() {
         app.get("/auth/oauth/myspace").await.status(),
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test]
+async fn with_sign_up_closed_a_provider_signs_in_existing_accounts_only() {
+    let (provider, base) = start_provider().await;
+    let app = app_with_providers(&base, &["--signup", "closed"]).await;
+    *provider.identity.lock().await = Some(Identity {
+        subject: "g-new".into(),
+        email: "stranger@example.org".into(),
+        verified: true,
+        name: "Stranger".into(),
+    });
+    let res = sign_in_with(&app, "google").await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(select_text(&res.text().await.unwrap(), "#form-error")[0].contains("Sign-up is closed"));
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(users, 0);
+
+    app.create_user("member@example.org", "correct horse battery")
+        .await;
+    *provider.identity.lock().await = Some(Identity {
+        subject: "g-member".into(),
+        email: "member@example.org".into(),
+        verified: true,
+        name: "Member".into(),
+    });
+    assert_eq!(location(&sign_in_with(&app, "google").await), "/settings");
 }
