@@ -62,8 +62,22 @@ pub struct WebConfig {
     #[arg(long, env = "ENDER_API_RATE_PER_MINUTE", default_value_t = 6000)]
     pub api_rate_per_minute: u32,
 
+    /// Who may create an account: `open` (anyone) or `closed` (only `ender-web admin
+    /// create`; sign-up, including through OAuth, is refused).
+    #[arg(long, env = "ENDER_SIGNUP", value_enum, default_value_t = SignupPolicy::Open)]
+    pub signup: SignupPolicy,
+
     #[command(flatten)]
     pub oauth: OAuthConfig,
+}
+
+/// Who may create an account.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignupPolicy {
+    /// Anyone with an email address.
+    Open,
+    /// Nobody through the web: accounts come from `ender-web admin create`.
+    Closed,
 }
 
 impl WebConfig {

@@ -116,6 +116,18 @@ pub async fn set_password(conn: &mut PgConnection, id: UserId, hash: &str) -> sq
     Ok(())
 }
 
+/// Removes the password: the account can then sign in only through a linked provider
+/// (or after a reset, which proves the address).
+pub async fn clear_password(conn: &mut PgConnection, id: UserId) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE users SET password_hash = NULL, updated_at = now() WHERE id = $1",
+        id as UserId
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Marks the email verified (keeping the first verification time).
 pub async fn mark_verified(conn: &mut PgConnection, id: UserId) -> sqlx::Result<()> {
     sqlx::query!(
@@ -253,6 +265,17 @@ pub async fn retire_tokens(conn: &mut PgConnection, user: UserId, purpose: Token
         "UPDATE email_tokens SET used_at = now() WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
         user as UserId,
         purpose.as_str()
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Retires every unused token of the user, whatever its purpose.
+pub async fn retire_all_tokens(conn: &mut PgConnection, user: UserId) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE email_tokens SET used_at = now() WHERE user_id = $1 AND used_at IS NULL",
+        user as UserId
     )
     .execute(conn)
     .await?;

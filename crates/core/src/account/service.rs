@@ -31,6 +31,8 @@ pub enum AccountError {
     Token(#[from] TokenError),
     #[error("The sign-in provider did not confirm this email address.")]
     UnverifiedProviderEmail,
+    #[error("Sign-up is closed on this server.")]
+    SignupClosed,
     #[error("Account not found.")]
     NotFound,
     #[error(transparent)]
@@ -176,6 +178,8 @@ pub async fn check_reset_token(pool: &PgPool, token: &str) -> Result<(), Account
 /// Uses a reset token to set a new password. The email counts as verified (the link
 /// proved it) and every session of the account ends.
 pub async fn reset_password(pool: &PgPool, token: &str, password: &Password) -> Result<User, AccountError> {
+    // The token first: a forged or stale link costs no Argon2 run.
+    check_reset_token(pool, token).await?;
     let hash = hash_password(password.secret()).await?;
     let mut tx = pool.begin().await?;
     let user_id = consume_token(&mut tx, token, TokenPurpose::ResetPassword).await?;
@@ -226,7 +230,13 @@ pub async fn delete_account(pool: &PgPool, user_id: UserId, password: &str) -> R
 }
 
 /// Signs in through an OAuth provider: the linked account, else the account with the
-/// provider's verified email (which gets linked), else a new verified account.
+/// provider's verified email (which gets linked), else a new verified account (when
+/// `may_create`; otherwise [`AccountError::SignupClosed`]).
+///
+/// An account found by email that never proved the address may have been made by
+/// someone else in the owner's name. The provider has now proved the address, so its
+/// owner takes the account over: in the same transaction the password is removed, its
+/// mailed links are retired and its sessions end, so whoever signed it up keeps nothing.
 pub async fn oauth_sign_in(
     pool: &PgPool,
     provider: &str,
@@ -234,6 +244,7 @@ pub async fn oauth_sign_in(
     email: &str,
     email_verified: bool,
     full_name: &str,
+    may_create: bool,
 ) -> Result<User, AccountError> {
     let mut tx = pool.begin().await?;
     if let Some(id) = repo::find_by_identity(&mut tx, provider, subject).await? {
@@ -247,9 +258,16 @@ pub async fn oauth_sign_in(
     let email = Email::parse(email).map_err(|_| AccountError::UnverifiedProviderEmail)?;
     let user = match repo::find_by_email(&mut tx, email.as_str()).await? {
         Some((user, _)) => {
+            if !user.is_verified() {
+                repo::clear_password(&mut tx, user.id).await?;
+                repo::retire_all_tokens(&mut tx, user.id).await?;
+                session::repo::delete_for_user(&mut tx, user.id, None).await?;
+                tracing::info!(user.id = %user.id, "unverified account taken over by the provider-verified owner of its email");
+            }
             repo::mark_verified(&mut tx, user.id).await?;
             user
         }
+        None if !may_create => return Err(AccountError::SignupClosed),
         None => {
             let name = FullName::parse(full_name).unwrap_or_default();
             repo::insert(

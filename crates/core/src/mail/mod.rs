@@ -87,12 +87,16 @@ impl Mailer {
                     chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
                     crate::crypto::random_token(6)
                 );
-                let path = dir.join(name);
+                let path = dir.join(&name);
                 let content = format!(
                     "To: {}\nSubject: {}\nContent-Type: text/plain; charset=utf-8\n\n{}\n",
                     mail.to, mail.subject, mail.text
                 );
-                tokio::fs::write(&path, content).await?;
+                // Written under a hidden name and renamed, so a reader of the folder never
+                // sees half a mail.
+                let partial = dir.join(format!(".{name}.partial"));
+                tokio::fs::write(&partial, content).await?;
+                tokio::fs::rename(&partial, &path).await?;
                 tracing::info!(subject = %mail.subject, path = %path.display(), "mail written to a file (no SMTP configured)");
             }
         }

@@ -77,3 +77,43 @@ pub async fn exhausted(conn: &mut PgConnection, key: &str, limit: Limit) -> sqlx
     .await?;
     Ok(hits >= limit.max)
 }
+
+/// Counts an attempt before the work it guards (so concurrent attempts cannot all pass a
+/// check made before any of them was counted) and says whether it is within the limit.
+/// Hits of the previous window count too, so a burst split across a window boundary is
+/// still caught.
+pub async fn attempt(conn: &mut PgConnection, key: &str, limit: Limit) -> sqlx::Result<bool> {
+    let now = hit(conn, key, limit).await?;
+    let before = sqlx::query_scalar!(
+        "SELECT hits FROM rate_limits
+         WHERE key = $1
+           AND window_start = to_timestamp(floor(extract(epoch FROM now())::float8 / $2::float8) * $2::float8 - $2::float8)",
+        key,
+        limit.window_secs()
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(now.saturating_add(before.unwrap_or(0)) <= limit.max)
+}
+
+/// Takes back one hit of the current window: an attempt that succeeded is not a failure.
+pub async fn forgive(conn: &mut PgConnection, key: &str, limit: Limit) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE rate_limits SET hits = greatest(hits - 1, 0)
+         WHERE key = $1
+           AND window_start = to_timestamp(floor(extract(epoch FROM now())::float8 / $2::float8) * $2::float8)",
+        key,
+        limit.window_secs()
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Forgets every counter whose key starts with `prefix`.
+pub async fn clear(conn: &mut PgConnection, prefix: &str) -> sqlx::Result<()> {
+    sqlx::query!("DELETE FROM rate_limits WHERE starts_with(key, $1)", prefix)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -59,6 +59,8 @@ pub async fn complete(
     password: &Password,
     full_name: &FullName,
 ) -> Result<User, AccountError> {
+    // The token first: a forged or stale link costs no Argon2 run.
+    check_token(pool, token).await?;
     let hash = hash_password(password.secret()).await?;
     let mut tx = pool.begin().await?;
     sqlx::query!("SELECT pg_advisory_xact_lock($1)", SETUP_LOCK)

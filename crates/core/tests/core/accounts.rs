@@ -276,24 +276,100 @@ async fn a_session_of_a_deleted_user_is_not_revived_by_a_late_save() {
 async fn oauth_links_verified_emails_only_and_creates_accounts_otherwise() {
     let db = test_db().await;
     let existing = sign_up(&db.pool, "o@example.org", true).await.user;
-    let refused = account::oauth_sign_in(&db.pool, "google", "g1", "o@example.org", false, "").await;
+    let refused = account::oauth_sign_in(&db.pool, "google", "g1", "o@example.org", false, "", true).await;
     assert!(matches!(refused, Err(AccountError::UnverifiedProviderEmail)));
-    let linked = account::oauth_sign_in(&db.pool, "google", "g1", "O@example.org", true, "")
+    let linked = account::oauth_sign_in(&db.pool, "google", "g1", "O@example.org", true, "", true)
         .await
         .unwrap();
     assert_eq!(linked.id, existing.id);
     assert!(linked.is_verified());
     // Once linked, the identity signs in even if the provider email changed.
-    let again = account::oauth_sign_in(&db.pool, "google", "g1", "changed@example.org", false, "")
+    let again = account::oauth_sign_in(&db.pool, "google", "g1", "changed@example.org", false, "", true)
         .await
         .unwrap();
     assert_eq!(again.id, existing.id);
-    let fresh = account::oauth_sign_in(&db.pool, "github", "77", "new@example.org", true, "New Person")
-        .await
-        .unwrap();
+    let fresh = account::oauth_sign_in(
+        &db.pool,
+        "github",
+        "77",
+        "new@example.org",
+        true,
+        "New Person",
+        true,
+    )
+    .await
+    .unwrap();
     assert_ne!(fresh.id, existing.id);
     assert!(fresh.is_verified() && !fresh.has_password && !fresh.is_admin);
     assert_eq!(fresh.full_name, "New Person");
+}
+
+#[tokio::test]
+async fn linking_an_unverified_account_takes_it_over_in_one_transaction() {
+    let db = test_db().await;
+    let signed_up = sign_up(&db.pool, "t@example.org", true).await;
+    let user = signed_up.user;
+    let (_, reset) = account::request_password_reset(&db.pool, "t@example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    session::repo::save(
+        &mut conn,
+        "squatter",
+        &serde_json::json!({}),
+        chrono::Utc::now() + chrono::Duration::hours(1),
+        Some(user.id),
+    )
+    .await
+    .unwrap();
+
+    let linked = account::oauth_sign_in(&db.pool, "google", "g-t", "t@example.org", true, "", true)
+        .await
+        .unwrap();
+    assert_eq!(linked.id, user.id);
+    assert!(linked.is_verified() && !linked.has_password);
+    assert!(matches!(
+        account::authenticate(&db.pool, "t@example.org", PW, false).await,
+        Err(AccountError::InvalidCredentials)
+    ));
+    assert_eq!(
+        session::repo::count_for_user(&mut conn, user.id).await.unwrap(),
+        0
+    );
+    assert!(matches!(
+        account::check_reset_token(&db.pool, &reset).await,
+        Err(AccountError::Token(TokenError::Used))
+    ));
+    assert!(matches!(
+        account::verify_email(&db.pool, &signed_up.verify_token.unwrap()).await,
+        Err(AccountError::Token(TokenError::Used))
+    ));
+
+    // A verified account keeps its password and sessions when a provider is linked.
+    let owner = sign_up(&db.pool, "kept@example.org", false).await.user;
+    session::repo::save(
+        &mut conn,
+        "owner",
+        &serde_json::json!({}),
+        chrono::Utc::now() + chrono::Duration::hours(1),
+        Some(owner.id),
+    )
+    .await
+    .unwrap();
+    let linked = account::oauth_sign_in(&db.pool, "github", "9", "kept@example.org", true, "", true)
+        .await
+        .unwrap();
+    assert!(linked.has_password);
+    assert_eq!(
+        session::repo::count_for_user(&mut conn, owner.id).await.unwrap(),
+        1
+    );
+    assert!(
+        account::authenticate(&db.pool, "kept@example.org", PW, true)
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -318,4 +394,31 @@ async fn admins_are_made_only_by_the_admin_command() {
             .await
             .is_ok()
     );
+}
+
+#[tokio::test]
+async fn forged_reset_and_setup_tokens_are_refused_before_any_hashing() {
+    let db = test_db().await;
+    sign_up(&db.pool, "h@example.org", false).await;
+    ender_core::setup::issue_token_if_needed(&db.pool).await.unwrap();
+    // With every hashing permit taken, a path that hashed first would wait here for ever;
+    // the timeout only turns such a hang into a failure.
+    let held = ender_core::crypto::hold_all_hash_permits().await;
+    let answers = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let reset = account::reset_password(&db.pool, "forged", &password("new password 123")).await;
+        let setup = ender_core::setup::complete(
+            &db.pool,
+            "forged",
+            &email("root@example.org"),
+            &password("root password 1"),
+            &FullName::default(),
+        )
+        .await;
+        (reset, setup)
+    })
+    .await
+    .expect("a forged token was hashed for before it was checked");
+    drop(held);
+    assert!(matches!(answers.0, Err(AccountError::Token(TokenError::Invalid))));
+    assert!(matches!(answers.1, Err(AccountError::Token(TokenError::Invalid))));
 }

@@ -9,14 +9,34 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use ender_core::FieldError;
 use ender_core::account::{self, AccountError, FullName, Password};
+use ender_core::ratelimit::{self, Limit};
 use tower_sessions::Session;
 
 use super::paths;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::extract::Form;
 use crate::session::{CurrentUser, flash, log_out, session_id};
 use crate::state::AppState;
 use crate::views::{Errors, Shell};
+
+/// Current-password confirmations (password change, account deletion) per minute per
+/// user, counted before the password is checked.
+const PASSWORD_CONFIRMS: Limit = Limit::per_minute(5);
+
+/// Counts a confirmation of the current password; Err once over the limit.
+async fn confirm_attempt(state: &AppState, user: account::UserId) -> AppResult<String> {
+    let key = format!("confirm-password:user:{user}");
+    if !ratelimit::attempt(&mut *state.pool.acquire().await?, &key, PASSWORD_CONFIRMS).await? {
+        return Err(AppError::RateLimited);
+    }
+    Ok(key)
+}
+
+/// Takes back the attempt of a confirmation that had the right password.
+async fn confirmed(state: &AppState, key: &str) -> AppResult<()> {
+    ratelimit::forgive(&mut *state.pool.acquire().await?, key, PASSWORD_CONFIRMS).await?;
+    Ok(())
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -109,6 +129,7 @@ async fn change_password(
         Ok(p) => p,
         Err(e) => return Ok(page.with_error(e)),
     };
+    let attempt = confirm_attempt(&state, user.id).await?;
     // A new session id too, so a stolen cookie from before the change stops working.
     session.cycle_id().await?;
     session.save().await?;
@@ -122,6 +143,7 @@ async fn change_password(
     .await
     {
         Ok(()) => {
+            confirmed(&state, &attempt).await?;
             flash(
                 &session,
                 "success",
@@ -158,6 +180,7 @@ async fn delete_account(
     shell: Shell,
     Form(form): Form<DeleteForm>,
 ) -> AppResult<Response> {
+    confirm_attempt(&state, user.id).await?;
     match account::delete_account(&state.pool, user.id, &form.password).await {
         Ok(()) => {
             tracing::info!(user.id = %user.id, "account deleted");

@@ -14,6 +14,7 @@ use ender_core::ratelimit::{self, Limit};
 use tower_sessions::Session;
 
 use super::{paths, safe_next};
+use crate::config::SignupPolicy;
 use crate::error::{AppError, AppResult};
 use crate::extract::Form;
 use crate::middleware::ClientIp;
@@ -21,8 +22,13 @@ use crate::session::{MaybeUser, flash, log_in, log_out};
 use crate::state::AppState;
 use crate::views::{Errors, Shell};
 
-/// Failed sign-ins allowed per minute, per IP and per account.
-const LOGIN_FAILURES: Limit = Limit::per_minute(5);
+/// Failed sign-ins allowed per minute from one IP, whatever the accounts.
+const LOGIN_FAILURES_IP: Limit = Limit::per_minute(20);
+/// Failed sign-ins allowed per minute for one account from one IP. Keyed on both, so a
+/// stranger elsewhere cannot lock a known address out.
+const LOGIN_FAILURES_ACCOUNT: Limit = Limit::per_minute(5);
+/// Password resets (forged or not) per minute per IP: each can cost an Argon2 run.
+pub const TOKEN_FORMS_IP: Limit = Limit::per_minute(5);
 /// Sign-ups per hour per IP.
 const SIGNUPS: Limit = Limit::per_hour(10);
 /// Mail requests (reset, resend) per minute per IP, and per hour per account.
@@ -56,8 +62,13 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-async fn login_form(shell: Shell, MaybeUser(user): MaybeUser, Query(q): Query<NextQuery>) -> Response {
-    let next = safe_next(q.next.as_deref());
+async fn login_form(
+    State(state): State<AppState>,
+    shell: Shell,
+    MaybeUser(user): MaybeUser,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let next = safe_next(q.next.as_deref(), &state.config.public_url);
     if user.is_some() {
         return Redirect::to(&next).into_response();
     }
@@ -91,16 +102,24 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> AppResult<Response> {
     let ip_key = format!("login:ip:{ip}");
-    let acct_key = account_key("login", &form.email);
+    let acct_key = format!("{}:ip:{ip}", account_key("login", &form.email));
+    // Counted before the password is checked, so concurrent guesses cannot all slip
+    // through; an attempt with the right password is taken back afterwards.
     {
         let mut conn = state.pool.acquire().await?;
-        if ratelimit::exhausted(&mut conn, &ip_key, LOGIN_FAILURES).await?
-            || ratelimit::exhausted(&mut conn, &acct_key, LOGIN_FAILURES).await?
-        {
+        let ip_ok = ratelimit::attempt(&mut conn, &ip_key, LOGIN_FAILURES_IP).await?;
+        let acct_ok = ratelimit::attempt(&mut conn, &acct_key, LOGIN_FAILURES_ACCOUNT).await?;
+        if !(ip_ok && acct_ok) {
             return Err(AppError::RateLimited);
         }
     }
-    let next = safe_next(form.next.as_deref());
+    let forgive = || async {
+        let mut conn = state.pool.acquire().await?;
+        ratelimit::forgive(&mut conn, &ip_key, LOGIN_FAILURES_IP).await?;
+        ratelimit::forgive(&mut conn, &acct_key, LOGIN_FAILURES_ACCOUNT).await?;
+        Ok::<_, AppError>(())
+    };
+    let next = safe_next(form.next.as_deref(), &state.config.public_url);
     let page = |error: &str, unverified: bool| LoginPage {
         shell: shell.clone(),
         email: form.email.trim().to_owned(),
@@ -117,28 +136,27 @@ async fn login(
     .await
     {
         Ok(user) => {
+            forgive().await?;
             log_in(&session, &user).await?;
             tracing::info!(user.id = %user.id, "signed in");
             Ok(Redirect::to(&next).into_response())
         }
-        Err(AccountError::InvalidCredentials) => {
-            let mut conn = state.pool.acquire().await?;
-            ratelimit::hit(&mut conn, &ip_key, LOGIN_FAILURES).await?;
-            ratelimit::hit(&mut conn, &acct_key, LOGIN_FAILURES).await?;
+        Err(AccountError::InvalidCredentials) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page("Incorrect email or password.", false),
+        )
+            .into_response()),
+        Err(AccountError::EmailNotVerified) => {
+            forgive().await?;
             Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
-                page("Incorrect email or password.", false),
+                page(
+                    "Confirm your email address first: follow the link we mailed you.",
+                    true,
+                ),
             )
                 .into_response())
         }
-        Err(AccountError::EmailNotVerified) => Ok((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            page(
-                "Confirm your email address first: follow the link we mailed you.",
-                true,
-            ),
-        )
-            .into_response()),
         Err(e) => Err(e.into()),
     }
 }
@@ -152,16 +170,19 @@ async fn logout(session: Session) -> AppResult<Redirect> {
 #[template(path = "auth/signup.html")]
 pub struct SignupPage {
     pub shell: Shell,
+    /// Sign-up is closed (`ENDER_SIGNUP=closed`): the page says so instead of a form.
+    pub closed: bool,
     pub email: String,
     pub full_name: String,
     pub errors: Errors,
 }
 
-async fn signup_form(shell: Shell, MaybeUser(user): MaybeUser) -> Response {
+async fn signup_form(State(state): State<AppState>, shell: Shell, MaybeUser(user): MaybeUser) -> Response {
     if user.is_some() {
         return Redirect::to(paths::HOME).into_response();
     }
     SignupPage {
+        closed: state.config.signup == SignupPolicy::Closed,
         shell,
         email: String::new(),
         full_name: String::new(),
@@ -193,6 +214,19 @@ async fn signup(
     ClientIp(ip): ClientIp,
     Form(form): Form<SignupForm>,
 ) -> AppResult<Response> {
+    if state.config.signup == SignupPolicy::Closed {
+        return Ok((
+            StatusCode::FORBIDDEN,
+            SignupPage {
+                shell,
+                closed: true,
+                email: String::new(),
+                full_name: String::new(),
+                errors: Errors::default(),
+            },
+        )
+            .into_response());
+    }
     if !ratelimit::allow(
         &mut *state.pool.acquire().await?,
         &format!("signup:ip:{ip}"),
@@ -213,6 +247,7 @@ async fn signup(
             StatusCode::UNPROCESSABLE_ENTITY,
             SignupPage {
                 shell: shell.clone(),
+                closed: false,
                 email: form.email.trim().to_owned(),
                 full_name: form.full_name.trim().to_owned(),
                 errors,
@@ -224,8 +259,23 @@ async fn signup(
         return Ok(rerender(errors));
     };
     let require = state.config.require_email_verification;
+    // With verification on, a taken address gets the same answer as a new one (the
+    // address's owner gets a mail saying they already have an account), so the form does
+    // not tell who has an account. Without verification a new account is signed in at
+    // once, which cannot be imitated: the form says the address is taken.
+    let check_email = |shell: Shell, address: &str| CheckEmailPage {
+        shell,
+        title: "Check your email",
+        message: format!(
+            "We sent a link to {address} to confirm the address. Follow it to finish creating your account."
+        ),
+    };
     let created = match account::sign_up(&state.pool, &email, &password, &full_name, require).await {
         Ok(created) => created,
+        Err(AccountError::EmailTaken) if require => {
+            send_in_background(&state, account_exists_mail(&state, email.as_str()));
+            return Ok(check_email(shell, email.as_str()).into_response());
+        }
         Err(AccountError::EmailTaken) => {
             return Ok(rerender(Errors::one(ender_core::FieldError::new(
                 "email",
@@ -237,16 +287,8 @@ async fn signup(
     tracing::info!(user.id = %created.user.id, "account created");
     match created.verify_token {
         Some(token) => {
-            send_verification(&state, &created.user.email, &token).await;
-            Ok(CheckEmailPage {
-                shell,
-                title: "Check your email",
-                message: format!(
-                    "We sent a link to {} to confirm the address. Follow it to finish creating your account.",
-                    created.user.email
-                ),
-            }
-            .into_response())
+            send_in_background(&state, verification_mail(&state, &created.user.email, &token));
+            Ok(check_email(shell, email.as_str()).into_response())
         }
         None => {
             log_in(&session, &created.user).await?;
@@ -256,19 +298,39 @@ async fn signup(
     }
 }
 
-async fn send_verification(state: &AppState, to: &str, token: &str) {
+/// Sends a mail from a background task, so an answer never waits for the mail server (and
+/// its timing does not tell whether a mail was sent at all).
+fn send_in_background(state: &AppState, mail: Mail) {
+    let mailer = state.mailer.clone();
+    tokio::spawn(async move {
+        if let Err(e) = mailer.send(&mail).await {
+            tracing::error!(error = %e, subject = %mail.subject, "sending a mail failed");
+        }
+    });
+}
+
+fn verification_mail(state: &AppState, to: &str, token: &str) -> Mail {
     let link = state
         .config
         .absolute(&format!("{}?token={token}", paths::VERIFY_EMAIL));
-    let mail = Mail {
+    Mail {
         to: to.to_owned(),
         subject: "Confirm your email address for Ender".to_owned(),
         text: format!(
             "Hello,\n\nConfirm your email address to start using Ender:\n\n{link}\n\nThe link works for 48 hours. If you did not sign up, ignore this mail.\n"
         ),
-    };
-    if let Err(e) = state.mailer.send(&mail).await {
-        tracing::error!(error = %e, "sending the verification mail failed");
+    }
+}
+
+fn account_exists_mail(state: &AppState, to: &str) -> Mail {
+    let login = state.config.absolute(paths::LOGIN);
+    let forgot = state.config.absolute(paths::FORGOT_PASSWORD);
+    Mail {
+        to: to.to_owned(),
+        subject: "You already have an Ender account".to_owned(),
+        text: format!(
+            "Hello,\n\nSomeone (hopefully you) tried to sign up for Ender with this address, but you already have an account.\n\nSign in here:\n\n{login}\n\nIf you forgot your password, choose a new one here:\n\n{forgot}\n\nIf you did not try to sign up, ignore this mail: nothing was changed.\n"
+        ),
     }
 }
 
@@ -413,9 +475,18 @@ async fn resend(
     if !mail_request_allowed(&state, "resend", ip, &form.email).await? {
         return Err(AppError::RateLimited);
     }
-    if let Some((user, token)) = account::resend_verification(&state.pool, &form.email).await? {
-        send_verification(&state, &user.email, &token).await;
-    }
+    // Looked up and mailed in the background: the answer is the same, and as fast, whether
+    // or not the address has an account.
+    let background = state.clone();
+    tokio::spawn(async move {
+        match account::resend_verification(&background.pool, &form.email).await {
+            Ok(Some((user, token))) => {
+                send_in_background(&background, verification_mail(&background, &user.email, &token));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "issuing a verification link failed"),
+        }
+    });
     page.sent = true;
     Ok(page.into_response())
 }
@@ -439,23 +510,33 @@ async fn forgot(
     if !mail_request_allowed(&state, "reset", ip, &form.email).await? {
         return Err(AppError::RateLimited);
     }
-    if let Some((user, token)) = account::request_password_reset(&state.pool, &form.email).await? {
-        let link = state
-            .config
-            .absolute(&format!("{}?token={token}", paths::RESET_PASSWORD));
-        let mail = Mail {
-            to: user.email.clone(),
-            subject: "Reset your Ender password".to_owned(),
-            text: format!(
-                "Hello,\n\nSomeone (hopefully you) asked to reset the password of your Ender account. Choose a new one here:\n\n{link}\n\nThe link works for one hour and only once. If you did not ask, ignore this mail: your password stays as it is.\n"
-            ),
-        };
-        if let Err(e) = state.mailer.send(&mail).await {
-            tracing::error!(error = %e, "sending the password reset mail failed");
+    // Looked up and mailed in the background: the answer is the same, and as fast, whether
+    // or not the address has an account.
+    let background = state.clone();
+    tokio::spawn(async move {
+        match account::request_password_reset(&background.pool, &form.email).await {
+            Ok(Some((user, token))) => {
+                send_in_background(&background, reset_mail(&background, &user.email, &token));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "issuing a password reset link failed"),
         }
-    }
+    });
     page.sent = true;
     Ok(page.into_response())
+}
+
+fn reset_mail(state: &AppState, to: &str, token: &str) -> Mail {
+    let link = state
+        .config
+        .absolute(&format!("{}?token={token}", paths::RESET_PASSWORD));
+    Mail {
+        to: to.to_owned(),
+        subject: "Reset your Ender password".to_owned(),
+        text: format!(
+            "Hello,\n\nSomeone (hopefully you) asked to reset the password of your Ender account. Choose a new one here:\n\n{link}\n\nThe link works for one hour and only once. If you did not ask, ignore this mail: your password stays as it is.\n"
+        ),
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -500,6 +581,7 @@ async fn reset(
     State(state): State<AppState>,
     session: Session,
     shell: Shell,
+    ClientIp(ip): ClientIp,
     Form(form): Form<ResetForm>,
 ) -> AppResult<Response> {
     let password = match Password::parse(&form.password, "password") {
@@ -513,8 +595,23 @@ async fn reset(
         }
         Err(e) => return Ok(reset_rerender(shell, form.token, e)),
     };
+    if !ratelimit::allow(
+        &mut *state.pool.acquire().await?,
+        &format!("reset-password:ip:{ip}"),
+        TOKEN_FORMS_IP,
+    )
+    .await?
+    {
+        return Err(AppError::RateLimited);
+    }
     match account::reset_password(&state.pool, &form.token, &password).await {
         Ok(user) => {
+            // The link proved the address: failed sign-ins against it are forgotten.
+            ratelimit::clear(
+                &mut *state.pool.acquire().await?,
+                &format!("{}:", account_key("login", &user.email)),
+            )
+            .await?;
             log_in(&session, &user).await?;
             flash(
                 &session,

@@ -108,19 +108,47 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A redirect target from user input, kept on this site.
-pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.starts_with("/\\")
-                && !n.contains(['\r', '\n']) =>
-        {
-            n.to_owned()
-        }
-        _ => paths::HOME.to_owned(),
+/// A redirect target from user input, kept on this site: a path (one `/`, then anything
+/// but `/` or `\\`) that resolves against the public URL to the same origin. Control
+/// characters, backslashes and `//` are refused at every level of percent-decoding, since
+/// a browser strips tabs and newlines and treats `\\` as `/` (so `/%09/evil.example` would
+/// leave the site), and a later decode must not turn a value hostile either.
+pub fn safe_next(next: Option<&str>, public_url: &url::Url) -> String {
+    next.and_then(|n| same_site_path(n, public_url))
+        .unwrap_or_else(|| paths::HOME.to_owned())
+}
+
+fn same_site_path(raw: &str, public_url: &url::Url) -> Option<String> {
+    /// Deeper nesting than this is refused rather than decoded further.
+    const MAX_DECODES: usize = 4;
+    if !raw.starts_with('/') || raw.len() > 2048 {
+        return None;
     }
+    let mut layer = std::borrow::Cow::Borrowed(raw);
+    let mut settled = false;
+    for _ in 0..=MAX_DECODES {
+        if layer.chars().any(|c| c.is_control() || c == '\\') {
+            return None;
+        }
+        let path = layer.split(['?', '#']).next().unwrap_or_default();
+        if path.contains("//") {
+            return None;
+        }
+        let decoded = percent_encoding::percent_decode_str(&layer).decode_utf8().ok()?;
+        if decoded == layer {
+            settled = true;
+            break;
+        }
+        layer = std::borrow::Cow::Owned(decoded.into_owned());
+    }
+    if !settled {
+        return None;
+    }
+    let resolved = public_url.join(raw).ok()?;
+    if resolved.origin() != public_url.origin() {
+        return None;
+    }
+    Some(resolved[url::Position::BeforePath..].to_owned())
 }
 
 #[cfg(test)]
@@ -129,10 +157,47 @@ mod tests {
 
     #[test]
     fn next_stays_on_this_site() {
-        assert_eq!(safe_next(Some("/settings?tab=1")), "/settings?tab=1");
-        assert_eq!(safe_next(Some("//evil.example")), "/");
-        assert_eq!(safe_next(Some("https://evil.example")), "/");
-        assert_eq!(safe_next(Some("/\\evil.example")), "/");
-        assert_eq!(safe_next(None), "/");
+        let base = url::Url::parse("https://ender.example").unwrap();
+        for (next, expected) in [
+            ("/settings?tab=1", "/settings?tab=1"),
+            ("/ok?x=1", "/ok?x=1"),
+            ("/contacts", "/contacts"),
+            ("/", "/"),
+            ("/messages?q=a%20b", "/messages?q=a%20b"),
+            ("//evil.example", "/"),
+            ("//evil", "/"),
+            ("///evil.example", "/"),
+            ("https://evil.example/", "/"),
+            ("https://evil.example", "/"),
+            ("http://ender.example/", "/"),
+            ("evil.example", "/"),
+            ("", "/"),
+            ("/\\evil.example", "/"),
+            ("/\t/evil.example", "/"),
+            ("/\t\\evil", "/"),
+            ("/\r\nLocation: x", "/"),
+            ("/\n/evil.example", "/"),
+            ("/\u{7f}/evil.example", "/"),
+            ("/\u{85}/evil.example", "/"),
+            ("/%09/evil.example", "/"),
+            ("/%0a/evil.example", "/"),
+            ("/%0D%0A/evil.example", "/"),
+            ("/%7F/evil.example", "/"),
+            ("/%5Cevil", "/"),
+            ("/%5cevil", "/"),
+            ("/%2F%2Fevil", "/"),
+            ("/%2f/evil", "/"),
+            ("/a%2F%2Fevil", "/"),
+            ("/%252F%252Fevil", "/"),
+            ("/%2509/evil.example", "/"),
+            ("/%255Cevil", "/"),
+            ("/%25252F%25252Fevil", "/"),
+            ("/%2525252525252F", "/"),
+            ("/x?y=%5C", "/"),
+            ("/%ff", "/"),
+        ] {
+            assert_eq!(safe_next(Some(next), &base), expected, "{next:?}");
+        }
+        assert_eq!(safe_next(None, &base), "/");
     }
 }

@@ -19,6 +19,7 @@ use tower_sessions::Session;
 
 use super::auth::{LoginPage, token_error};
 use super::{paths, safe_next};
+use crate::config::SignupPolicy;
 use crate::error::{AppError, AppResult};
 use crate::session::{flash, log_in};
 use crate::state::AppState;
@@ -145,7 +146,7 @@ async fn start(
                 provider,
                 state: csrf.secret().clone(),
                 verifier: verifier.secret().clone(),
-                next: safe_next(q.next.as_deref()),
+                next: safe_next(q.next.as_deref(), &state.config.public_url),
             },
         )
         .await?;
@@ -220,7 +221,7 @@ async fn callback(
             return Ok(Redirect::to(paths::LOGIN).into_response());
         }
     };
-    match account::oauth_sign_in(&state.pool, provider.slug(), &profile.subject, &profile.email, profile.email_verified, &profile.name).await {
+    match account::oauth_sign_in(&state.pool, provider.slug(), &profile.subject, &profile.email, profile.email_verified, &profile.name, state.config.signup == SignupPolicy::Open).await {
         Ok(user) => {
             log_in(&session, &user).await?;
             tracing::info!(user.id = %user.id, provider = provider.slug(), "signed in through OAuth");
@@ -236,6 +237,17 @@ async fn callback(
                     "{} did not confirm an email address for this account. Confirm it there, or sign up with email and password.",
                     provider.label()
                 ),
+                unverified: false,
+            },
+        )
+            .into_response()),
+        Err(AccountError::SignupClosed) => Ok((
+            StatusCode::FORBIDDEN,
+            LoginPage {
+                shell,
+                email: String::new(),
+                next: pending.next,
+                error: "Sign-up is closed on this server: there is no account for this address. Ask the administrator for one.".to_owned(),
                 unverified: false,
             },
         )

@@ -9,13 +9,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use ender_core::account::{AccountError, Email, FullName, Password};
-use ender_core::{FieldError, setup};
+use ender_core::{FieldError, ratelimit, setup};
 use tower_sessions::Session;
 
-use super::auth::token_error;
+use super::auth::{TOKEN_FORMS_IP, token_error};
 use super::paths;
 use crate::error::{AppError, AppResult};
 use crate::extract::Form;
+use crate::middleware::ClientIp;
 use crate::session::{flash, log_in};
 use crate::state::AppState;
 use crate::views::{Errors, Shell};
@@ -84,6 +85,7 @@ async fn submit(
     State(state): State<AppState>,
     session: Session,
     shell: Shell,
+    ClientIp(ip): ClientIp,
     Form(form): Form<SetupForm>,
 ) -> AppResult<Response> {
     if setup::admin_exists(&state.pool).await? {
@@ -111,6 +113,15 @@ async fn submit(
     let (Some(email), Some(password), Some(name)) = (email, password, name) else {
         return Ok(rerender(errors));
     };
+    if !ratelimit::allow(
+        &mut *state.pool.acquire().await?,
+        &format!("setup:ip:{ip}"),
+        TOKEN_FORMS_IP,
+    )
+    .await?
+    {
+        return Err(AppError::RateLimited);
+    }
     match setup::complete(&state.pool, &form.token, &email, &password, &name).await {
         Ok(user) => {
             log_in(&session, &user).await?;

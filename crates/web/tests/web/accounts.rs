@@ -29,6 +29,7 @@ async fn sign_up_verify_log_out_and_log_in() {
     let body = res.text().await.unwrap();
     assert!(select_text(&body, "#form-error")[0].contains("Confirm your email"));
 
+    app.wait_for_mails(1).await;
     let link = app.last_mail_link();
     assert!(link.starts_with("/verify-email?token="), "{link}");
     let res = app.get(&link).await;
@@ -83,25 +84,100 @@ async fn sign_up_with_bad_input_shows_the_form_again_with_values_kept() {
     assert_eq!(select_attr(&body, "input#password", "value").unwrap(), "");
 
     app.create_user("grace@example.org", PW).await;
-    let res = app
-        .post_form(
-            "/signup",
-            "/signup",
-            &[
-                ("email", "Grace@Example.org"),
-                ("password", PW),
-                ("full_name", "Grace"),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let body = res.text().await.unwrap();
-    assert!(select_text(&body, ".field-error[data-field=email]")[0].contains("already exists"));
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(app.pool())
         .await
         .unwrap();
     assert_eq!(count, 1);
+}
+
+/// What a sign-up answers, with the address itself blanked out.
+async fn sign_up_answer(app: &TestApp, email: &str) -> (StatusCode, String, Vec<String>) {
+    let res = app
+        .post_form(
+            "/signup",
+            "/signup",
+            &[("email", email), ("password", PW), ("full_name", "Grace")],
+        )
+        .await;
+    let status = res.status();
+    let to = location(&res);
+    let body = res.text().await.unwrap().replace(email, "ADDRESS");
+    (status, to, select_text(&body, "main"))
+}
+
+#[tokio::test]
+async fn sign_up_answers_the_same_for_a_taken_address_and_mails_its_owner() {
+    let app = TestApp::spawn().await;
+    app.create_user("grace@example.org", PW).await;
+    let taken = sign_up_answer(&app, "Grace@Example.org").await;
+    let fresh = sign_up_answer(&app, "hopper@example.org").await;
+    assert_eq!(taken.0, StatusCode::OK);
+    assert_eq!(taken, fresh, "no account enumeration through sign-up");
+    assert!(taken.2[0].contains("We sent a link to ADDRESS"), "{:?}", taken.2);
+
+    let mails = app.wait_for_mails(2).await;
+    let to_owner = mails
+        .iter()
+        .find(|m| m.contains("To: Grace@Example.org"))
+        .expect("a mail to the owner");
+    assert!(to_owner.contains("you already have an account"), "{to_owner}");
+    assert_eq!(link_in(to_owner, &app.url("")), "/login");
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("To: hopper@example.org") && m.contains("/verify-email?token="))
+    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 2);
+}
+
+#[tokio::test]
+async fn forgot_password_and_resend_answer_the_same_whoever_asks() {
+    let app = TestApp::spawn().await;
+    app.create_user("known@example.org", PW).await;
+    app.post_form(
+        "/signup",
+        "/signup",
+        &[
+            ("email", "waiting@example.org"),
+            ("password", PW),
+            ("full_name", ""),
+        ],
+    )
+    .await;
+    app.wait_for_mails(1).await;
+    for (path, existing) in [
+        ("/forgot-password", "known@example.org"),
+        ("/verify-email/resend", "waiting@example.org"),
+    ] {
+        let mut answers = Vec::new();
+        for email in [existing, "nobody@example.org"] {
+            let res = app.post_form(path, path, &[("email", email)]).await;
+            let status = res.status();
+            let to = location(&res);
+            let body = res.text().await.unwrap().replace(email, "ADDRESS");
+            answers.push((status, to, select_text(&body, "main")));
+        }
+        assert_eq!(answers[0].0, StatusCode::OK);
+        assert_eq!(answers[0], answers[1], "{path}");
+    }
+    // The mails for the existing accounts arrive; none for the unknown address.
+    let mails = app.wait_for_mails(3).await;
+    assert!(
+        mails[1..]
+            .iter()
+            .any(|m| m.contains("To: known@example.org") && m.contains("/reset-password?token="))
+    );
+    assert!(
+        mails[1..]
+            .iter()
+            .any(|m| m.contains("To: waiting@example.org") && m.contains("/verify-email?token="))
+    );
+    assert!(!mails.iter().any(|m| m.contains("nobody@example.org")));
 }
 
 #[tokio::test]
@@ -135,43 +211,254 @@ async fn wrong_passwords_get_a_generic_error_and_then_429() {
     assert_eq!(unknown, wrong, "no account enumeration");
     assert_eq!(wrong[0], "Incorrect email or password.");
 
-    for _ in 0..3 {
+    for _ in 0..4 {
         app.login("kim@example.org", "wrong password!!").await;
     }
-    // Five failures from this IP in this minute: even the right password waits.
+    // Five failures for this account from this IP in this minute: even the right password waits.
     let res = app.login("kim@example.org", PW).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(has(&res.text().await.unwrap(), ".error-page"));
 }
 
+/// A server that believes `X-Forwarded-For` from loopback, so a test can pick its address.
+async fn app_behind_a_proxy() -> TestApp {
+    TestApp::spawn_with(Options {
+        extra_args: vec!["--trusted-proxies".into(), "127.0.0.1/32".into()],
+        ..Default::default()
+    })
+    .await
+}
+
+/// A browser whose requests come from `ip` (through the trusted proxy).
+fn client_from(ip: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", ip.parse().unwrap());
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+async fn login_with(client: &reqwest::Client, app: &TestApp, email: &str, password: &str) -> StatusCode {
+    post_form_with(
+        client,
+        app,
+        "/login",
+        "/login",
+        &[("email", email), ("password", password)],
+    )
+    .await
+    .status()
+}
+
 #[tokio::test]
-async fn failures_are_also_limited_per_account() {
-    let app = TestApp::spawn().await;
+async fn a_stranger_cannot_lock_an_account_out_from_elsewhere_and_a_reset_clears_the_count() {
+    let app = app_behind_a_proxy().await;
     app.create_user("max@example.org", PW).await;
-    // Failures recorded from other addresses still count for the account.
+    let stranger = client_from("203.0.113.7");
     for _ in 0..5 {
-        sqlx::query(
-            "INSERT INTO rate_limits (key, window_start, hits)
-             VALUES ($1, to_timestamp(floor(extract(epoch FROM now())::float8 / 60) * 60), 1)
-             ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1",
-        )
-        .bind(format!(
-            "login:acct:{}",
-            &ender_core::crypto::hex_digest("max@example.org")[..32]
-        ))
-        .execute(app.pool())
-        .await
-        .unwrap();
+        assert_eq!(
+            login_with(&stranger, &app, "max@example.org", "wrong password!!").await,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
     }
     assert_eq!(
-        app.login("max@example.org", PW).await.status(),
+        login_with(&stranger, &app, "max@example.org", PW).await,
         StatusCode::TOO_MANY_REQUESTS
     );
-    app.create_user("other@example.org", PW).await;
+    // The owner, elsewhere, signs in.
+    let owner = client_from("198.51.100.20");
     assert_eq!(
-        app.login("other@example.org", PW).await.status(),
+        login_with(&owner, &app, "max@example.org", PW).await,
         StatusCode::SEE_OTHER
     );
+
+    // A reset through the mailed link forgets the failures against the account.
+    let res = post_form_with(
+        &stranger,
+        &app,
+        "/forgot-password",
+        "/forgot-password",
+        &[("email", "max@example.org")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    app.wait_for_mails(1).await;
+    let link = app.last_mail_link();
+    let token = link.trim_start_matches("/reset-password?token=").to_owned();
+    let res = post_form_with(
+        &stranger,
+        &app,
+        &link,
+        "/reset-password",
+        &[
+            ("token", &token),
+            ("password", "new password 123"),
+            ("password_confirm", "new password 123"),
+        ],
+    )
+    .await;
+    assert_eq!(location(&res), "/");
+    assert_eq!(
+        login_with(
+            &client_from("203.0.113.7"),
+            &app,
+            "max@example.org",
+            "new password 123"
+        )
+        .await,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn one_address_trying_many_accounts_is_limited_too() {
+    let app = app_behind_a_proxy().await;
+    app.create_user("spray@example.org", PW).await;
+    let sprayer = client_from("203.0.113.9");
+    for i in 0..20 {
+        assert_eq!(
+            login_with(&sprayer, &app, &format!("user{i}@example.org"), PW).await,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+    assert_eq!(
+        login_with(&sprayer, &app, "spray@example.org", PW).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login_with(&client_from("203.0.113.10"), &app, "spray@example.org", PW).await,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn concurrent_guesses_cannot_outrun_the_limit() {
+    let app = TestApp::spawn().await;
+    app.create_user("race@example.org", PW).await;
+    let token = app.csrf("/login").await;
+    let guesses: Vec<_> = (0..50)
+        .map(|i| {
+            let request = app.client.post(app.url("/login")).form(&[
+                ("_csrf", token.clone()),
+                ("email", "race@example.org".to_owned()),
+                ("password", format!("wrong guess {i:04}")),
+            ]);
+            tokio::spawn(async move { request.send().await.unwrap().status() })
+        })
+        .collect();
+    let mut judged = 0;
+    let mut refused = 0;
+    for guess in guesses {
+        match guess.await.unwrap() {
+            StatusCode::UNPROCESSABLE_ENTITY => judged += 1,
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        (1..=5).contains(&judged),
+        "{judged} guesses were checked against the password"
+    );
+    assert_eq!(judged + refused, 50);
+}
+
+#[tokio::test]
+async fn reset_and_setup_forms_are_limited_per_address() {
+    let app = TestApp::spawn().await;
+    for _ in 0..5 {
+        let res = app
+            .post_form(
+                "/forgot-password",
+                "/reset-password",
+                &[
+                    ("token", "forged"),
+                    ("password", "new password 123"),
+                    ("password_confirm", "new password 123"),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
+    let res = app
+        .post_form(
+            "/forgot-password",
+            "/reset-password",
+            &[
+                ("token", "forged"),
+                ("password", "new password 123"),
+                ("password_confirm", "new password 123"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    let token = ender_core::setup::issue_token_if_needed(app.pool())
+        .await
+        .unwrap()
+        .unwrap();
+    let page = format!("/setup?token={token}");
+    let forged = [
+        ("token", "forged"),
+        ("email", "root@example.org"),
+        ("password", PW),
+        ("full_name", ""),
+    ];
+    for _ in 0..5 {
+        assert_eq!(
+            app.post_form(&page, "/setup", &forged).await.status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+    assert_eq!(
+        app.post_form(&page, "/setup", &forged).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_on_the_settings_forms_are_limited() {
+    let app = TestApp::spawn().await;
+    app.signed_in_user("cur@example.org", PW).await;
+    let change = |current: &'static str| {
+        [
+            ("current_password", current),
+            ("new_password", "brand new pass"),
+            ("new_password_confirm", "brand new pass"),
+        ]
+    };
+    for _ in 0..3 {
+        let res = app
+            .post_form("/settings", "/settings/password", &change("not it at all"))
+            .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    for _ in 0..2 {
+        let res = app
+            .post_form("/settings", "/settings/delete", &[("password", "not it at all")])
+            .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // Five wrong confirmations in this minute, on either form: even the right one waits.
+    assert_eq!(
+        app.post_form("/settings", "/settings/password", &change(PW))
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        app.post_form("/settings", "/settings/delete", &[("password", PW)])
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(users, 1);
 }
 
 #[tokio::test]
@@ -265,6 +552,40 @@ async fn pages_that_need_sign_in_redirect_there_and_back() {
 }
 
 #[tokio::test]
+async fn hostile_next_values_redirect_home() {
+    let app = TestApp::spawn().await;
+    app.signed_in_user("tab@example.org", PW).await;
+    for next in [
+        "/%09/evil.example",
+        "/%5Cevil",
+        "/%2F%2Fevil",
+        "/%252F%252Fevil",
+        "%2F%2Fevil",
+        "https://evil.example/",
+    ] {
+        let res = app.get(&format!("/login?next={next}")).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(location(&res), "/", "{next}");
+    }
+    let res = app.get("/login?next=%2Fcontacts%3Fx%3D1").await;
+    assert_eq!(location(&res), "/contacts?x=1");
+    // The same after signing in with the form.
+    app.post_form("/", "/logout", &[]).await;
+    let res = app
+        .post_form(
+            "/login",
+            "/login",
+            &[
+                ("email", "tab@example.org"),
+                ("password", PW),
+                ("next", "/\t/evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&res), "/");
+}
+
+#[tokio::test]
 async fn sign_in_rotates_the_session_id_and_sign_out_deletes_it() {
     let app = TestApp::spawn().await;
     app.create_user("rot@example.org", PW).await;
@@ -335,6 +656,7 @@ async fn password_reset_does_not_reveal_accounts_and_works_once() {
     let known =
         select_text(&known.text().await.unwrap(), "#request-sent")[0].replace("rita@example.org", "X");
     assert_eq!(unknown, known);
+    app.wait_for_mails(1).await;
     let link = app.last_mail_link();
     assert!(link.starts_with("/reset-password?token="));
 
@@ -418,6 +740,7 @@ async fn expired_links_say_so() {
         &[("email", "tom@example.org")],
     )
     .await;
+    app.wait_for_mails(1).await;
     let link = app.last_mail_link();
     sqlx::query("UPDATE email_tokens SET expires_at = now() - interval '1 minute'")
         .execute(app.pool())
@@ -437,6 +760,7 @@ async fn a_verification_link_can_be_sent_again() {
         &[("email", "val@example.org"), ("password", PW), ("full_name", "")],
     )
     .await;
+    app.wait_for_mails(1).await;
     let first = app.last_mail_link();
     let res = app
         .post_form(
@@ -446,6 +770,7 @@ async fn a_verification_link_can_be_sent_again() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
+    app.wait_for_mails(2).await;
     let second = app.last_mail_link();
     assert_ne!(first, second);
     // The old link was retired by the new one.
@@ -475,7 +800,7 @@ async fn mail_requests_are_rate_limited() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(app.mails().len(), 3);
+    assert_eq!(app.wait_for_mails(3).await.len(), 3);
 }
 
 #[tokio::test]
@@ -570,6 +895,7 @@ async fn deleting_the_account_removes_everything_it_owns() {
         &[("email", "del@example.org")],
     )
     .await;
+    app.wait_for_mails(1).await;
     let res = app
         .post_form("/settings", "/settings/delete", &[("password", PW)])
         .await;
@@ -681,4 +1007,52 @@ async fn non_admins_get_403_on_admin_pages_and_no_admin_link() {
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.get("/admin").await.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn with_sign_up_closed_only_the_admin_command_makes_accounts() {
+    let app = TestApp::spawn_with(Options {
+        extra_args: vec!["--signup".into(), "closed".into()],
+        ..Default::default()
+    })
+    .await;
+    let page = app.get("/signup").await.text().await.unwrap();
+    assert!(select_text(&page, "#signup-closed")[0].contains("Sign-up is closed"));
+    assert!(!has(&page, "#signup-form"));
+    let res = app
+        .post_form(
+            "/login",
+            "/signup",
+            &[("email", "new@example.org"), ("password", PW), ("full_name", "")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(has(&res.text().await.unwrap(), "#signup-closed"));
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(users, 0);
+    assert!(app.mails().is_empty());
+
+    // What `ender-web admin create` runs still works, and that account signs in.
+    ender_core::account::promote_or_create_admin(
+        app.pool(),
+        &ender_core::account::Email::parse("boss@example.org").unwrap(),
+        Some(&ender_core::account::Password::parse(PW, "password").unwrap()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        app.login("boss@example.org", PW).await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn sign_up_is_open_by_default() {
+    let app = TestApp::spawn().await;
+    let page = app.get("/signup").await.text().await.unwrap();
+    assert!(has(&page, "#signup-form"));
+    assert!(!has(&page, "#signup-closed"));
 }

@@ -195,6 +195,7 @@ async fn a_person_signs_up_verifies_signs_in_resets_and_deletes_in_a_browser() {
     assert!(text(&c, "#check-email").await.contains("ada@example.org"));
 
     // The confirmation link from the mail folder.
+    app.wait_for_mails(1).await;
     c.goto(&app.url(&app.last_mail_link())).await.unwrap();
     assert!(text(&c, "#welcome h2").await.contains("Ada Lovelace"));
     wait_text(&c, ".toast", "confirmed").await;
@@ -221,6 +222,7 @@ async fn a_person_signs_up_verifies_signs_in_resets_and_deletes_in_a_browser() {
     fill(&c, "#email", "ada@example.org").await;
     click(&c, "form.form button[type=submit]").await;
     text(&c, "#request-sent").await;
+    app.wait_for_mails(2).await;
     c.goto(&app.url(&app.last_mail_link())).await.unwrap();
     fill(&c, "#password", "second password 2").await;
     fill(&c, "#password_confirm", "second password 2").await;
@@ -241,6 +243,30 @@ async fn a_person_signs_up_verifies_signs_in_resets_and_deletes_in_a_browser() {
         .unwrap();
     assert_eq!(users, 0);
 
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tab_in_next_does_not_take_a_signed_in_person_off_site() {
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    app.create_user("tab@example.org", "first password 1").await;
+    let c = browser(&driver).await;
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(&c, "#email", "tab@example.org").await;
+    fill(&c, "#password", "first password 1").await;
+    click(&c, "#login-form button[type=submit]").await;
+    text(&c, "#welcome").await;
+
+    // A browser strips the tab and would read `//evil.example` as another host.
+    c.goto(&app.url("/login?next=/%09/evil.example")).await.unwrap();
+    text(&c, "#welcome").await;
+    let url = c.current_url().await.unwrap();
+    assert_eq!(url.host_str(), Some("127.0.0.1"), "{url}");
+    assert_eq!(url.port(), Some(app.addr.port()), "{url}");
+    assert_eq!(url.path(), "/");
     c.close().await.unwrap();
 }
 

@@ -176,13 +176,31 @@ impl TestApp {
     /// Mails written so far, oldest first.
     pub fn mails(&self) -> Vec<String> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(self.mail_dir.path())
-            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
             .unwrap_or_default();
         paths.sort();
         paths
             .iter()
             .map(|p| std::fs::read_to_string(p).unwrap())
             .collect()
+    }
+
+    /// Waits until at least `n` mails were written (they are sent from background tasks)
+    /// and returns them, oldest first.
+    pub async fn wait_for_mails(&self, n: usize) -> Vec<String> {
+        for _ in 0..200 {
+            let mails = self.mails();
+            if mails.len() >= n {
+                return mails;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("expected {n} mails, found {}", self.mails().len());
     }
 
     /// The path and query of the first link to this server in the newest mail.

@@ -112,7 +112,7 @@ async fn start_provider() -> (Provider, String) {
     (p, base)
 }
 
-async fn app_with_providers(base: &str) -> TestApp {
+async fn app_with_providers(base: &str, more: &[&str]) -> TestApp {
     let args = [
         ("--google-client-id", "google-id"),
         ("--google-client-secret", "google-secret"),
@@ -129,6 +129,7 @@ async fn app_with_providers(base: &str) -> TestApp {
         extra_args: args
             .iter()
             .flat_map(|(k, v)| [k.to_string(), v.to_string()])
+            .chain(more.iter().map(|a| a.to_string()))
             .collect(),
         ..Default::default()
     })
@@ -156,7 +157,7 @@ async fn sign_in_with(app: &TestApp, provider: &str) -> reqwest::Response {
 #[tokio::test]
 async fn google_sign_in_creates_a_verified_account_and_reuses_it() {
     let (provider, base) = start_provider().await;
-    let app = app_with_providers(&base).await;
+    let app = app_with_providers(&base, &[]).await;
     *provider.identity.lock().await = Some(Identity {
         subject: "g-123".into(),
         email: "gia@example.org".into(),
@@ -182,7 +183,7 @@ async fn google_sign_in_creates_a_verified_account_and_reuses_it() {
 #[tokio::test]
 async fn a_verified_provider_email_links_to_the_existing_account() {
     let (provider, base) = start_provider().await;
-    let app = app_with_providers(&base).await;
+    let app = app_with_providers(&base, &[]).await;
     app.create_user("octo@example.org", "correct horse battery").await;
     *provider.identity.lock().await = Some(Identity {
         subject: "4242".into(),
@@ -202,9 +203,93 @@ async fn a_verified_provider_email_links_to_the_existing_account() {
 }
 
 #[tokio::test]
+async fn a_provider_verified_owner_takes_over_an_unverified_account_made_in_their_name() {
+    let (provider, base) = start_provider().await;
+    let app = app_with_providers(&base, &[]).await;
+    // Mallory signs up with Vic's address and a password; verification is required, so the
+    // account waits for a confirmation Mallory cannot give.
+    let mallory = app.new_client();
+    let res = post_form_with(
+        &mallory,
+        &app,
+        "/signup",
+        "/signup",
+        &[
+            ("email", "vic@example.org"),
+            ("password", "mallory's password"),
+            ("full_name", "Mallory"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(has(&res.text().await.unwrap(), "#check-email"));
+    let confirm_link = app.wait_for_mails(1).await;
+    let confirm_link = link_in(&confirm_link[0], &app.url(""));
+    // Later the operator turns verification off (a second server on the same database), and
+    // Mallory signs in with the unverified account.
+    let relaxed = TestApp::spawn_with(Options {
+        extra_args: vec!["--require-email-verification".into(), "false".into()],
+        pool: Some(app.pool().clone()),
+        ..Default::default()
+    })
+    .await;
+    let mallory = relaxed.new_client();
+    let res = post_form_with(
+        &mallory,
+        &relaxed,
+        "/login",
+        "/login",
+        &[("email", "vic@example.org"), ("password", "mallory's password")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        mallory.get(relaxed.url("/")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    // Vic signs in with Google, which vouches for the address.
+    *provider.identity.lock().await = Some(Identity {
+        subject: "g-vic".into(),
+        email: "vic@example.org".into(),
+        verified: true,
+        name: "Vic".into(),
+    });
+    let res = sign_in_with(&app, "google").await;
+    assert_eq!(location(&res), "/settings");
+    let page = app.get("/settings").await.text().await.unwrap();
+    assert!(!has(&page, "input#current_password"), "the password is gone");
+
+    // Mallory's session ended, her password no longer signs in, her link is dead.
+    assert_eq!(
+        location(&mallory.get(relaxed.url("/")).send().await.unwrap()),
+        "/login?next=%2F"
+    );
+    for server in [&app, &relaxed] {
+        let res = post_form_with(
+            &server.new_client(),
+            server,
+            "/login",
+            "/login",
+            &[("email", "vic@example.org"), ("password", "mallory's password")],
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            select_text(&res.text().await.unwrap(), "#form-error")[0],
+            "Incorrect email or password."
+        );
+    }
+    let res = app.new_client().get(app.url(&confirm_link)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // Vic is still signed in.
+    assert_eq!(app.get("/settings").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn an_unverified_provider_email_does_not_take_over_an_account() {
     let (provider, base) = start_provider().await;
-    let app = app_with_providers(&base).await;
+    let app = app_with_providers(&base, &[]).await;
     app.create_user("victim@example.org", "correct horse battery")
         .await;
     *provider.identity.lock().await = Some(Identity {
@@ -227,7 +312,7 @@ async fn an_unverified_provider_email_does_not_take_over_an_account() {
 #[tokio::test]
 async fn a_forged_or_replayed_state_is_refused() {
     let (provider, base) = start_provider().await;
-    let app = app_with_providers(&base).await;
+    let app = app_with_providers(&base, &[]).await;
     *provider.identity.lock().await = Some(Identity {
         subject: "g-1".into(),
         email: "s@example.org".into(),
@@ -269,4 +354,34 @@ async fn providers_without_a_client_id_are_shown_disabled() {
         app.get("/auth/oauth/myspace").await.status(),
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test]
+async fn with_sign_up_closed_a_provider_signs_in_existing_accounts_only() {
+    let (provider, base) = start_provider().await;
+    let app = app_with_providers(&base, &["--signup", "closed"]).await;
+    *provider.identity.lock().await = Some(Identity {
+        subject: "g-new".into(),
+        email: "stranger@example.org".into(),
+        verified: true,
+        name: "Stranger".into(),
+    });
+    let res = sign_in_with(&app, "google").await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(select_text(&res.text().await.unwrap(), "#form-error")[0].contains("Sign-up is closed"));
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(users, 0);
+
+    app.create_user("member@example.org", "correct horse battery")
+        .await;
+    *provider.identity.lock().await = Some(Identity {
+        subject: "g-member".into(),
+        email: "member@example.org".into(),
+        verified: true,
+        name: "Member".into(),
+    });
+    assert_eq!(location(&sign_in_with(&app, "google").await), "/settings");
 }
