@@ -280,6 +280,9 @@ impl Deliverer {
             .user_agent(concat!("Ender/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_secs(cfg.webhook_timeout_secs.max(1)))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from HTTP(S)_PROXY or ALL_PROXY would resolve the receiver's name
+            // itself, out of the guard's sight: webhooks always connect directly.
+            .no_proxy()
             .dns_resolver(GuardedResolver {
                 allowed: allowed.to_vec(),
                 hosts,
@@ -1049,4 +1052,124 @@ fn chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    const CHILD: &str = "ENDER_TEST_PROXY_CHILD";
+
+    /// The proxy variables are read when a client is built and are process-wide, so the
+    /// check runs in a child process of this test binary with them set, and this process
+    /// plays the proxy: it counts connections and answers 502 to any.
+    #[test]
+    fn the_client_ignores_proxy_variables() {
+        if std::env::var_os(CHILD).is_some() {
+            return tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(through_the_client());
+        }
+        let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        std::thread::spawn(move || {
+            for stream in proxy.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream
+                    .write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args([
+                "--exact",
+                "webhooks::tests::the_client_ignores_proxy_variables",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .env_remove("REQUEST_METHOD");
+        for var in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+        ] {
+            child.env(var, &proxy_url);
+        }
+        let out = child.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "the child check failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            0,
+            "nothing went through the proxy"
+        );
+    }
+
+    /// In the child: a delivery reaches the receiver directly, and a name resolving to a
+    /// private address is still refused by the guard (a proxy would have answered both).
+    async fn through_the_client() {
+        let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = receiver.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = receiver.accept().await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            }
+        });
+        let hosts = HashMap::from([
+            (
+                "hooks.example.com".to_owned(),
+                vec![std::net::IpAddr::from([127, 0, 0, 1])],
+            ),
+            (
+                "inside.example.com".to_owned(),
+                vec![std::net::IpAddr::from([10, 0, 0, 1])],
+            ),
+        ]);
+        let loopback: Vec<ipnet::IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
+        let cfg = WebhookConfig {
+            webhook_timeout_secs: 5,
+            ..WebhookConfig::default()
+        };
+        let http = Deliverer::client(&cfg, &loopback, hosts).unwrap();
+        let res = http
+            .post(format!("http://hooks.example.com:{port}/hook"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status().as_u16(),
+            204,
+            "answered by the receiver, not a proxy"
+        );
+        let refused = http
+            .post(format!("http://inside.example.com:{port}/hook"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(chain(&refused).contains("blocked"), "{}", chain(&refused));
+    }
 }
