@@ -86,6 +86,8 @@ pub struct EndpointInput {
 pub enum EndpointError {
     #[error(transparent)]
     Invalid(#[from] FieldError),
+    #[error("You can keep at most {0} webhook endpoints.")]
+    TooMany(i64),
     #[error("Webhook endpoint not found.")]
     NotFound,
     #[error("the secret store failed: {0}")]
@@ -295,14 +297,27 @@ async fn store_secret(
     Ok(())
 }
 
-/// Creates an endpoint with a fresh `whsec_…` secret; returns it with the secret.
+/// Creates an endpoint with a fresh `whsec_…` secret, unless the user already keeps
+/// `max_endpoints` (each endpoint multiplies every event); returns it with the secret.
 pub async fn create(
     pool: &PgPool,
     keyring: &Keyring,
     user: UserId,
     input: &EndpointInput,
+    max_endpoints: i64,
 ) -> Result<(Endpoint, String), EndpointError> {
     let mut tx = pool.begin().await?;
+    // Serialises this user's creations so two at once cannot both pass the limit.
+    crate::account::repo::lock(&mut tx, user).await?;
+    let count = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM webhook_endpoints WHERE user_id = $1"#,
+        user as UserId
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if count >= max_endpoints {
+        return Err(EndpointError::TooMany(max_endpoints));
+    }
     check_device(&mut tx, user, input.device_id).await?;
     let endpoint = sqlx::query_as!(
         Endpoint,

@@ -693,3 +693,65 @@ async fn the_delivery_log_api_refuses_bad_input_strangers_and_oversized_bodies()
     }
     assert_eq!(status_of(&app, delivery).await, "failed");
 }
+
+fn with_webhook_limit(max_webhooks: i64) -> Options {
+    Options {
+        sms: Some(ender_core::config::SmsConfig {
+            limits: ender_core::config::TenantLimits {
+                max_webhooks,
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn concurrent_creates_never_exceed_the_webhook_limit() {
+    let app = TestApp::spawn_with(with_webhook_limit(20)).await;
+    let c = Caller::new(&app, "many-hooks@example.org").await;
+    let answers = futures::future::join_all((0..30).map(|i| {
+        let c = &c;
+        async move {
+            c.post(
+                "/api/webhooks",
+                json!({"url": format!("https://hooks{i}.example.com/h"), "events": ["sms_sent"]}),
+            )
+            .await
+        }
+    }))
+    .await;
+    let created = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(created, 20, "exactly the limit");
+    for (status, res) in answers.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_eq!(
+            (*status, res["message"].as_str(), res["status"].as_i64()),
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                Some("You can keep at most 20 webhook endpoints."),
+                Some(429)
+            )
+        );
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_endpoints")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 20);
+
+    // Deleting one makes room again; another user has a limit of their own.
+    let (_, listed) = c.get("/api/webhooks?per_page=1").await;
+    let id = listed["items"][0]["id"].as_str().unwrap();
+    let res = c
+        .http
+        .delete(app.url(&format!("/api/webhooks/{id}")))
+        .header("x-api-key", &c.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    create_endpoint(&c, "https://again.example.com/h").await;
+    let other = Caller::new(&app, "few-hooks@example.org").await;
+    create_endpoint(&other, "https://mine.example.com/h").await;
+}

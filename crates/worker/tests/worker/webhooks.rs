@@ -61,7 +61,9 @@ async fn setup(
     let keyring = Arc::new(Keyring::parse(&Keyring::generate_entry(1)).unwrap());
     let user = ender_core::testing::create_user(&db.pool, "hook@example.org").await;
     let input = EndpointInput::parse(url, &["sms_sent".to_owned()], "", None, false, allowed).unwrap();
-    let (ep, secret) = endpoint::create(&db.pool, &keyring, user, &input).await.unwrap();
+    let (ep, secret) = endpoint::create(&db.pool, &keyring, user, &input, i64::MAX)
+        .await
+        .unwrap();
     (db, keyring, user, ep.id, secret)
 }
 

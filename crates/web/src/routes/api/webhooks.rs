@@ -44,6 +44,8 @@ impl From<EndpointError> for ApiError {
         match e {
             EndpointError::Invalid(f) => ApiError::bad_request(f.message),
             EndpointError::NotFound => ApiError::not_found("Webhook not found."),
+            // As the other per-user caps (API keys, schedules) answer.
+            EndpointError::TooMany(_) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
             EndpointError::Database(d) => d.into(),
             EndpointError::Secret(s) => {
                 tracing::error!(error = %s, "a webhook secret could not be opened");
@@ -130,7 +132,14 @@ async fn create(
     ApiJson(b): ApiJson<EndpointBody>,
 ) -> ApiResult<Json<Value>> {
     let input = parse(&state, &b)?;
-    let (e, secret) = endpoint::create(&state.pool, &state.webhooks.keyring, user, &input).await?;
+    let (e, secret) = endpoint::create(
+        &state.pool,
+        &state.webhooks.keyring,
+        user,
+        &input,
+        state.sms.limits.max_webhooks,
+    )
+    .await?;
     let mut v = endpoint_json(&e, DayStats::default());
     v["secret"] = json!(secret);
     Ok(Json(v))
