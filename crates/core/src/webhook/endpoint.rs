@@ -309,13 +309,7 @@ pub async fn create(
     let mut tx = pool.begin().await?;
     // Serialises this user's creations so two at once cannot both pass the limit.
     crate::account::repo::lock(&mut tx, user).await?;
-    let count = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM webhook_endpoints WHERE user_id = $1"#,
-        user as UserId
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    if count >= max_endpoints {
+    if count(&mut tx, user).await? >= max_endpoints {
         return Err(EndpointError::TooMany(max_endpoints));
     }
     check_device(&mut tx, user, input.device_id).await?;
@@ -352,6 +346,40 @@ pub async fn list(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<Endpoint>> {
         user as UserId
     )
     .fetch_all(pool)
+    .await
+}
+
+/// One page of the user's endpoints, newest first, and how many they have in all.
+pub async fn page(
+    pool: &PgPool,
+    user: UserId,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<Endpoint>, i64)> {
+    let items = sqlx::query_as!(
+        Endpoint,
+        r#"SELECT id, user_id AS "user_id: UserId", url, description, events, device_id, include_body, active,
+                  disabled_reason, disabled_at, failing_since, consecutive_failures, breaker_open_until,
+                  last_failure_at, last_failure, created_at
+           FROM webhook_endpoints WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"#,
+        user as UserId,
+        limit,
+        offset
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut conn = pool.acquire().await?;
+    let total = count(&mut conn, user).await?;
+    Ok((items, total))
+}
+
+/// How many endpoints the user keeps (what the limit counts).
+pub async fn count(conn: &mut PgConnection, user: UserId) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM webhook_endpoints WHERE user_id = $1"#,
+        user as UserId
+    )
+    .fetch_one(conn)
     .await
 }
 

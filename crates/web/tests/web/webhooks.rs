@@ -755,3 +755,44 @@ async fn concurrent_creates_never_exceed_the_webhook_limit() {
     let other = Caller::new(&app, "few-hooks@example.org").await;
     create_endpoint(&other, "https://mine.example.com/h").await;
 }
+
+#[tokio::test]
+async fn the_endpoint_list_is_paged_newest_first() {
+    let app = TestApp::spawn().await;
+    let c = Caller::new(&app, "paged-hooks@example.org").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(create_endpoint(&c, &format!("https://h{i}.example.com/h")).await);
+    }
+    ids.reverse();
+    let other = Caller::new(&app, "unpaged-hooks@example.org").await;
+    create_endpoint(&other, "https://theirs.example.com/h").await;
+
+    let mut seen = Vec::new();
+    for (page, expect) in [(1, 2), (2, 2), (3, 1)] {
+        let (status, res) = c.get(&format!("/api/webhooks?page={page}&per_page=2")).await;
+        assert_eq!(status, StatusCode::OK, "{res}");
+        assert_eq!(
+            (
+                res["page"].as_i64(),
+                res["per_page"].as_i64(),
+                res["total_items"].as_i64(),
+                res["total_pages"].as_i64()
+            ),
+            (Some(page), Some(2), Some(5), Some(3))
+        );
+        let items = res["items"].as_array().unwrap();
+        assert_eq!(items.len(), expect, "page {page}");
+        assert!(items.iter().all(|e| e["health"]["breaker"] == "closed"));
+        seen.extend(items.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(seen, ids, "every endpoint once, newest first");
+    let (_, past) = c.get("/api/webhooks?page=4&per_page=2").await;
+    assert_eq!(past["items"].as_array().unwrap().len(), 0);
+    // Without parameters: the first 50, in the same envelope.
+    let (_, all) = c.get("/api/webhooks").await;
+    assert_eq!(
+        (all["items"].as_array().unwrap().len(), all["per_page"].as_i64()),
+        (5, Some(50))
+    );
+}

@@ -1,4 +1,4 @@
-//! Webhook endpoints through the API: list and show (with their health), create (the
+//! Webhook endpoints through the API: list (paged) and show (with their health), create (the
 //! secret is in the answer), update, delete, reveal and rotate the secret, re-enable and
 //! replay, replay failed deliveries since a time, and the delivery log with every attempt;
 //! and Vendel's `POST /api/webhooks/test` and `POST /api/webhooks/retry`, which deliver at
@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::auth::ApiUser;
-use super::format::ts;
+use super::format::{Paging, ts};
 use super::{ApiError, ApiResult};
 use crate::extract::{ApiJson, OptionalApiJson};
 use crate::state::AppState;
@@ -116,14 +116,20 @@ fn parse(state: &AppState, b: &EndpointBody) -> ApiResult<EndpointInput> {
     .map_err(|f| ApiError::bad_request(f.message))
 }
 
-async fn list(State(state): State<AppState>, ApiUser(user): ApiUser) -> ApiResult<Json<Value>> {
+/// One page of the caller's endpoints, newest first: `page` and `per_page`.
+async fn list(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let paging = Paging::from_query(&q);
     let stats = endpoint::day_stats(&state.pool, user).await?;
-    let items: Vec<Value> = endpoint::list(&state.pool, user)
-        .await?
+    let (endpoints, total) = endpoint::page(&state.pool, user, paging.per_page, paging.offset()).await?;
+    let items: Vec<Value> = endpoints
         .iter()
         .map(|e| endpoint_json(e, DayStats::of(&stats, e.id)))
         .collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(paging.wrap(items, total)))
 }
 
 async fn create(
