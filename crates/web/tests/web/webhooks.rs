@@ -796,3 +796,45 @@ async fn the_endpoint_list_is_paged_newest_first() {
         (5, Some(50))
     );
 }
+
+#[tokio::test]
+async fn another_users_endpoint_cannot_be_updated_or_have_its_secret_rotated() {
+    let app = TestApp::spawn().await;
+    let owner = Caller::new(&app, "owner-rot@example.org").await;
+    let id = create_endpoint(&owner, "https://owner.example.com/h").await;
+    let (_, before) = owner.get(&format!("/api/webhooks/{id}")).await;
+    let (_, secret) = owner.get(&format!("/api/webhooks/{id}/secret")).await;
+    let other = Caller::new(&app, "stranger-rot@example.org").await;
+    create_endpoint(&other, "https://stranger.example.com/h").await;
+
+    let res = other
+        .http
+        .put(app.url(&format!("/api/webhooks/{id}")))
+        .header("x-api-key", &other.key)
+        .json(&json!({"url": "https://evil.example.com/h", "events": ["sms_received"], "include_body": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["message"], "Webhook not found.");
+    let (status, _) = other
+        .post(
+            &format!("/api/webhooks/{id}/rotate-secret"),
+            json!({"overlap_hours": 0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (_, after) = owner.get(&format!("/api/webhooks/{id}")).await;
+    assert_eq!(after, before, "the endpoint is unchanged");
+    let (_, still) = owner.get(&format!("/api/webhooks/{id}/secret")).await;
+    assert_eq!(still["secret"], secret["secret"]);
+    let secrets: Vec<Option<chrono::DateTime<chrono::Utc>>> =
+        sqlx::query_scalar("SELECT expires_at FROM webhook_secrets WHERE endpoint_id = $1::uuid")
+            .bind(&id)
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(secrets, [None], "one secret, not superseded");
+}
