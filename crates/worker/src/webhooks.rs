@@ -50,6 +50,16 @@ pub struct WebhookConfig {
     #[arg(long, env = "ENDER_WEBHOOK_CONCURRENCY", default_value_t = 64)]
     pub webhook_concurrency: i64,
 
+    /// Deliveries in flight at once per user, on all their endpoints and across all
+    /// workers, so that one tenant with slow receivers cannot hold every slot. Claims also
+    /// take due deliveries round-robin between users.
+    #[arg(long, env = "ENDER_WEBHOOK_USER_CONCURRENCY", default_value_t = 128)]
+    pub webhook_user_concurrency: i64,
+
+    /// Deliveries one worker process has in flight at most.
+    #[arg(long, env = "ENDER_WEBHOOK_MAX_IN_FLIGHT", default_value_t = 512)]
+    pub webhook_max_in_flight: usize,
+
     /// An endpoint failing without a single success for this many hours is disabled and its
     /// owner told by mail; events meanwhile are kept for "re-enable and replay".
     #[arg(long, env = "ENDER_WEBHOOK_DISABLE_AFTER_HOURS", default_value_t = 120)]
@@ -72,6 +82,8 @@ impl Default for WebhookConfig {
             webhook_retry_secs: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
             webhook_timeout_secs: 15,
             webhook_concurrency: 64,
+            webhook_user_concurrency: 128,
+            webhook_max_in_flight: 512,
             webhook_disable_after_hours: 120,
             webhook_retention_days: 30,
             webhook_busy_poll_ms: 1,
@@ -91,8 +103,6 @@ pub struct OwnerNotices {
 const MAX_BODY: usize = 256 * 1024;
 /// Largest part of a response kept in the attempt log (never more is read).
 const MAX_RESPONSE: usize = 16 * 1024;
-/// Deliveries one worker process has in flight at most.
-const MAX_IN_FLIGHT: usize = 512;
 /// How long the outcome writer gathers outcomes before recording them.
 const RECORD_GATHER: Duration = Duration::from_millis(10);
 /// Outcomes recorded in one transaction at most.
@@ -334,8 +344,9 @@ impl Deliverer {
                     }
                 }
             }
-            while tasks.len() < MAX_IN_FLIGHT {
-                let room = MAX_IN_FLIGHT - tasks.len();
+            let max_in_flight = self.cfg.webhook_max_in_flight.max(1);
+            while tasks.len() < max_in_flight {
+                let room = max_in_flight - tasks.len();
                 let due = match self.claim(room).await {
                     Ok(due) => due,
                     Err(e) => {
@@ -419,7 +430,8 @@ impl Deliverer {
     /// after the locks, so the per-endpoint cap holds across workers, and its oldest due
     /// deliveries are taken. A delivery whose request is over holds no slot while its
     /// outcome waits to be recorded. An endpoint whose breaker is open is skipped without
-    /// touching its deliveries' attempts; a failing one gets one probe at a time.
+    /// touching its deliveries' attempts; a failing one gets one probe at a time. Due
+    /// deliveries are taken round-robin between users, none beyond its user's share.
     async fn claim(&self, limit: usize) -> sqlx::Result<Vec<Due>> {
         let finished: Vec<Uuid> = self
             .finished
@@ -430,12 +442,13 @@ impl Deliverer {
             Due,
             r#"SELECT id AS "id!", endpoint_id AS "endpoint_id!", url AS "url!", event AS "event!", body AS "body!",
                       attempts AS "attempts!", secrets_changed_at AS "secrets_changed_at!"
-               FROM webhook_claim($1, $2, $3, $4, $5)"#,
+               FROM webhook_claim($1, $2, $3, $4, $5, $6)"#,
             self.cfg.webhook_concurrency.max(1),
             self.lease_secs(),
             BREAKER_THRESHOLD,
             i64::try_from(limit).unwrap_or(i64::MAX),
-            &finished
+            &finished,
+            self.cfg.webhook_user_concurrency.max(1)
         )
         .fetch_all(&self.pool)
         .await
@@ -445,7 +458,7 @@ impl Deliverer {
     /// returns how many were attempted. (The running engine does this continuously.)
     pub async fn pass(self: &Arc<Self>) -> sqlx::Result<usize> {
         self.recover_leases().await?;
-        let due = self.claim(MAX_IN_FLIGHT).await?;
+        let due = self.claim(self.cfg.webhook_max_in_flight.max(1)).await?;
         let n = due.len();
         let mut tasks = tokio::task::JoinSet::new();
         for d in due {
