@@ -118,7 +118,7 @@ pub fn is_global(ip: IpAddr) -> bool {
 
 fn is_global_v4(v4: std::net::Ipv4Addr) -> bool {
     let o = v4.octets();
-    !(o[0] == 0 // "this network", 0/8
+    let special = o[0] == 0 // "this network", 0/8
         || o[0] == 10
         || (o[0] == 100 && (64..128).contains(&o[1])) // carrier-grade NAT, 100.64/10
         || o[0] == 127
@@ -131,7 +131,8 @@ fn is_global_v4(v4: std::net::Ipv4Addr) -> bool {
         || (o[0] == 198 && (o[1] == 18 || o[1] == 19)) // benchmarking, 198.18/15
         || (o[0] == 198 && o[1] == 51 && o[2] == 100) // documentation, TEST-NET-2
         || (o[0] == 203 && o[1] == 0 && o[2] == 113) // documentation, TEST-NET-3
-        || o[0] >= 224) // multicast 224/4, reserved 240/4 and broadcast
+        || o[0] >= 224; // multicast 224/4, reserved 240/4 and broadcast
+    !special
 }
 
 fn is_global_v6(v6: std::net::Ipv6Addr) -> bool {
@@ -168,9 +169,10 @@ fn is_global_v6(v6: std::net::Ipv6Addr) -> bool {
     if s[0] == 0x2002 {
         return is_global_v4(v4_at(2));
     }
-    !((s[0] == 0x2001 && s[1] < 0x200) // IETF protocol assignments 2001::/23 (benchmarking, ORCHID…)
-        || (s[0] == 0x2001 && s[1] == 0xdb8) // documentation 2001:db8::/32
-        || (s[0] == 0x3fff && s[1] < 0x1000)) // documentation 3fff::/20
+    // The IETF protocol assignments 2001::/23 (benchmarking, ORCHID…), and documentation
+    // 2001:db8::/32 and 3fff::/20.
+    let special = (s[0] == 0x2001 && (s[1] < 0x200 || s[1] == 0xdb8)) || (s[0] == 0x3fff && s[1] < 0x1000);
+    !special
 }
 
 /// Checks a URL for an endpoint: http or https, a host, no credentials, and — when the host
