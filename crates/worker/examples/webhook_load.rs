@@ -187,7 +187,7 @@ async fn create_target(
     let allowed: Vec<ipnet::IpNet> = vec!["127.0.0.1/32".parse()?];
     let input = EndpointInput::parse(&url, &["sms_sent".to_owned()], &name, None, false, &allowed)
         .map_err(|e| anyhow::anyhow!("endpoint input: {}", e.message))?;
-    endpoint::create(pool, keyring, user, &input)
+    endpoint::create(pool, keyring, user, &input, i64::MAX)
         .await
         .context("creating the endpoint")?;
     Ok(Arc::new(Target {

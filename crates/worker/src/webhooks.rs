@@ -50,6 +50,16 @@ pub struct WebhookConfig {
     #[arg(long, env = "ENDER_WEBHOOK_CONCURRENCY", default_value_t = 64)]
     pub webhook_concurrency: i64,
 
+    /// Deliveries in flight at once per user, on all their endpoints and across all
+    /// workers, so that one tenant with slow receivers cannot hold every slot. Claims also
+    /// take due deliveries round-robin between users.
+    #[arg(long, env = "ENDER_WEBHOOK_USER_CONCURRENCY", default_value_t = 128)]
+    pub webhook_user_concurrency: i64,
+
+    /// Deliveries one worker process has in flight at most.
+    #[arg(long, env = "ENDER_WEBHOOK_MAX_IN_FLIGHT", default_value_t = 512)]
+    pub webhook_max_in_flight: usize,
+
     /// An endpoint failing without a single success for this many hours is disabled and its
     /// owner told by mail; events meanwhile are kept for "re-enable and replay".
     #[arg(long, env = "ENDER_WEBHOOK_DISABLE_AFTER_HOURS", default_value_t = 120)]
@@ -72,6 +82,8 @@ impl Default for WebhookConfig {
             webhook_retry_secs: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
             webhook_timeout_secs: 15,
             webhook_concurrency: 64,
+            webhook_user_concurrency: 128,
+            webhook_max_in_flight: 512,
             webhook_disable_after_hours: 120,
             webhook_retention_days: 30,
             webhook_busy_poll_ms: 1,
@@ -91,8 +103,6 @@ pub struct OwnerNotices {
 const MAX_BODY: usize = 256 * 1024;
 /// Largest part of a response kept in the attempt log (never more is read).
 const MAX_RESPONSE: usize = 16 * 1024;
-/// Deliveries one worker process has in flight at most.
-const MAX_IN_FLIGHT: usize = 512;
 /// How long the outcome writer gathers outcomes before recording them.
 const RECORD_GATHER: Duration = Duration::from_millis(10);
 /// Outcomes recorded in one transaction at most.
@@ -280,6 +290,9 @@ impl Deliverer {
             .user_agent(concat!("Ender/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_secs(cfg.webhook_timeout_secs.max(1)))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from HTTP(S)_PROXY or ALL_PROXY would resolve the receiver's name
+            // itself, out of the guard's sight: webhooks always connect directly.
+            .no_proxy()
             .dns_resolver(GuardedResolver {
                 allowed: allowed.to_vec(),
                 hosts,
@@ -331,8 +344,9 @@ impl Deliverer {
                     }
                 }
             }
-            while tasks.len() < MAX_IN_FLIGHT {
-                let room = MAX_IN_FLIGHT - tasks.len();
+            let max_in_flight = self.cfg.webhook_max_in_flight.max(1);
+            while tasks.len() < max_in_flight {
+                let room = max_in_flight - tasks.len();
                 let due = match self.claim(room).await {
                     Ok(due) => due,
                     Err(e) => {
@@ -416,7 +430,8 @@ impl Deliverer {
     /// after the locks, so the per-endpoint cap holds across workers, and its oldest due
     /// deliveries are taken. A delivery whose request is over holds no slot while its
     /// outcome waits to be recorded. An endpoint whose breaker is open is skipped without
-    /// touching its deliveries' attempts; a failing one gets one probe at a time.
+    /// touching its deliveries' attempts; a failing one gets one probe at a time. Due
+    /// deliveries are taken round-robin between users, none beyond its user's share.
     async fn claim(&self, limit: usize) -> sqlx::Result<Vec<Due>> {
         let finished: Vec<Uuid> = self
             .finished
@@ -427,12 +442,13 @@ impl Deliverer {
             Due,
             r#"SELECT id AS "id!", endpoint_id AS "endpoint_id!", url AS "url!", event AS "event!", body AS "body!",
                       attempts AS "attempts!", secrets_changed_at AS "secrets_changed_at!"
-               FROM webhook_claim($1, $2, $3, $4, $5)"#,
+               FROM webhook_claim($1, $2, $3, $4, $5, $6)"#,
             self.cfg.webhook_concurrency.max(1),
             self.lease_secs(),
             BREAKER_THRESHOLD,
             i64::try_from(limit).unwrap_or(i64::MAX),
-            &finished
+            &finished,
+            self.cfg.webhook_user_concurrency.max(1)
         )
         .fetch_all(&self.pool)
         .await
@@ -442,7 +458,7 @@ impl Deliverer {
     /// returns how many were attempted. (The running engine does this continuously.)
     pub async fn pass(self: &Arc<Self>) -> sqlx::Result<usize> {
         self.recover_leases().await?;
-        let due = self.claim(MAX_IN_FLIGHT).await?;
+        let due = self.claim(self.cfg.webhook_max_in_flight.max(1)).await?;
         let n = due.len();
         let mut tasks = tokio::task::JoinSet::new();
         for d in due {
@@ -1049,4 +1065,124 @@ fn chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    const CHILD: &str = "ENDER_TEST_PROXY_CHILD";
+
+    /// The proxy variables are read when a client is built and are process-wide, so the
+    /// check runs in a child process of this test binary with them set, and this process
+    /// plays the proxy: it counts connections and answers 502 to any.
+    #[test]
+    fn the_client_ignores_proxy_variables() {
+        if std::env::var_os(CHILD).is_some() {
+            return tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(through_the_client());
+        }
+        let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        std::thread::spawn(move || {
+            for stream in proxy.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream
+                    .write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args([
+                "--exact",
+                "webhooks::tests::the_client_ignores_proxy_variables",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .env_remove("REQUEST_METHOD");
+        for var in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+        ] {
+            child.env(var, &proxy_url);
+        }
+        let out = child.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "the child check failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            0,
+            "nothing went through the proxy"
+        );
+    }
+
+    /// In the child: a delivery reaches the receiver directly, and a name resolving to a
+    /// private address is still refused by the guard (a proxy would have answered both).
+    async fn through_the_client() {
+        let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = receiver.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = receiver.accept().await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            }
+        });
+        let hosts = HashMap::from([
+            (
+                "hooks.example.com".to_owned(),
+                vec![std::net::IpAddr::from([127, 0, 0, 1])],
+            ),
+            (
+                "inside.example.com".to_owned(),
+                vec![std::net::IpAddr::from([10, 0, 0, 1])],
+            ),
+        ]);
+        let loopback: Vec<ipnet::IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
+        let cfg = WebhookConfig {
+            webhook_timeout_secs: 5,
+            ..WebhookConfig::default()
+        };
+        let http = Deliverer::client(&cfg, &loopback, hosts).unwrap();
+        let res = http
+            .post(format!("http://hooks.example.com:{port}/hook"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status().as_u16(),
+            204,
+            "answered by the receiver, not a proxy"
+        );
+        let refused = http
+            .post(format!("http://inside.example.com:{port}/hook"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(chain(&refused).contains("blocked"), "{}", chain(&refused));
+    }
 }

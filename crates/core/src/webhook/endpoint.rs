@@ -86,6 +86,8 @@ pub struct EndpointInput {
 pub enum EndpointError {
     #[error(transparent)]
     Invalid(#[from] FieldError),
+    #[error("You can keep at most {0} webhook endpoints.")]
+    TooMany(i64),
     #[error("Webhook endpoint not found.")]
     NotFound,
     #[error("the secret store failed: {0}")]
@@ -94,35 +96,83 @@ pub enum EndpointError {
     Database(#[from] sqlx::Error),
 }
 
-/// Addresses no webhook may reach unless an administrator allows them: loopback, private,
-/// link-local (cloud metadata), carrier-grade NAT, multicast, unspecified and broadcast.
+/// Addresses no webhook may reach unless an administrator allows them: everything that is
+/// not globally routable unicast (see [`is_global`]).
 pub fn is_internal(ip: IpAddr) -> bool {
+    !is_global(ip)
+}
+
+/// Whether `ip` is a globally routable unicast address, the only kind a webhook may reach
+/// by default. An allow-list rather than a list of private ranges, so that a range nobody
+/// thought of (or a new special-purpose one) stays refused: for IPv4 everything except the
+/// IANA special-purpose ranges (RFC 6890 and its updates), for IPv6 only global unicast
+/// `2000::/3` minus its special-purpose blocks. Addresses that carry an IPv4 address and
+/// reach it through a translator or a tunnel (IPv4-mapped, NAT64, 6to4, Teredo) are global
+/// only when that IPv4 address is.
+pub fn is_global(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_multicast()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
-                || o[0] >= 240
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-        }
+        IpAddr::V4(v4) => is_global_v4(v4),
+        IpAddr::V6(v6) => is_global_v6(v6),
     }
+}
+
+fn is_global_v4(v4: std::net::Ipv4Addr) -> bool {
+    let o = v4.octets();
+    let special = o[0] == 0 // "this network", 0/8
+        || o[0] == 10
+        || (o[0] == 100 && (64..128).contains(&o[1])) // carrier-grade NAT, 100.64/10
+        || o[0] == 127
+        || (o[0] == 169 && o[1] == 254) // link-local, cloud metadata
+        || (o[0] == 172 && (16..32).contains(&o[1]))
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments, 192.0.0/24
+        || (o[0] == 192 && o[1] == 0 && o[2] == 2) // documentation, TEST-NET-1
+        || (o[0] == 192 && o[1] == 88 && o[2] == 99) // 6to4 relay anycast (deprecated)
+        || (o[0] == 192 && o[1] == 168)
+        || (o[0] == 198 && (o[1] == 18 || o[1] == 19)) // benchmarking, 198.18/15
+        || (o[0] == 198 && o[1] == 51 && o[2] == 100) // documentation, TEST-NET-2
+        || (o[0] == 203 && o[1] == 0 && o[2] == 113) // documentation, TEST-NET-3
+        || o[0] >= 224; // multicast 224/4, reserved 240/4 and broadcast
+    !special
+}
+
+fn is_global_v6(v6: std::net::Ipv6Addr) -> bool {
+    let s = v6.segments();
+    let b = v6.octets();
+    let v4_at = |i: usize| std::net::Ipv4Addr::new(b[i], b[i + 1], b[i + 2], b[i + 3]);
+    let low_v4 = || v4_at(12);
+    // IPv4-mapped ::ffff:a.b.c.d: the socket reaches a.b.c.d.
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return is_global_v4(v4);
+    }
+    // NAT64, well-known prefix 64:ff9b::/96 (RFC 6052).
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return is_global_v4(low_v4());
+    }
+    // NAT64, local-use prefix 64:ff9b:1::/48 (RFC 8215). The operator picks where the IPv4
+    // address sits; only the /96 layout with the bits between zero is unambiguous (every
+    // other layout would then carry an address in 0/8, which is never routed).
+    if s[..3] == [0x64, 0xff9b, 1] {
+        return s[3..6] == [0, 0, 0] && is_global_v4(low_v4());
+    }
+    // Outside 2000::/3 nothing is global unicast: ::/128, ::1, IPv4-compatible ::/96,
+    // discard 100::/64, ULA fc00::/7, site-local fec0::/10, link-local fe80::/10, multicast.
+    if (s[0] & 0xe000) != 0x2000 {
+        return false;
+    }
+    // Teredo 2001::/32: a tunnel to the client at the inverted last 32 bits, through the
+    // server at bits 32–63; both must be global.
+    if s[0] == 0x2001 && s[1] == 0 {
+        let client = std::net::Ipv4Addr::from(!u32::from(low_v4()));
+        return is_global_v4(v4_at(4)) && is_global_v4(client);
+    }
+    // 6to4 2002::/16: a tunnel to the IPv4 address in bits 16–47.
+    if s[0] == 0x2002 {
+        return is_global_v4(v4_at(2));
+    }
+    // The IETF protocol assignments 2001::/23 (benchmarking, ORCHID…), and documentation
+    // 2001:db8::/32 and 3fff::/20.
+    let special = (s[0] == 0x2001 && (s[1] < 0x200 || s[1] == 0xdb8)) || (s[0] == 0x3fff && s[1] < 0x1000);
+    !special
 }
 
 /// Checks a URL for an endpoint: http or https, a host, no credentials, and — when the host
@@ -249,14 +299,21 @@ async fn store_secret(
     Ok(())
 }
 
-/// Creates an endpoint with a fresh `whsec_…` secret; returns it with the secret.
+/// Creates an endpoint with a fresh `whsec_…` secret, unless the user already keeps
+/// `max_endpoints` (each endpoint multiplies every event); returns it with the secret.
 pub async fn create(
     pool: &PgPool,
     keyring: &Keyring,
     user: UserId,
     input: &EndpointInput,
+    max_endpoints: i64,
 ) -> Result<(Endpoint, String), EndpointError> {
     let mut tx = pool.begin().await?;
+    // Serialises this user's creations so two at once cannot both pass the limit.
+    crate::account::repo::lock(&mut tx, user).await?;
+    if count(&mut tx, user).await? >= max_endpoints {
+        return Err(EndpointError::TooMany(max_endpoints));
+    }
     check_device(&mut tx, user, input.device_id).await?;
     let endpoint = sqlx::query_as!(
         Endpoint,
@@ -291,6 +348,40 @@ pub async fn list(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<Endpoint>> {
         user as UserId
     )
     .fetch_all(pool)
+    .await
+}
+
+/// One page of the user's endpoints, newest first, and how many they have in all.
+pub async fn page(
+    pool: &PgPool,
+    user: UserId,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<Endpoint>, i64)> {
+    let items = sqlx::query_as!(
+        Endpoint,
+        r#"SELECT id, user_id AS "user_id: UserId", url, description, events, device_id, include_body, active,
+                  disabled_reason, disabled_at, failing_since, consecutive_failures, breaker_open_until,
+                  last_failure_at, last_failure, created_at
+           FROM webhook_endpoints WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"#,
+        user as UserId,
+        limit,
+        offset
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut conn = pool.acquire().await?;
+    let total = count(&mut conn, user).await?;
+    Ok((items, total))
+}
+
+/// How many endpoints the user keeps (what the limit counts).
+pub async fn count(conn: &mut PgConnection, user: UserId) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM webhook_endpoints WHERE user_id = $1"#,
+        user as UserId
+    )
+    .fetch_one(conn)
     .await
 }
 
@@ -680,6 +771,81 @@ mod tests {
     }
 
     #[test]
+    fn only_globally_routable_addresses_are_external() {
+        for ip in [
+            // IPv4 special-purpose ranges.
+            "198.18.0.1",
+            "198.19.255.254",
+            "192.0.2.10",
+            "198.51.100.7",
+            "203.0.113.99",
+            "192.0.0.9",
+            "192.88.99.1",
+            "240.0.0.1",
+            "255.255.255.255",
+            "0.1.2.3",
+            // IPv6 outside global unicast.
+            "::",
+            "::7f00:1",         // IPv4-compatible ::127.0.0.1
+            "::808:808",        // IPv4-compatible, even of a public address (deprecated)
+            "fec0::1",          // site-local
+            "100::1",           // discard
+            "ff02::1",          // multicast
+            "fc00::1",          // unique local
+            "::ffff:0:808:808", // IPv4-translated (SIIT)
+            "4000::1",          // unassigned, outside 2000::/3
+            // Special blocks inside 2000::/3.
+            "2001:db8::1",
+            "2001:2::1",  // benchmarking
+            "2001:10::1", // ORCHID
+            "2001:20::1", // ORCHIDv2
+            "2001:1ff::1",
+            "3fff::1", // documentation (RFC 9637)
+            // Embedded IPv4 addresses that are not global.
+            "64:ff9b::a9fe:a9fe",                   // NAT64 of 169.254.169.254
+            "64:ff9b::7f00:1",                      // NAT64 of 127.0.0.1
+            "64:ff9b::c612:1",                      // NAT64 of 198.18.0.1
+            "64:ff9b:1::a00:1",                     // local-use NAT64 of 10.0.0.1
+            "64:ff9b:1:ff::808:808",                // local-use NAT64, ambiguous layout
+            "2002:7f00:1::1",                       // 6to4 of 127.0.0.1
+            "2002:a9fe:a9fe::1",                    // 6to4 of 169.254.169.254
+            "2002:c000:0201::1",                    // 6to4 of 192.0.2.1
+            "2001:0:4136:e378:8000:63bf:f5ff:fffe", // Teredo, client 10.0.0.1
+            "2001:0:0a00:0001:8000:63bf:f7f7:f7f7", // Teredo, server 10.0.0.1
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2", // Teredo, client 192.0.2.45 (RFC 4380)
+            "::ffff:198.18.0.1",
+            "::ffff:100.64.0.1",
+        ] {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert!(!is_global(parsed), "{ip} is not global");
+            assert!(is_internal(parsed), "{ip}");
+        }
+        for ip in [
+            "1.1.1.1",
+            "198.17.255.255",
+            "198.20.0.1",
+            "192.0.3.1",
+            "203.0.114.1",
+            "100.63.255.255",
+            "100.128.0.1",
+            "223.255.255.254",
+            "2001:4860:4860::8888",
+            "2a00:1450:4001::1",
+            "2001:200::1",  // just past 2001::/23
+            "3fff:1000::1", // just past 3fff::/20
+            // Embedded IPv4 addresses that are global.
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",                     // NAT64 of 8.8.8.8
+            "64:ff9b:1::808:808",                   // local-use NAT64 of 8.8.8.8, /96 layout
+            "2002:808:808::1",                      // 6to4 of 8.8.8.8
+            "2001:0:4136:e378:8000:63bf:f7f7:f7f7", // Teredo, server 65.54.227.120, client 8.8.8.8
+        ] {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert!(is_global(parsed), "{ip} is global");
+        }
+    }
+
+    #[test]
     fn urls_are_checked() {
         assert!(check_url("https://hooks.example.com/ender", &[]).is_ok());
         for bad in [
@@ -690,10 +856,21 @@ mod tests {
             "http://localhost/x",
             "http://[::1]/",
             "http://169.254.169.254/latest",
+            "http://198.18.0.1/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[2002:a9fe:a9fe::1]/",
+            "http://[::ffff:10.0.0.1]/",
+            "http://[fec0::1]/",
         ] {
             assert!(check_url(bad, &[]).is_err(), "{bad}");
         }
         let lan: Vec<ipnet::IpNet> = vec!["192.168.0.0/16".parse().unwrap()];
         assert!(check_url("http://192.168.1.20:9000/hook", &lan).is_ok());
+        assert!(check_url("http://[64:ff9b::808:808]/hook", &[]).is_ok());
+        let bench: Vec<ipnet::IpNet> = vec!["198.18.0.0/15".parse().unwrap()];
+        assert!(
+            check_url("http://198.18.3.4/hook", &bench).is_ok(),
+            "the allow-list still opens a range"
+        );
     }
 }

@@ -102,6 +102,7 @@ mod endpoints {
             &keyring,
             owner,
             &input(&["sms_sent", "sms_delivered", "sms_received"], None, true),
+            20,
         )
         .await
         .unwrap();
@@ -111,6 +112,7 @@ mod endpoints {
             &keyring,
             owner,
             &input(&["sms_sent"], Some(&other_phone.id.to_string()), false),
+            20,
         )
         .await
         .unwrap();
@@ -195,7 +197,7 @@ mod endpoints {
         let db = test_db().await;
         let keyring = Keyring::parse(&Keyring::generate_entry(1)).unwrap();
         let owner = ender_core::testing::create_user(&db.pool, "wake@example.org").await;
-        let (ep, _) = endpoint::create(&db.pool, &keyring, owner, &input(&["sms_sent"], None, false))
+        let (ep, _) = endpoint::create(&db.pool, &keyring, owner, &input(&["sms_sent"], None, false), 20)
             .await
             .unwrap();
         let mut listener = sqlx::postgres::PgListener::connect_with(&db.pool).await.unwrap();
@@ -261,9 +263,15 @@ mod endpoints {
         let keyring = Keyring::parse(&Keyring::generate_entry(1)).unwrap();
         let owner = ender_core::testing::create_user(&db.pool, "own@example.org").await;
         let stranger = ender_core::testing::create_user(&db.pool, "str@example.org").await;
-        let (ep, first) = endpoint::create(&db.pool, &keyring, owner, &input(&["sms_failed"], None, false))
-            .await
-            .unwrap();
+        let (ep, first) = endpoint::create(
+            &db.pool,
+            &keyring,
+            owner,
+            &input(&["sms_failed"], None, false),
+            20,
+        )
+        .await
+        .unwrap();
         let stored: Vec<u8> = sqlx::query_scalar("SELECT ciphertext FROM webhook_secrets")
             .fetch_one(&db.pool)
             .await
@@ -346,12 +354,18 @@ mod endpoints {
         let keyring = Keyring::parse(&Keyring::generate_entry(1)).unwrap();
         let owner = ender_core::testing::create_user(&db.pool, "log@example.org").await;
         let stranger = ender_core::testing::create_user(&db.pool, "nosy@example.org").await;
-        let (ep, _) = endpoint::create(&db.pool, &keyring, owner, &input(&["sms_sent"], None, false))
+        let (ep, _) = endpoint::create(&db.pool, &keyring, owner, &input(&["sms_sent"], None, false), 20)
             .await
             .unwrap();
-        let (theirs, _) = endpoint::create(&db.pool, &keyring, stranger, &input(&["sms_sent"], None, false))
-            .await
-            .unwrap();
+        let (theirs, _) = endpoint::create(
+            &db.pool,
+            &keyring,
+            stranger,
+            &input(&["sms_sent"], None, false),
+            20,
+        )
+        .await
+        .unwrap();
         let oldest = delivery(&db.pool, ep.id, "failed", 30).await;
         let middle = delivery(&db.pool, ep.id, "succeeded", 20).await;
         let newest = delivery(&db.pool, ep.id, "failed", 10).await;

@@ -39,7 +39,9 @@ impl From<EndpointError> for AppError {
             EndpointError::Database(e) => e.into(),
             EndpointError::Secret(e) => AppError::Internal(anyhow::anyhow!("webhook secret: {e}")),
             // Validation is handled where a form is re-rendered; anything else is "not yours".
-            EndpointError::Invalid(_) | EndpointError::NotFound => AppError::NotFound,
+            EndpointError::Invalid(_) | EndpointError::TooMany(_) | EndpointError::NotFound => {
+                AppError::NotFound
+            }
         }
     }
 }
@@ -314,6 +316,7 @@ impl EndpointForm {
 fn field_error(e: EndpointError) -> AppResult<FieldError> {
     match e {
         EndpointError::Invalid(f) => Ok(f),
+        EndpointError::TooMany(_) => Ok(FieldError::new("url", e.to_string())),
         other => Err(other.into()),
     }
 }
@@ -347,7 +350,16 @@ async fn create(
 ) -> AppResult<Response> {
     let form = EndpointForm::from_pairs(pairs);
     let result = match form.parse(&state) {
-        Ok(input) => endpoint::create(&state.pool, &state.webhooks.keyring, user.id, &input).await,
+        Ok(input) => {
+            endpoint::create(
+                &state.pool,
+                &state.webhooks.keyring,
+                user.id,
+                &input,
+                state.sms.limits.max_webhooks,
+            )
+            .await
+        }
         Err(f) => Err(f.into()),
     };
     match result {

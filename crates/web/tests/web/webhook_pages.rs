@@ -759,3 +759,52 @@ async fn another_users_endpoints_and_deliveries_are_not_found_on_every_page_and_
         [own]
     );
 }
+
+#[tokio::test]
+async fn adding_an_endpoint_beyond_the_limit_re_renders_the_form() {
+    let app = TestApp::spawn_with(Options {
+        sms: Some(ender_core::config::SmsConfig {
+            limits: ender_core::config::TenantLimits {
+                max_webhooks: 2,
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    app.signed_in_user("limited-hooks@example.org", PW).await;
+    add_endpoint(&app, "https://one.example.com/h", &["sms_sent"]).await;
+    add_endpoint(&app, "https://two.example.com/h", &["sms_sent"]).await;
+    let res = app
+        .post_form(
+            "/webhooks/new",
+            "/webhooks/new",
+            &[
+                ("url", "https://three.example.com/h"),
+                ("events", "sms_failed"),
+                ("description", "Third"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = res.text().await.unwrap();
+    assert_eq!(
+        select_text(&page, ".field-error[data-field=url]"),
+        ["You can keep at most 2 webhook endpoints."]
+    );
+    assert_eq!(
+        select_attr(&page, "input#url", "value").unwrap(),
+        "https://three.example.com/h",
+        "the input is kept"
+    );
+    assert_eq!(
+        select_attr_all(&page, "#events input[checked]", "value"),
+        ["sms_failed"]
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_endpoints")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 2);
+}

@@ -693,3 +693,148 @@ async fn the_delivery_log_api_refuses_bad_input_strangers_and_oversized_bodies()
     }
     assert_eq!(status_of(&app, delivery).await, "failed");
 }
+
+fn with_webhook_limit(max_webhooks: i64) -> Options {
+    Options {
+        sms: Some(ender_core::config::SmsConfig {
+            limits: ender_core::config::TenantLimits {
+                max_webhooks,
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn concurrent_creates_never_exceed_the_webhook_limit() {
+    let app = TestApp::spawn_with(with_webhook_limit(20)).await;
+    let c = Caller::new(&app, "many-hooks@example.org").await;
+    let answers = futures::future::join_all((0..30).map(|i| {
+        let c = &c;
+        async move {
+            c.post(
+                "/api/webhooks",
+                json!({"url": format!("https://hooks{i}.example.com/h"), "events": ["sms_sent"]}),
+            )
+            .await
+        }
+    }))
+    .await;
+    let created = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(created, 20, "exactly the limit");
+    for (status, res) in answers.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_eq!(
+            (*status, res["message"].as_str(), res["status"].as_i64()),
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                Some("You can keep at most 20 webhook endpoints."),
+                Some(429)
+            )
+        );
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_endpoints")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 20);
+
+    // Deleting one makes room again; another user has a limit of their own.
+    let (_, listed) = c.get("/api/webhooks?per_page=1").await;
+    let id = listed["items"][0]["id"].as_str().unwrap();
+    let res = c
+        .http
+        .delete(app.url(&format!("/api/webhooks/{id}")))
+        .header("x-api-key", &c.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    create_endpoint(&c, "https://again.example.com/h").await;
+    let other = Caller::new(&app, "few-hooks@example.org").await;
+    create_endpoint(&other, "https://mine.example.com/h").await;
+}
+
+#[tokio::test]
+async fn the_endpoint_list_is_paged_newest_first() {
+    let app = TestApp::spawn().await;
+    let c = Caller::new(&app, "paged-hooks@example.org").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(create_endpoint(&c, &format!("https://h{i}.example.com/h")).await);
+    }
+    ids.reverse();
+    let other = Caller::new(&app, "unpaged-hooks@example.org").await;
+    create_endpoint(&other, "https://theirs.example.com/h").await;
+
+    let mut seen = Vec::new();
+    for (page, expect) in [(1, 2), (2, 2), (3, 1)] {
+        let (status, res) = c.get(&format!("/api/webhooks?page={page}&per_page=2")).await;
+        assert_eq!(status, StatusCode::OK, "{res}");
+        assert_eq!(
+            (
+                res["page"].as_i64(),
+                res["per_page"].as_i64(),
+                res["total_items"].as_i64(),
+                res["total_pages"].as_i64()
+            ),
+            (Some(page), Some(2), Some(5), Some(3))
+        );
+        let items = res["items"].as_array().unwrap();
+        assert_eq!(items.len(), expect, "page {page}");
+        assert!(items.iter().all(|e| e["health"]["breaker"] == "closed"));
+        seen.extend(items.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(seen, ids, "every endpoint once, newest first");
+    let (_, past) = c.get("/api/webhooks?page=4&per_page=2").await;
+    assert_eq!(past["items"].as_array().unwrap().len(), 0);
+    // Without parameters: the first 50, in the same envelope.
+    let (_, all) = c.get("/api/webhooks").await;
+    assert_eq!(
+        (all["items"].as_array().unwrap().len(), all["per_page"].as_i64()),
+        (5, Some(50))
+    );
+}
+
+#[tokio::test]
+async fn another_users_endpoint_cannot_be_updated_or_have_its_secret_rotated() {
+    let app = TestApp::spawn().await;
+    let owner = Caller::new(&app, "owner-rot@example.org").await;
+    let id = create_endpoint(&owner, "https://owner.example.com/h").await;
+    let (_, before) = owner.get(&format!("/api/webhooks/{id}")).await;
+    let (_, secret) = owner.get(&format!("/api/webhooks/{id}/secret")).await;
+    let other = Caller::new(&app, "stranger-rot@example.org").await;
+    create_endpoint(&other, "https://stranger.example.com/h").await;
+
+    let res = other
+        .http
+        .put(app.url(&format!("/api/webhooks/{id}")))
+        .header("x-api-key", &other.key)
+        .json(&json!({"url": "https://evil.example.com/h", "events": ["sms_received"], "include_body": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["message"], "Webhook not found.");
+    let (status, _) = other
+        .post(
+            &format!("/api/webhooks/{id}/rotate-secret"),
+            json!({"overlap_hours": 0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (_, after) = owner.get(&format!("/api/webhooks/{id}")).await;
+    assert_eq!(after, before, "the endpoint is unchanged");
+    let (_, still) = owner.get(&format!("/api/webhooks/{id}/secret")).await;
+    assert_eq!(still["secret"], secret["secret"]);
+    let secrets: Vec<Option<chrono::DateTime<chrono::Utc>>> =
+        sqlx::query_scalar("SELECT expires_at FROM webhook_secrets WHERE endpoint_id = $1::uuid")
+            .bind(&id)
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(secrets, [None], "one secret, not superseded");
+}

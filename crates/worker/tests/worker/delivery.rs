@@ -166,7 +166,7 @@ fn config(retry: Vec<u64>, concurrency: i64) -> WebhookConfig {
 
 async fn add_endpoint(db: &TestDb, keyring: &Keyring, user: UserId, url: &str) -> Uuid {
     let input = EndpointInput::parse(url, &["sms_sent".to_owned()], "", None, false, &loopback()).unwrap();
-    endpoint::create(&db.pool, keyring, user, &input)
+    endpoint::create(&db.pool, keyring, user, &input, i64::MAX)
         .await
         .unwrap()
         .0
@@ -664,7 +664,9 @@ async fn a_name_resolving_to_loopback_is_refused_when_connecting() {
         &[],
     )
     .unwrap();
-    endpoint::create(&db.pool, &keyring, user, &input).await.unwrap();
+    endpoint::create(&db.pool, &keyring, user, &input, i64::MAX)
+        .await
+        .unwrap();
     let hosts = HashMap::from([(
         "hooks.rebind.test".to_owned(),
         vec![std::net::IpAddr::from([127, 0, 0, 1])],

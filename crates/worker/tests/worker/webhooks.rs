@@ -61,7 +61,9 @@ async fn setup(
     let keyring = Arc::new(Keyring::parse(&Keyring::generate_entry(1)).unwrap());
     let user = ender_core::testing::create_user(&db.pool, "hook@example.org").await;
     let input = EndpointInput::parse(url, &["sms_sent".to_owned()], "", None, false, allowed).unwrap();
-    let (ep, secret) = endpoint::create(&db.pool, &keyring, user, &input).await.unwrap();
+    let (ep, secret) = endpoint::create(&db.pool, &keyring, user, &input, i64::MAX)
+        .await
+        .unwrap();
     (db, keyring, user, ep.id, secret)
 }
 
@@ -352,4 +354,94 @@ async fn huge_silent_and_redirecting_receivers_are_handled() {
             "{path}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_tenant_with_slow_receivers_cannot_hold_every_slot() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    // Tenant A's receiver takes 10 s to answer (counting requests and answers); tenant B's
+    // answers at once and reports, when its delivery arrives, how many of A's had answered.
+    #[derive(Clone, Default)]
+    struct Slow {
+        arrived: Arc<AtomicUsize>,
+        answered: Arc<AtomicUsize>,
+    }
+    let slow = Slow::default();
+    let app = Router::new()
+        .route(
+            "/slow",
+            post(|State(s): State<Slow>| async move {
+                s.arrived.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                s.answered.fetch_add(1, Ordering::SeqCst);
+                "late"
+            }),
+        )
+        .with_state(slow.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow_url = format!("http://{}/slow", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (fast_tx, mut fast_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let answered = slow.answered.clone();
+    let app = Router::new().route(
+        "/fast",
+        post(move || {
+            let _ = fast_tx.send(answered.load(Ordering::SeqCst));
+            async { "ok" }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fast_url = format!("http://{}/fast", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let (db, keyring, a, _, _) = setup(&slow_url, &loopback()).await;
+    for _ in 1..20 {
+        let input =
+            EndpointInput::parse(&slow_url, &["sms_sent".to_owned()], "", None, false, &loopback()).unwrap();
+        endpoint::create(&db.pool, &keyring, a, &input, i64::MAX)
+            .await
+            .unwrap();
+    }
+    let b = ender_core::testing::create_user(&db.pool, "fast@example.org").await;
+    let input =
+        EndpointInput::parse(&fast_url, &["sms_sent".to_owned()], "", None, false, &loopback()).unwrap();
+    endpoint::create(&db.pool, &keyring, b, &input, i64::MAX)
+        .await
+        .unwrap();
+
+    // Four slots in this worker, four per endpoint: without a per-user share, A's twenty
+    // deliveries would take all four for 10 s.
+    let cfg = WebhookConfig {
+        webhook_retry_secs: vec![60],
+        webhook_timeout_secs: 15,
+        webhook_concurrency: 4,
+        webhook_user_concurrency: 2,
+        webhook_max_in_flight: 4,
+        ..WebhookConfig::default()
+    };
+    let d = Arc::new(Deliverer::new(db.pool.clone(), keyring, cfg, loopback(), None).unwrap());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let engine = tokio::spawn(d.run(shutdown.clone()));
+    enqueue(&db, a, "").await;
+    while slow.arrived.load(Ordering::SeqCst) < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A now holds its share; B's event comes after.
+    enqueue(&db, b, "").await;
+    let answered_before = tokio::time::timeout(Duration::from_secs(60), fast_rx.recv())
+        .await
+        .expect("B's delivery arrives")
+        .unwrap();
+    assert_eq!(
+        answered_before, 0,
+        "B's delivery went while every one of A's was still hanging"
+    );
+    assert_eq!(
+        slow.arrived.load(Ordering::SeqCst),
+        2,
+        "A never had more than its share in flight"
+    );
+    engine.abort();
 }

@@ -1,4 +1,4 @@
-//! Webhook endpoints through the API: list and show (with their health), create (the
+//! Webhook endpoints through the API: list (paged) and show (with their health), create (the
 //! secret is in the answer), update, delete, reveal and rotate the secret, re-enable and
 //! replay, replay failed deliveries since a time, and the delivery log with every attempt;
 //! and Vendel's `POST /api/webhooks/test` and `POST /api/webhooks/retry`, which deliver at
@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::auth::ApiUser;
-use super::format::ts;
+use super::format::{Paging, ts};
 use super::{ApiError, ApiResult};
 use crate::extract::{ApiJson, OptionalApiJson};
 use crate::state::AppState;
@@ -44,6 +44,8 @@ impl From<EndpointError> for ApiError {
         match e {
             EndpointError::Invalid(f) => ApiError::bad_request(f.message),
             EndpointError::NotFound => ApiError::not_found("Webhook not found."),
+            // As the other per-user caps (API keys, schedules) answer.
+            EndpointError::TooMany(_) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
             EndpointError::Database(d) => d.into(),
             EndpointError::Secret(s) => {
                 tracing::error!(error = %s, "a webhook secret could not be opened");
@@ -114,14 +116,20 @@ fn parse(state: &AppState, b: &EndpointBody) -> ApiResult<EndpointInput> {
     .map_err(|f| ApiError::bad_request(f.message))
 }
 
-async fn list(State(state): State<AppState>, ApiUser(user): ApiUser) -> ApiResult<Json<Value>> {
+/// One page of the caller's endpoints, newest first: `page` and `per_page`.
+async fn list(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let paging = Paging::from_query(&q);
     let stats = endpoint::day_stats(&state.pool, user).await?;
-    let items: Vec<Value> = endpoint::list(&state.pool, user)
-        .await?
+    let (endpoints, total) = endpoint::page(&state.pool, user, paging.per_page, paging.offset()).await?;
+    let items: Vec<Value> = endpoints
         .iter()
         .map(|e| endpoint_json(e, DayStats::of(&stats, e.id)))
         .collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(paging.wrap(items, total)))
 }
 
 async fn create(
@@ -130,7 +138,14 @@ async fn create(
     ApiJson(b): ApiJson<EndpointBody>,
 ) -> ApiResult<Json<Value>> {
     let input = parse(&state, &b)?;
-    let (e, secret) = endpoint::create(&state.pool, &state.webhooks.keyring, user, &input).await?;
+    let (e, secret) = endpoint::create(
+        &state.pool,
+        &state.webhooks.keyring,
+        user,
+        &input,
+        state.sms.limits.max_webhooks,
+    )
+    .await?;
     let mut v = endpoint_json(&e, DayStats::default());
     v["secret"] = json!(secret);
     Ok(Json(v))
