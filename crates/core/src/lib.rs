@@ -46,6 +46,7 @@ pub mod cron;
 pub mod crypto;
 pub mod db;
 pub mod device;
+pub mod invite;
 pub mod mail;
 pub mod maintenance;
 pub mod quota;

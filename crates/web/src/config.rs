@@ -62,10 +62,15 @@ pub struct WebConfig {
     #[arg(long, env = "ENDER_API_RATE_PER_MINUTE", default_value_t = 6000)]
     pub api_rate_per_minute: u32,
 
-    /// Who may create an account: `open` (anyone) or `closed` (only `ender-web admin
+    /// Who may create an account: `open` (anyone), `invite` (whoever opens an invitation
+    /// link a user or `ender-web admin invite` sent) or `closed` (only `ender-web admin
     /// create`; sign-up, including through OAuth, is refused).
     #[arg(long, env = "ENDER_SIGNUP", value_enum, default_value_t = SignupPolicy::Open)]
     pub signup: SignupPolicy,
+
+    /// Invitations one user may have waiting for an answer at once.
+    #[arg(long, env = "ENDER_MAX_PENDING_INVITATIONS", default_value_t = 20)]
+    pub max_pending_invitations: i64,
 
     #[command(flatten)]
     pub oauth: OAuthConfig,
@@ -76,6 +81,9 @@ pub struct WebConfig {
 pub enum SignupPolicy {
     /// Anyone with an email address.
     Open,
+    /// Whoever holds an invitation link, mailed to the invited address by a user of the
+    /// server (Settings → Invitations) or printed by `ender-web admin invite`.
+    Invite,
     /// Nobody through the web: accounts come from `ender-web admin create`.
     Closed,
 }

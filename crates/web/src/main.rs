@@ -77,6 +77,19 @@ enum AdminCommand {
         #[command(flatten)]
         log: LogConfig,
     },
+    /// Invite an address to create an account (for `ENDER_SIGNUP=invite`): prints the
+    /// invitation link (valid 7 days, once) for you to pass on. The account gets this
+    /// address, verified, so send the link only to its owner.
+    Invite {
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "ENDER_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+        public_url: url::Url,
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        log: LogConfig,
+    },
 }
 
 #[tokio::main]
@@ -98,6 +111,12 @@ async fn main() -> std::process::ExitCode {
             database,
             log,
         })) => create_admin(&email, password_stdin, &public_url, database, log).await,
+        Some(Command::Admin(AdminCommand::Invite {
+            email,
+            public_url,
+            database,
+            log,
+        })) => invite(&email, &public_url, database, log).await,
         Some(Command::Healthcheck { url }) => healthcheck(&url).await,
         Some(Command::DevDb { action, data_dir }) => dev_db(action, &data_dir).await,
     };
@@ -169,6 +188,31 @@ async fn create_admin(
             let base = public_url.as_str().trim_end_matches('/');
             println!("Choose the password here (valid one hour): {base}/reset-password?token={token}");
         }
+        anyhow::Ok(())
+    }
+    .await;
+    db.close().await;
+    result
+}
+
+async fn invite(
+    email: &str,
+    public_url: &url::Url,
+    database: DatabaseConfig,
+    log: LogConfig,
+) -> anyhow::Result<()> {
+    log.init_tracing();
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    let db = Database::connect(&database).await?;
+    let result = async {
+        ender_core::db::migrate(&db.pool).await?;
+        let issued = ender_core::invite::create(&db.pool, None, &email, i64::MAX).await?;
+        let base = public_url.as_str().trim_end_matches('/');
+        println!(
+            "Invitation for {} (valid 7 days, once): {base}/signup?invite={}",
+            email.as_str(),
+            issued.token
+        );
         anyhow::Ok(())
     }
     .await;

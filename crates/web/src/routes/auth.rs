@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use ender_core::account::{self, AccountError, Email, FullName, Password, TokenError};
 use ender_core::crypto::hex_digest;
+use ender_core::invite;
 use ender_core::mail::Mail;
 use ender_core::ratelimit::{self, Limit};
 use tower_sessions::Session;
@@ -172,23 +173,89 @@ pub struct SignupPage {
     pub shell: Shell,
     /// Sign-up is closed (`ENDER_SIGNUP=closed`): the page says so instead of a form.
     pub closed: bool,
+    /// Sign-up is by invitation and no invitation link was opened: the page says so.
+    pub invite_only: bool,
+    /// The token of the invitation link being accepted, empty for an open sign-up.
+    pub invite: String,
     pub email: String,
     pub full_name: String,
     pub errors: Errors,
 }
 
-async fn signup_form(State(state): State<AppState>, shell: Shell, MaybeUser(user): MaybeUser) -> Response {
+impl SignupPage {
+    fn new(shell: Shell, policy: SignupPolicy) -> Self {
+        Self {
+            shell,
+            closed: policy == SignupPolicy::Closed,
+            invite_only: policy == SignupPolicy::Invite,
+            invite: String::new(),
+            email: String::new(),
+            full_name: String::new(),
+            errors: Errors::default(),
+        }
+    }
+
+    /// The form for accepting the invitation behind `token`, sent to `email`.
+    fn for_invitation(shell: Shell, token: &str, email: &str) -> Self {
+        Self {
+            closed: false,
+            invite_only: false,
+            invite: token.to_owned(),
+            email: email.to_owned(),
+            ..Self::new(shell, SignupPolicy::Open)
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct SignupQuery {
+    invite: String,
+}
+
+async fn signup_form(
+    State(state): State<AppState>,
+    shell: Shell,
+    MaybeUser(user): MaybeUser,
+    Query(query): Query<SignupQuery>,
+) -> AppResult<Response> {
     if user.is_some() {
-        return Redirect::to(paths::HOME).into_response();
+        return Ok(Redirect::to(paths::HOME).into_response());
     }
-    SignupPage {
-        closed: state.config.signup == SignupPolicy::Closed,
-        shell,
-        email: String::new(),
-        full_name: String::new(),
-        errors: Errors::default(),
+    let policy = state.config.signup;
+    if query.invite.is_empty() || policy == SignupPolicy::Closed {
+        return Ok(SignupPage::new(shell, policy).into_response());
     }
-    .into_response()
+    match invite::check(&state.pool, &query.invite).await {
+        Ok(invitation) => {
+            Ok(SignupPage::for_invitation(shell, &query.invite, &invitation.email).into_response())
+        }
+        Err(AccountError::Token(e)) => Ok(invitation_refused(shell, e)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The page for an invitation link that is spent, revoked, expired or forged.
+fn invitation_refused(shell: Shell, e: TokenError) -> Response {
+    let e = match e {
+        TokenError::Invalid => {
+            "This invitation is not valid: it may have been withdrawn. Ask for a new one.".to_owned()
+        }
+        TokenError::Expired => "This invitation has expired. Ask for a new one.".to_owned(),
+        TokenError::Used => {
+            "This invitation has already been used. Sign in with the account it created.".to_owned()
+        }
+    };
+    (
+        StatusCode::BAD_REQUEST,
+        TokenErrorPage {
+            shell,
+            message: e,
+            retry_path: paths::LOGIN,
+            retry_label: "Sign in",
+        },
+    )
+        .into_response()
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -197,6 +264,8 @@ pub struct SignupForm {
     email: String,
     password: String,
     full_name: String,
+    /// The invitation link's token, when the form came from one.
+    invite: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -214,18 +283,9 @@ async fn signup(
     ClientIp(ip): ClientIp,
     Form(form): Form<SignupForm>,
 ) -> AppResult<Response> {
-    if state.config.signup == SignupPolicy::Closed {
-        return Ok((
-            StatusCode::FORBIDDEN,
-            SignupPage {
-                shell,
-                closed: true,
-                email: String::new(),
-                full_name: String::new(),
-                errors: Errors::default(),
-            },
-        )
-            .into_response());
+    let policy = state.config.signup;
+    if policy == SignupPolicy::Closed || (policy == SignupPolicy::Invite && form.invite.is_empty()) {
+        return Ok((StatusCode::FORBIDDEN, SignupPage::new(shell, policy)).into_response());
     }
     if !ratelimit::allow(
         &mut *state.pool.acquire().await?,
@@ -235,6 +295,9 @@ async fn signup(
     .await?
     {
         return Err(AppError::RateLimited);
+    }
+    if !form.invite.is_empty() {
+        return accept_invitation(&state, &session, shell, form).await;
     }
     let mut errors = Errors::default();
     let email = Email::parse(&form.email).map_err(|e| errors.push(e)).ok();
@@ -246,11 +309,10 @@ async fn signup(
         (
             StatusCode::UNPROCESSABLE_ENTITY,
             SignupPage {
-                shell: shell.clone(),
-                closed: false,
                 email: form.email.trim().to_owned(),
                 full_name: form.full_name.trim().to_owned(),
                 errors,
+                ..SignupPage::new(shell.clone(), SignupPolicy::Open)
             },
         )
             .into_response()
@@ -298,9 +360,66 @@ async fn signup(
     }
 }
 
+/// Sign-up through an invitation link: the account gets the invited address, verified,
+/// and is signed in at once.
+async fn accept_invitation(
+    state: &AppState,
+    session: &Session,
+    shell: Shell,
+    form: SignupForm,
+) -> AppResult<Response> {
+    let mut errors = Errors::default();
+    let password = Password::parse(&form.password, "password")
+        .map_err(|e| errors.push(e))
+        .ok();
+    let full_name = FullName::parse(&form.full_name).map_err(|e| errors.push(e)).ok();
+    let rerender = |errors: Errors, email: &str| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            SignupPage {
+                full_name: form.full_name.trim().to_owned(),
+                errors,
+                ..SignupPage::for_invitation(shell.clone(), &form.invite, email)
+            },
+        )
+            .into_response()
+    };
+    let (Some(password), Some(full_name)) = (password, full_name) else {
+        return match invite::check(&state.pool, &form.invite).await {
+            Ok(invitation) => Ok(rerender(errors, &invitation.email)),
+            Err(AccountError::Token(e)) => Ok(invitation_refused(shell, e)),
+            Err(e) => Err(e.into()),
+        };
+    };
+    match invite::accept(&state.pool, &form.invite, &password, &full_name).await {
+        Ok(user) => {
+            tracing::info!(user.id = %user.id, "account created from an invitation");
+            log_in(session, &user).await?;
+            flash(session, "success", "Welcome to Ender.").await?;
+            Ok(Redirect::to(paths::HOME).into_response())
+        }
+        Err(AccountError::Token(e)) => Ok(invitation_refused(shell, e)),
+        Err(AccountError::EmailTaken) => {
+            // Only the address's owner holds the link, so saying so tells nobody else.
+            let email = invite::check(&state.pool, &form.invite)
+                .await
+                .map(|i| i.email)
+                .unwrap_or_default();
+            Ok(rerender(
+                Errors::one(ender_core::FieldError::new(
+                    "email",
+                    "This address already has an account. Sign in, or reset your password.",
+                )),
+                &email,
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Sends a mail from a background task, so an answer never waits for the mail server (and
 /// its timing does not tell whether a mail was sent at all).
-fn send_in_background(state: &AppState, mail: Mail) {
+pub(crate) fn send_in_background(state: &AppState, mail: Mail) {
     let mailer = state.mailer.clone();
     tokio::spawn(async move {
         if let Err(e) = mailer.send(&mail).await {

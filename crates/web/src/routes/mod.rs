@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod devices;
 pub mod events;
 pub mod health;
+pub mod invitations;
 pub mod keys;
 pub mod messages;
 pub mod oauth;
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(oauth::routes())
         .merge(account::routes())
+        .merge(invitations::routes())
         .merge(setup::routes())
         .merge(admin::routes())
         .merge(keys::routes())

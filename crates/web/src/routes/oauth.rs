@@ -247,7 +247,11 @@ async fn callback(
                 shell,
                 email: String::new(),
                 next: pending.next,
-                error: "Sign-up is closed on this server: there is no account for this address. Ask the administrator for one.".to_owned(),
+                error: if state.config.signup == SignupPolicy::Invite {
+                    "Sign-up on this server is by invitation: there is no account for this address. Open the invitation link you were mailed to create one; then you can sign in here too.".to_owned()
+                } else {
+                    "Sign-up is closed on this server: there is no account for this address. Ask the administrator for one.".to_owned()
+                },
                 unverified: false,
             },
         )

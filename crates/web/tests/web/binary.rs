@@ -99,5 +99,23 @@ async fn the_run_command_works_with_no_configuration() {
         "{stdout}"
     );
     assert!(stdout.contains("/reset-password?token="), "{stdout}");
+
+    // The operator can invite an address (for ENDER_SIGNUP=invite): the link is printed.
+    let out = ender_web(data.path(), port)
+        .args(["admin", "invite", "--email", "guest@example.org"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Invitation for guest@example.org"), "{stdout}");
+    assert!(stdout.contains("/signup?invite="), "{stdout}");
+    let out = ender_web(data.path(), port)
+        .args(["admin", "invite", "--email", "not an address"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--email"));
     assert!(!data.path().join("postgres/postmaster.pid").exists());
 }

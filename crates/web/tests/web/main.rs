@@ -17,6 +17,7 @@ mod compat;
 mod contacts_api;
 mod contacts_pages;
 mod device_status;
+mod invitations;
 mod modem_agent;
 mod oauth;
 mod pages;

@@ -385,3 +385,23 @@ async fn with_sign_up_closed_a_provider_signs_in_existing_accounts_only() {
     });
     assert_eq!(location(&sign_in_with(&app, "google").await), "/settings");
 }
+
+#[tokio::test]
+async fn with_sign_up_by_invitation_a_provider_creates_no_account_and_says_how_to_get_one() {
+    let (provider, base) = start_provider().await;
+    let app = app_with_providers(&base, &["--signup", "invite"]).await;
+    *provider.identity.lock().await = Some(Identity {
+        subject: "g-new".into(),
+        email: "stranger@example.org".into(),
+        verified: true,
+        name: "Stranger".into(),
+    });
+    let res = sign_in_with(&app, "google").await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(select_text(&res.text().await.unwrap(), "#form-error")[0].contains("by invitation"));
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(users, 0);
+}
