@@ -52,6 +52,40 @@ pub struct Config {
     pub modems: Vec<ModemConfig>,
 }
 
+impl Config {
+    /// A warning when the server is reached over plain `http://` on a host that is not on
+    /// this machine or a private network: every request then carries the device keys in
+    /// clear text across networks the operator does not control.
+    pub fn cleartext_warning(&self) -> Option<String> {
+        if self.server.scheme() != "http" {
+            return None;
+        }
+        let local = match self.server.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+            Some(url::Host::Ipv6(ip)) => {
+                ip.is_loopback() || ip.is_unique_local() || ip.is_unicast_link_local()
+            }
+            Some(url::Host::Domain(name)) => {
+                let name = name.trim_end_matches('.').to_ascii_lowercase();
+                name == "localhost"
+                    || name.ends_with(".localhost")
+                    || name.ends_with(".local")
+                    || name.ends_with(".lan")
+                    || name.ends_with(".internal")
+                    || name.ends_with(".home.arpa")
+                    || !name.contains('.')
+            }
+            None => true,
+        };
+        (!local).then(|| {
+            format!(
+                "the server {} is plain http:// on a public host: device keys and messages travel unencrypted. Use https://",
+                self.server
+            )
+        })
+    }
+}
+
 /// One modem.
 #[derive(Debug, Clone)]
 pub struct ModemConfig {
@@ -629,5 +663,34 @@ mod tests {
             problems(&text, &[]),
             ["modem 2 (\"dongle-2\") key: is the same as an earlier modem's; each modem has its own"]
         );
+    }
+
+    #[test]
+    fn plain_http_to_a_public_host_is_warned_about() {
+        let config = |server: &str| Config {
+            server: Url::parse(server).unwrap(),
+            modems: Vec::new(),
+        };
+        for quiet in [
+            "https://ender.example.org",
+            "http://127.0.0.1:8080",
+            "http://[::1]:8080",
+            "http://192.168.1.10",
+            "http://10.0.0.2",
+            "http://[fd00::2]",
+            "http://localhost:8080",
+            "http://ender.lan",
+            "http://ender",
+        ] {
+            assert_eq!(config(quiet).cleartext_warning(), None, "{quiet}");
+        }
+        for loud in [
+            "http://ender.example.org",
+            "http://203.0.113.7:8080",
+            "http://[2001:db8::1]",
+        ] {
+            let warning = config(loud).cleartext_warning().unwrap_or_default();
+            assert!(warning.contains("unencrypted"), "{loud}: {warning}");
+        }
     }
 }

@@ -97,6 +97,19 @@ impl WebConfig {
         self.public_url.scheme() == "https"
     }
 
+    /// A warning when Ender listens beyond this machine while its public URL is plain
+    /// `http://`: cookies then go without `Secure` and no HSTS is sent, so a TLS proxy in
+    /// front must be named in `ENDER_PUBLIC_URL` as `https://` for browsers to be protected.
+    pub fn insecure_cookie_warning(&self) -> Option<String> {
+        let local = self.bind.ip().is_loopback();
+        (!local && !self.is_https()).then(|| {
+            format!(
+                "Ender listens on {} but ENDER_PUBLIC_URL ({}) is not https://: session cookies are sent without Secure and without HSTS. Put Ender behind TLS and set ENDER_PUBLIC_URL to the https:// address people open",
+                self.bind, self.public_url
+            )
+        })
+    }
+
     /// An absolute URL under the public base.
     pub fn absolute(&self, path_and_query: &str) -> String {
         format!(
@@ -151,4 +164,44 @@ pub struct OAuthConfig {
     pub github_token_url: Url,
     #[arg(long, env = "ENDER_GITHUB_API_URL", default_value = "https://api.github.com")]
     pub github_api_url: Url,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::WebConfig;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        web: WebConfig,
+    }
+
+    fn web(args: &[&str]) -> WebConfig {
+        Args::parse_from(std::iter::once("ender-web").chain(args.iter().copied())).web
+    }
+
+    #[test]
+    fn a_plain_http_public_url_beyond_loopback_is_warned_about() {
+        assert_eq!(web(&[]).insecure_cookie_warning(), None);
+        assert_eq!(
+            web(&[
+                "--bind",
+                "0.0.0.0:8080",
+                "--public-url",
+                "https://sms.example.org"
+            ])
+            .insecure_cookie_warning(),
+            None
+        );
+        let warning = web(&["--bind", "0.0.0.0:8080", "--public-url", "http://sms.example.org"])
+            .insecure_cookie_warning()
+            .unwrap_or_default();
+        assert!(warning.contains("without Secure"), "{warning}");
+        assert!(
+            web(&["--bind", "[::]:8080"]).insecure_cookie_warning().is_some(),
+            "the default http:// public URL on every address"
+        );
+    }
 }

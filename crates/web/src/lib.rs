@@ -77,6 +77,9 @@ async fn run_with(db: &Database, cfg: &ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (ENDER_BIND)", cfg.web.bind))?;
     tracing::info!(bind = %cfg.web.bind, public_url = %cfg.web.public_url, worker = cfg.web.runs_worker(), "Ender is serving");
+    if let Some(warning) = cfg.web.insecure_cookie_warning() {
+        tracing::warn!("{warning}");
+    }
     let webhooks = state::WebhookSetup {
         keyring: keyring.clone(),
         config: cfg.worker.webhooks.clone(),
