@@ -180,8 +180,42 @@ fn template_name() -> String {
     format!("ender_tpl_{}", &hex::encode(h.finalize())[..16])
 }
 
-/// Drops test databases of processes that are gone, and templates of other migrations.
+/// Drops test databases of processes that are gone, and templates of other migrations
+/// that no live test process uses. Test processes of other checkouts (other migrations)
+/// share the server, so each registers the template it uses (under the template lock,
+/// before its first test database is made from it) and a template is dropped only when
+/// every process registered for it has ended.
 async fn remove_leftovers(conn: &mut PgConnection, template: &str) -> anyhow::Result<()> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS ender_test_template_users (
+             template text NOT NULL, pid integer NOT NULL, PRIMARY KEY (template, pid))",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let users: Vec<(String, i32)> = sqlx::query_as("SELECT template, pid FROM ender_test_template_users")
+        .fetch_all(&mut *conn)
+        .await?;
+    for (name, pid) in &users {
+        if !process_alive(*pid) {
+            sqlx::query("DELETE FROM ender_test_template_users WHERE template = $1 AND pid = $2")
+                .bind(name)
+                .bind(pid)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    let in_use: Vec<String> = users
+        .into_iter()
+        .filter(|(_, pid)| process_alive(*pid))
+        .map(|(name, _)| name)
+        .collect();
+    sqlx::query(
+        "INSERT INTO ender_test_template_users (template, pid) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(template)
+    .bind(i32::try_from(std::process::id()).unwrap_or(0))
+    .execute(&mut *conn)
+    .await?;
     let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'ender\\_t\\_%' OR datname LIKE 'ender\\_tpl\\_%'")
         .fetch_all(&mut *conn)
         .await?;
@@ -190,7 +224,7 @@ async fn remove_leftovers(conn: &mut PgConnection, template: &str) -> anyhow::Re
             let pid: i32 = rest.split('_').next().and_then(|p| p.parse().ok()).unwrap_or(0);
             !process_alive(pid)
         } else {
-            name != template && !name.ends_with("_building")
+            name != template && !name.ends_with("_building") && !in_use.contains(&name)
         };
         if stale {
             drop_database(conn, &name).await;

@@ -30,6 +30,9 @@ const LOGIN_FAILURES_IP: Limit = Limit::per_minute(20);
 const LOGIN_FAILURES_ACCOUNT: Limit = Limit::per_minute(5);
 /// Password resets (forged or not) per minute per IP: each can cost an Argon2 run.
 pub const TOKEN_FORMS_IP: Limit = Limit::per_minute(5);
+/// Session key: the account this browser just signed up, whose verification link may
+/// sign it in.
+const SIGNED_UP_KEY: &str = "signed_up_user";
 /// Sign-ups per hour per IP.
 const SIGNUPS: Limit = Limit::per_hour(10);
 /// Mail requests (reset, resend) per minute per IP, and per hour per account.
@@ -349,6 +352,7 @@ async fn signup(
     tracing::info!(user.id = %created.user.id, "account created");
     match created.verify_token {
         Some(token) => {
+            session.insert(SIGNED_UP_KEY, created.user.id).await?;
             send_in_background(&state, verification_mail(&state, &created.user.email, &token));
             Ok(check_email(shell, email.as_str()).into_response())
         }
@@ -494,6 +498,18 @@ async fn verify_email(
     Query(q): Query<TokenQuery>,
 ) -> AppResult<Response> {
     match account::verify_email(&state.pool, &q.token).await {
+        Ok(user) if session.get::<account::UserId>(SIGNED_UP_KEY).await? != Some(user.id) => {
+            // Opened in another browser than the one that signed up: the address is
+            // confirmed, but whoever opened the link is not signed in, so a link mailed
+            // to someone else's account cannot sign a victim into it (login CSRF).
+            flash(
+                &session,
+                "success",
+                "Your email address is confirmed. Sign in to continue.",
+            )
+            .await?;
+            Ok(Redirect::to(paths::LOGIN).into_response())
+        }
         Ok(user) => {
             log_in(&session, &user).await?;
             flash(

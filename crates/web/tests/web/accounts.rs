@@ -1056,3 +1056,53 @@ async fn sign_up_is_open_by_default() {
     assert!(has(&page, "#signup-form"));
     assert!(!has(&page, "#signup-closed"));
 }
+
+#[tokio::test]
+async fn a_verification_link_signs_in_only_the_browser_that_signed_up() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .post_form(
+            "/signup",
+            "/signup",
+            &[
+                ("email", "mine@example.org"),
+                ("password", PW),
+                ("full_name", "Mine"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    app.wait_for_mails(1).await;
+    let link = app.last_mail_link();
+    // Someone else's browser (a victim sent the attacker's own link) opens it: the address
+    // is confirmed, nobody is signed in.
+    let other = app.new_client();
+    let res = other.get(app.url(&link)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/login");
+    let res = other.get(app.url("/")).send().await.unwrap();
+    assert_eq!(location(&res), "/login?next=%2F");
+    let login = other
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        select_text(&login, ".toast")
+            .iter()
+            .any(|t| t.contains("Sign in to continue"))
+    );
+    let verified: bool = sqlx::query_scalar("SELECT email_verified_at IS NOT NULL FROM users")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert!(verified);
+    // The owner signs in with the password.
+    assert_eq!(
+        app.login("mine@example.org", PW).await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
