@@ -21,22 +21,7 @@ pub const INVITE_TTL: Duration = Duration::days(7);
 /// inviter before they are removed.
 const KEEP_FINISHED: Duration = Duration::days(30);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize)]
-#[sqlx(transparent)]
-pub struct InvitationId(pub Uuid);
-
-impl std::fmt::Display for InvitationId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::str::FromStr for InvitationId {
-    type Err = uuid::Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s).map(Self)
-    }
-}
+id_type!(InvitationId);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InvitationState {

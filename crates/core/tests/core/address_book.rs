@@ -275,3 +275,58 @@ async fn a_group_may_be_larger_than_the_listed_recipient_cap() {
         Err(SendError::TooManyRecipients(5))
     ));
 }
+
+/// The database itself refuses rows that tie one user's records to another's (defence in
+/// depth behind the application's checks).
+#[tokio::test]
+async fn the_database_refuses_members_and_schedules_that_cross_users() {
+    let db = test_db().await;
+    let (a, b) = (
+        create_user(&db.pool, "a@example.org").await,
+        create_user(&db.pool, "b@example.org").await,
+    );
+    let group_a = repo::create_group(&db.pool, a, "A's").await.unwrap();
+    let input = ContactInput::parse("Bea", "+15551230002", "", vec![]).unwrap();
+    let contact_b = repo::create(&db.pool, b, &input).await.unwrap();
+    let crossed = sqlx::query("INSERT INTO contact_group_members (group_id, contact_id) VALUES ($1, $2)")
+        .bind(group_a.id.0)
+        .bind(contact_b.id.0)
+        .execute(&db.pool)
+        .await
+        .unwrap_err();
+    assert!(crossed.to_string().contains("group's owner"), "{crossed}");
+    let contact_a = repo::create(&db.pool, a, &input).await.unwrap();
+    sqlx::query("INSERT INTO contact_group_members (group_id, contact_id) VALUES ($1, $2)")
+        .bind(group_a.id.0)
+        .bind(contact_a.id.0)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let template_b: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO message_templates (id, user_id, name, body) VALUES (gen_random_uuid(), $1, 'B', 'hi') RETURNING id",
+    )
+    .bind(b.0)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let group_b = repo::create_group(&db.pool, b, "B's").await.unwrap();
+    let insert = |template: Option<uuid::Uuid>, groups: Vec<uuid::Uuid>| {
+        sqlx::query(
+            "INSERT INTO scheduled_sends (id, user_id, kind, cron_expr, template_id, group_ids, body)
+             VALUES (gen_random_uuid(), $1, 'recurring', '0 9 * * *', $2, $3, CASE WHEN $2 IS NULL THEN 'hi' ELSE '' END)",
+        )
+        .bind(a.0)
+        .bind(template)
+        .bind(groups)
+        .execute(&db.pool)
+    };
+    let e = insert(Some(template_b), vec![]).await.unwrap_err();
+    assert!(e.to_string().contains("template must belong"), "{e}");
+    let e = insert(None, vec![group_a.id.0, group_b.id.0]).await.unwrap_err();
+    assert!(e.to_string().contains("groups must belong"), "{e}");
+    // Its own group, and a group id that no longer exists, are accepted.
+    insert(None, vec![group_a.id.0, uuid::Uuid::now_v7()])
+        .await
+        .unwrap();
+}
