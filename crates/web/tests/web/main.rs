@@ -26,5 +26,6 @@ mod shell;
 mod simulator;
 mod sms;
 mod template_pages;
+mod tenancy;
 mod webhook_pages;
 mod webhooks;
