@@ -20,6 +20,7 @@ mod device_status;
 mod modem_agent;
 mod oauth;
 mod pages;
+mod paging;
 mod schedule_pages;
 mod schedules_api;
 mod shell;
