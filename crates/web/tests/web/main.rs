@@ -8,6 +8,7 @@
 )]
 
 mod helpers;
+mod log_privacy;
 mod logs;
 
 mod accounts;
