@@ -149,6 +149,29 @@ pub async fn list(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<ApiKey>> {
         .await
 }
 
+/// One page of the user's keys (revoked and expired ones too), newest first, and how many
+/// there are in all.
+pub async fn page(pool: &PgPool, user: UserId, limit: i64, offset: i64) -> sqlx::Result<(Vec<ApiKey>, i64)> {
+    let items = sqlx::query_as!(
+        ApiKey,
+        r#"SELECT id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, scopes AS "scopes: Scopes",
+                  expires_at, last_used_at, revoked_at, created_at
+           FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"#,
+        user as UserId,
+        limit,
+        offset
+    )
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM api_keys WHERE user_id = $1"#,
+        user as UserId
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((items, total))
+}
+
 /// The owner's key (another user's key is "not found").
 pub async fn find(pool: &PgPool, user: UserId, id: ApiKeyId) -> Result<ApiKey, ApiKeyError> {
     sqlx::query_as!(

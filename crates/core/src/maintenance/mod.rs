@@ -2,6 +2,10 @@
 
 use sqlx::PgConnection;
 
+/// Days a revoked or expired API key stays listed (as revoked or expired) before the
+/// purge removes it.
+pub const DEAD_KEY_DAYS: i32 = 30;
+
 /// How many rows one purge removed, per table.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PurgeReport {
@@ -14,6 +18,7 @@ pub struct PurgeReport {
     pub webhook_attempts: u64,
     pub contact_imports: u64,
     pub schedule_runs: u64,
+    pub api_keys: u64,
 }
 
 /// Deletes expired sessions and tokens, finished rate-limit windows, old cron claims and
@@ -22,7 +27,8 @@ pub struct PurgeReport {
 /// Webhook history older than `webhook_retention_days` goes too (every attempt, and
 /// deliveries that are finished or were held that long for a disabled endpoint).
 /// Finished contact imports (with their uploaded files) go after a day, schedule run
-/// history after a year.
+/// history after a year. API keys revoked or expired for [`DEAD_KEY_DAYS`] go as well,
+/// so rotating a key again and again cannot grow the table without end.
 pub async fn purge_expired(
     conn: &mut PgConnection,
     webhook_retention_days: i64,
@@ -91,7 +97,17 @@ pub async fn purge_expired(
         .execute(&mut *conn)
         .await?
         .rows_affected();
+    let api_keys = sqlx::query!(
+        "DELETE FROM api_keys
+         WHERE revoked_at < now() - make_interval(days => $1)
+            OR expires_at < now() - make_interval(days => $1)",
+        DEAD_KEY_DAYS
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
     Ok(PurgeReport {
+        api_keys,
         contact_imports,
         schedule_runs,
         sessions,

@@ -73,19 +73,41 @@ pub async fn find(pool: &PgPool, user: UserId, id: MessageId) -> sqlx::Result<Op
     .await
 }
 
-/// The messages of a batch, newest first.
-pub async fn batch(pool: &PgPool, user: UserId, batch: BatchId) -> sqlx::Result<Vec<Message>> {
+/// One page of a batch's messages, newest first.
+pub async fn batch_page(
+    pool: &PgPool,
+    user: UserId,
+    batch: BatchId,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<Vec<Message>> {
     sqlx::query_as!(
         Message,
         r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
                   recipient, from_number, body, encoding, segments, status, error_message,
                   coalesce(device_id, requested_device_id) AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
-           FROM messages WHERE batch_id = $1 AND user_id = $2 ORDER BY created_at DESC, id DESC"#,
+           FROM messages WHERE batch_id = $1 AND user_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"#,
+        batch as BatchId,
+        user as UserId,
+        limit,
+        offset
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// How many of a batch's messages are in each status, over the whole batch (sorted by
+/// status). Empty when the batch is unknown or another user's.
+pub async fn batch_counts(pool: &PgPool, user: UserId, batch: BatchId) -> sqlx::Result<Vec<(String, i64)>> {
+    let rows = sqlx::query!(
+        r#"SELECT status, count(*) AS "n!" FROM messages WHERE batch_id = $1 AND user_id = $2
+           GROUP BY status ORDER BY status"#,
         batch as BatchId,
         user as UserId
     )
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.status, r.n)).collect())
 }
 
 pub async fn events(pool: &PgPool, id: MessageId) -> sqlx::Result<Vec<MessageEvent>> {

@@ -109,16 +109,43 @@ async fn purge_removes_only_what_has_expired() {
         .await
         .unwrap();
     }
+    // API keys: revoked or expired for longer than the purge keeps them, or not.
+    for (name, revoked_days, expired_days) in [
+        ("revoked long ago", Some(maintenance::DEAD_KEY_DAYS + 1), None),
+        ("expired long ago", None, Some(maintenance::DEAD_KEY_DAYS + 1)),
+        ("revoked yesterday", Some(1), None),
+        ("expired yesterday", None, Some(1)),
+        ("active", None, None),
+    ] {
+        sqlx::query(
+            "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, revoked_at, expires_at)
+             VALUES (gen_random_uuid(), $1, $2, 'vk_test', sha256($2::bytea),
+                     now() - make_interval(days => $3), now() - make_interval(days => $4))",
+        )
+        .bind(user.0)
+        .bind(name)
+        .bind(revoked_days)
+        .bind(expired_days)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    }
     let report = maintenance::purge_expired(&mut conn, 7).await.unwrap();
     assert_eq!(
         (
             report.sessions,
             report.setup_tokens,
             report.rate_limits,
-            report.webhook_attempts
+            report.webhook_attempts,
+            report.api_keys
         ),
-        (1, 1, 1, 1)
+        (1, 1, 1, 1, 2)
     );
+    let keys: Vec<String> = sqlx::query_scalar("SELECT name FROM api_keys ORDER BY name")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(keys, ["active", "expired yesterday", "revoked yesterday"]);
     let left: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM webhook_deliveries")
         .fetch_all(&mut *conn)
         .await

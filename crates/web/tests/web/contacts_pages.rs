@@ -92,7 +92,7 @@ async fn upload(app: &TestApp, file_name: &str, bytes: &[u8]) -> Response {
 }
 
 /// Uploads a file that must be accepted; returns the import's page.
-async fn uploaded(app: &TestApp, file_name: &str, bytes: &[u8]) -> String {
+pub async fn uploaded(app: &TestApp, file_name: &str, bytes: &[u8]) -> String {
     let res = upload(app, file_name, bytes).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "upload of {file_name}");
     let to = location(&res);
@@ -102,7 +102,7 @@ async fn uploaded(app: &TestApp, file_name: &str, bytes: &[u8]) -> String {
 
 /// Starts the import on its preview page with these fields and waits until it ends;
 /// returns the final progress fragment.
-async fn run_import(app: &TestApp, import: &str, fields: &[(&str, &str)]) -> String {
+pub async fn run_import(app: &TestApp, import: &str, fields: &[(&str, &str)]) -> String {
     let mut all = vec![("action", "start")];
     all.extend_from_slice(fields);
     let res = app.post_form(import, import, &all).await;

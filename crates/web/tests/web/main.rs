@@ -8,6 +8,7 @@
 )]
 
 mod helpers;
+mod log_privacy;
 mod logs;
 
 mod accounts;
@@ -21,11 +22,13 @@ mod invitations;
 mod modem_agent;
 mod oauth;
 mod pages;
+mod paging;
 mod schedule_pages;
 mod schedules_api;
 mod shell;
 mod simulator;
 mod sms;
 mod template_pages;
+mod tenancy;
 mod webhook_pages;
 mod webhooks;

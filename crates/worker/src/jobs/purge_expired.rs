@@ -1,5 +1,5 @@
 //! Removes expired sessions, used or expired tokens, old rate-limit windows and old
-//! history (webhook attempts, finished imports, schedule runs). Idempotent:
+//! history (webhook attempts, finished imports, schedule runs, long-dead API keys). Idempotent:
 //! running it twice removes nothing more.
 
 use apalis::prelude::{BoxDynError, Data};
@@ -37,6 +37,7 @@ pub async fn handle(
         webhook_attempts = report.webhook_attempts,
         contact_imports = report.contact_imports,
         schedule_runs = report.schedule_runs,
+        api_keys = report.api_keys,
         "purged expired rows"
     );
     Ok(())

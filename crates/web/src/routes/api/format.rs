@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use ender_core::sms::Message;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// RFC 3339 UTC with milliseconds (`2026-01-15T10:30:00.000Z`), or "" when unset.
 pub fn ts(t: Option<DateTime<Utc>>) -> String {
@@ -47,19 +47,27 @@ impl Paging {
         (self.page - 1).saturating_mul(self.per_page)
     }
 
+    /// `items` with the page fields beside them.
     pub fn wrap<T: Serialize>(&self, items: Vec<T>, total: i64) -> Value {
+        let mut page = self.fields(total);
+        page.insert("items".to_owned(), json!(items));
+        Value::Object(page)
+    }
+
+    /// The page fields (`page`, `per_page`, `total_items`, `total_pages`) for a list of
+    /// `total` items, for answers that carry their items under another name.
+    pub fn fields(&self, total: i64) -> Map<String, Value> {
         let pages = if total == 0 {
             0
         } else {
             (total + self.per_page - 1) / self.per_page
         };
-        json!({
-            "items": items,
-            "page": self.page,
-            "per_page": self.per_page,
-            "total_items": total,
-            "total_pages": pages,
-        })
+        let mut page = Map::new();
+        page.insert("page".to_owned(), json!(self.page));
+        page.insert("per_page".to_owned(), json!(self.per_page));
+        page.insert("total_items".to_owned(), json!(total));
+        page.insert("total_pages".to_owned(), json!(pages));
+        page
     }
 }
 

@@ -1,8 +1,10 @@
-//! Integration keys through the API: list, create (the key is in the answer, once),
+//! Integration keys through the API: list (paged), create (the key is in the answer, once),
 //! revoke, rotate. A key is created with the scopes asked for (default: what the Vendel
 //! SDKs need), never with a scope the caller's own key lacks.
 
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -12,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{ApiCaller, ApiUser};
-use super::format::ts;
+use super::format::{Paging, ts};
 use super::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -56,11 +58,15 @@ fn key_id(raw: &str) -> ApiResult<ApiKeyId> {
         .map_err(|_| ApiError::not_found("API key not found."))
 }
 
-async fn list(State(state): State<AppState>, ApiUser(user): ApiUser) -> ApiResult<Json<Value>> {
-    let keys = apikey::list(&state.pool, user).await?;
-    Ok(Json(
-        json!({ "items": keys.iter().map(key_json).collect::<Vec<_>>() }),
-    ))
+/// One page of the caller's keys, newest first: `page` and `per_page`.
+async fn list(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let paging = Paging::from_query(&q);
+    let (keys, total) = apikey::page(&state.pool, user, paging.per_page, paging.offset()).await?;
+    Ok(Json(paging.wrap(keys.iter().map(key_json).collect(), total)))
 }
 
 #[derive(Deserialize)]

@@ -177,21 +177,27 @@ async fn status(
     Ok(Json(message(&m)))
 }
 
+/// A batch's status: `total` and `status_counts` over the whole batch, `messages` one page
+/// of it (newest first, `page` and `per_page` as the other lists) with the page fields
+/// beside them.
 async fn batch(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
     Path(raw): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let not_found = || ApiError::not_found("Batch not found.");
     let batch: BatchId = raw.parse().map_err(|_| not_found())?;
-    let messages = repo::batch(&state.pool, user, batch).await?;
-    if messages.is_empty() {
+    let paging = Paging::from_query(&q);
+    let counts: BTreeMap<String, i64> = repo::batch_counts(&state.pool, user, batch)
+        .await?
+        .into_iter()
+        .collect();
+    let total: i64 = counts.values().sum();
+    if total == 0 {
         return Err(not_found());
     }
-    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-    for m in &messages {
-        *counts.entry(m.status.as_str()).or_default() += 1;
-    }
+    let messages = repo::batch_page(&state.pool, user, batch, paging.per_page, paging.offset()).await?;
     let items: Vec<_> = messages
         .iter()
         .map(|m| {
@@ -202,12 +208,12 @@ async fn batch(
             })
         })
         .collect();
-    Ok(Json(json!({
-        "batch_id": batch.to_string(),
-        "total": messages.len(),
-        "status_counts": counts,
-        "messages": items,
-    })))
+    let mut page = paging.fields(total);
+    page.insert("batch_id".to_owned(), json!(batch.to_string()));
+    page.insert("total".to_owned(), json!(total));
+    page.insert("status_counts".to_owned(), json!(counts));
+    page.insert("messages".to_owned(), json!(items));
+    Ok(Json(serde_json::Value::Object(page)))
 }
 
 fn parse_time(raw: Option<String>, name: &str) -> ApiResult<Option<DateTime<Utc>>> {
