@@ -26,6 +26,7 @@ mod schedules_api;
 mod shell;
 mod simulator;
 mod sms;
+mod streams;
 mod template_pages;
 mod webhook_pages;
 mod webhooks;
