@@ -13,6 +13,7 @@ mod logs;
 mod accounts;
 mod binary;
 mod browser;
+mod caching;
 mod compat;
 mod contacts_api;
 mod contacts_pages;
