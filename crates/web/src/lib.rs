@@ -11,6 +11,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod session;
 pub mod state;
+pub mod streams;
 pub mod views;
 
 use ender_worker::webhooks::OwnerNotices;

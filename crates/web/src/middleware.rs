@@ -1,5 +1,5 @@
-//! Cross-cutting request handling: security headers, the client's IP behind trusted
-//! proxies, and JSON answers for unknown `/api/` paths.
+//! Cross-cutting request handling: security headers, `no-store` on private answers, the
+//! client's IP behind trusted proxies, and JSON answers for unknown `/api/` paths.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use ipnet::IpNet;
+use tower_sessions::Session;
 
 use crate::state::AppState;
 
@@ -43,6 +44,26 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=63072000; includeSubDomains"),
         );
+    }
+    res
+}
+
+/// Marks every API answer and every answer to a signed-in user `Cache-Control: no-store`,
+/// so that no browser or proxy cache keeps a page or answer that may hold a key, a secret
+/// or someone's messages. Public pages for signed-out visitors (and static assets, outside
+/// this layer) keep their caching. The user is looked up after the handler ran, in the
+/// session it already loaded; an unreadable session counts as signed in.
+pub async fn no_store(session: Session, req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let mut res = next.run(req).await;
+    let private = api
+        || session
+            .get::<ender_core::account::UserId>(crate::session::USER_KEY)
+            .await
+            .map_or(true, |user| user.is_some());
+    if private {
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     res
 }

@@ -1,5 +1,6 @@
 //! What every handler can reach: the pool, the settings, the mailer, an HTTP client, the
-//! realtime bus, the API rate limiter and the shutdown signal (which ends open streams).
+//! realtime bus, the API rate limiter, the open-stream counts and the shutdown signal
+//! (which ends open streams).
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use ender_worker::webhooks::{Deliverer, OwnerNotices, WebhookConfig};
 use crate::bus::Bus;
 use crate::config::WebConfig;
 use crate::ratelimit::Limiter;
+use crate::streams::StreamSlots;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -25,6 +27,7 @@ pub struct AppState {
     pub http: reqwest::Client,
     pub bus: Bus,
     pub limiter: Arc<Limiter>,
+    pub streams: Arc<StreamSlots>,
     pub batcher: Batcher,
     pub webhooks: Arc<Webhooks>,
     pub shutdown: CancellationToken,
@@ -49,6 +52,7 @@ impl AppState {
         Self {
             bus: Bus::start(pool.clone(), shutdown.clone()),
             limiter: Arc::new(Limiter::new(config.api_rate_per_minute)),
+            streams: Arc::new(StreamSlots::default()),
             batcher: Batcher::start(pool.clone(), sms.clone()),
             webhooks: Arc::new(Webhooks {
                 deliverer: Deliverer::new(

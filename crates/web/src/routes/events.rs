@@ -1,13 +1,16 @@
 //! The browser's live stream (`GET /events`): a signed-in page subscribes with the htmx SSE
 //! extension and gets `messages` and `devices` events (bursts coalesced) when anything of
-//! its user changes, in whichever process it happened.
+//! its user changes, in whichever process it happened. A user holds at most
+//! `ENDER_MAX_STREAMS_PER_USER` of them open in one process; one more is answered 429.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ender_core::bus::BusEvent;
 use futures::Stream;
@@ -15,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::session::CurrentUser;
 use crate::state::AppState;
+use crate::streams::{StreamOwner, StreamSlot, TooManyStreams};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/events", get(events))
@@ -23,9 +27,24 @@ pub fn routes() -> Router<AppState> {
 /// Events closer together than this are sent once.
 const COALESCE: Duration = Duration::from_millis(300);
 
-async fn events(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+async fn events(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Response {
+    let max = state.sms.limits.max_streams_per_user;
+    match state.streams.take(StreamOwner::User(user.id), max) {
+        Ok(slot) => stream(state, user.id, slot).into_response(),
+        Err(TooManyStreams { max }) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "30")],
+            format!("Too many live-update streams open: at most {max} per user (ENDER_MAX_STREAMS_PER_USER). Close a tab and try again."),
+        )
+            .into_response(),
+    }
+}
+
+/// The stream of one user's events; it holds `slot` until the client goes away.
+fn stream(
+    state: AppState,
+    user: ender_core::account::UserId,
+    slot: StreamSlot,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = mpsc::channel::<Event>(16);
     let mut bus = state.bus.subscribe();
@@ -49,7 +68,7 @@ async fn events(
                     }
                 }
                 event = bus.recv() => match event {
-                    Ok(e) if e.user_id() == user.id => match e {
+                    Ok(e) if e.user_id() == user => match e {
                         BusEvent::Messages { .. } | BusEvent::Assigned { .. } => messages = true,
                         BusEvent::Device { .. } => devices = true,
                         BusEvent::Subscribed { .. } => {}
@@ -61,6 +80,8 @@ async fn events(
             }
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) });
+    let stream = futures::stream::unfold((rx, slot), |(mut rx, slot)| async move {
+        rx.recv().await.map(|e| (Ok(e), (rx, slot)))
+    });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(20)))
 }

@@ -89,6 +89,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages)
         .nest("/api", api::routes())
+        .layer(from_fn(crate::middleware::no_store))
         .layer(from_fn(crate::csrf::verify))
         .layer(sessions)
         .layer(from_fn(crate::session::unavailable_as_503))

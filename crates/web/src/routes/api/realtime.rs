@@ -5,7 +5,8 @@
 //! (re)connect everything still open for the device is pushed again (devices de-duplicate
 //! by message id). A stream also looks for assigned messages on each heartbeat, and a
 //! second after a failed claim, so a lost notification or a database hiccup delays a
-//! message instead of stranding it.
+//! message instead of stranding it. A device holds at most `ENDER_MAX_STREAMS_PER_DEVICE`
+//! streams (of either kind) open in one process; one more is answered 429.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use super::auth::ApiDevice;
 use super::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::state::AppState;
+use crate::streams::{StreamOwner, StreamSlot, TooManyStreams};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -50,13 +52,34 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 /// unreachable or busy): nothing else would push them until the next assignment.
 const CLAIM_RETRY: Duration = Duration::from_secs(1);
 
-async fn ender_stream(State(state): State<AppState>, ApiDevice(device): ApiDevice) -> Response {
-    stream(state, device, Protocol::Ender).into_response()
+async fn ender_stream(State(state): State<AppState>, ApiDevice(device): ApiDevice) -> ApiResult<Response> {
+    let slot = stream_slot(&state, &device)?;
+    Ok(stream(state, device, Protocol::Ender, slot).into_response())
 }
 
-async fn pocketbase_stream(State(state): State<AppState>, ApiDevice(device): ApiDevice) -> Response {
+async fn pocketbase_stream(
+    State(state): State<AppState>,
+    ApiDevice(device): ApiDevice,
+) -> ApiResult<Response> {
+    let slot = stream_slot(&state, &device)?;
     let client_id = ender_core::crypto::random_token(20);
-    stream(state, device, Protocol::PocketBase { client_id }).into_response()
+    Ok(stream(state, device, Protocol::PocketBase { client_id }, slot).into_response())
+}
+
+/// A slot for one more stream of `device`, or 429 when it holds its maximum already.
+fn stream_slot(state: &AppState, device: &Device) -> ApiResult<StreamSlot> {
+    let max = state.sms.limits.max_streams_per_device;
+    state
+        .streams
+        .take(StreamOwner::Device(device.id), max)
+        .map_err(|TooManyStreams { max }| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many event streams open for this device: at most {max} (ENDER_MAX_STREAMS_PER_DEVICE). Close one and connect again."
+                ),
+            )
+        })
 }
 
 #[derive(Deserialize)]
@@ -97,14 +120,18 @@ async fn pocketbase_subscribe(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The device's stream; it holds `slot` until the client goes away.
 fn stream(
     state: AppState,
     device: Device,
     protocol: Protocol,
+    slot: StreamSlot,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = mpsc::channel::<Event>(64);
     tokio::spawn(run(state, device, protocol, tx));
-    let events = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) });
+    let events = futures::stream::unfold((rx, slot), |(mut rx, slot)| async move {
+        rx.recv().await.map(|e| (Ok(e), (rx, slot)))
+    });
     Sse::new(events).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("keep-alive"))
 }
 
