@@ -1,17 +1,28 @@
 //! Importing a CSV or vCard file: upload (decoded, sniffed and kept in Postgres), a preview
 //! with a guessed column mapping, then a run that writes contacts in chunks and records its
 //! progress, so a page can show a progress bar and any process can resume a stalled run.
+//!
+//! A file is read one row (or card) at a time on the blocking pool, at most [`PARALLEL_PARSES`]
+//! at once per process: the memory an import takes is its text and one chunk of contacts,
+//! whatever the file holds. Rows, fields and field lengths are capped ([`ImportLimits`]), and
+//! so are the imports one user may hold open (`ENDER_MAX_OPEN_IMPORTS`).
+
+use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
+use tokio::sync::{Semaphore, mpsc};
 use uuid::Uuid;
 
-use super::import_csv::{self, ColumnMapping, ContactDraft, ImportError, RowError, Table};
+use super::import_csv::{
+    self, ColumnMapping, ContactDraft, ImportError, ImportLimits, RowError, TextEncoding,
+};
 use super::model::GroupId;
 use super::repo::{self, OnDuplicate};
 use super::vcard;
 use crate::account::UserId;
+use crate::config::TenantLimits;
 
 id_type!(ImportId);
 
@@ -21,6 +32,18 @@ const CHUNK: usize = 2_000;
 const MAX_KEPT_ERRORS: usize = 10_000;
 /// A running import whose heartbeat is older than this is taken over.
 const STALE_SECS: f64 = 30.0;
+/// Files read at once per process (uploads, previews, starts and runs together).
+pub const PARALLEL_PARSES: usize = 2;
+
+static PARSES: Semaphore = Semaphore::const_new(PARALLEL_PARSES);
+
+/// Runs a parse on the blocking pool, waiting for one of the [`PARALLEL_PARSES`] slots.
+async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, UploadError> {
+    let _slot = PARSES.acquire().await.map_err(|_| UploadError::Reader)?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| UploadError::Reader)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -144,6 +167,12 @@ pub enum UploadError {
     AlreadyStarted,
     #[error("Group not found.")]
     GroupNotFound,
+    #[error(
+        "You already have {0} imports waiting or running, the most one account may hold (ENDER_MAX_OPEN_IMPORTS). Finish or discard one first."
+    )]
+    TooManyOpen(i64),
+    #[error("the import reader stopped")]
+    Reader,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -160,55 +189,128 @@ fn detect_format(file_name: &str, text: &str) -> Format {
     }
 }
 
-/// Stores an uploaded file for preview: decoded to text, its delimiter sniffed and its
-/// columns guessed. Nothing is imported yet.
-pub async fn upload(
-    pool: &PgPool,
-    user: UserId,
-    file_name: &str,
-    bytes: &[u8],
-) -> Result<ImportId, UploadError> {
-    if bytes.len() > import_csv::MAX_IMPORT_BYTES {
-        return Err(ImportError::TooLarge.into());
-    }
-    let (text, encoding) = import_csv::decode(bytes)?;
+/// Imports of the user waiting for their settings or running.
+async fn open_count(db: impl PgExecutor<'_>, user: UserId) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM contact_imports WHERE user_id = $1 AND status IN ('preview', 'running')"#,
+        user as UserId
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// A decoded upload and what a first pass over it found.
+struct Read {
+    text: String,
+    encoding: TextEncoding,
+    format: Format,
+    delimiter: u8,
+    mapping: ColumnMapping,
+    total: usize,
+}
+
+fn read_upload(file_name: &str, bytes: Vec<u8>, caps: &ImportLimits) -> Result<Read, ImportError> {
+    let (text, encoding) = import_csv::decode_owned(bytes)?;
     if text.trim().is_empty() {
-        return Err(ImportError::Empty.into());
+        return Err(ImportError::Empty);
     }
     let format = detect_format(file_name, &text);
     let (delimiter, mapping, total) = match format {
         Format::Csv => {
             let delimiter = import_csv::sniff_delimiter(&text);
-            let table = import_csv::parse_table(&text, delimiter, true)?;
-            let mapping = import_csv::guess_mapping(&table.headers);
-            (delimiter, mapping, table.rows.len())
+            let shape = import_csv::scan_table(&text, delimiter, true, caps, |_| ControlFlow::Continue(()))?;
+            (delimiter, import_csv::guess_mapping(&shape.headers), shape.rows)
         }
         Format::Vcard => {
-            let entries = vcard::parse(&text);
-            if entries.is_empty() {
-                return Err(ImportError::Empty.into());
+            let cards = vcard::for_each_card(&text, caps, |_| ControlFlow::Continue(()))?;
+            if cards == 0 {
+                return Err(ImportError::Empty);
             }
-            (b',', ColumnMapping::default(), entries.len())
+            (b',', ColumnMapping::default(), cards)
         }
     };
-    let id = ImportId(Uuid::now_v7());
+    Ok(Read {
+        text,
+        encoding,
+        format,
+        delimiter,
+        mapping,
+        total,
+    })
+}
+
+/// Stores an uploaded file for preview: decoded to text, its delimiter sniffed, its columns
+/// guessed and its rows counted within the limits. Nothing is imported yet.
+pub async fn upload(
+    pool: &PgPool,
+    user: UserId,
+    file_name: &str,
+    bytes: Vec<u8>,
+    limits: &TenantLimits,
+) -> Result<ImportId, UploadError> {
+    if bytes.len() > import_csv::MAX_IMPORT_BYTES {
+        return Err(ImportError::TooLarge.into());
+    }
+    // A first look without the lock, so a user at the limit costs no parse.
+    if open_count(pool, user).await? >= limits.max_open_imports {
+        return Err(UploadError::TooManyOpen(limits.max_open_imports));
+    }
+    let caps = ImportLimits::from(limits);
     let name: String = file_name.chars().take(200).collect();
+    let hint = name.clone();
+    let read = off_thread(move || read_upload(&hint, bytes, &caps)).await??;
+    let mut tx = pool.begin().await?;
+    // Serialises this user's uploads so two at once cannot both pass the limit.
+    crate::account::repo::lock(&mut tx, user).await?;
+    if open_count(&mut *tx, user).await? >= limits.max_open_imports {
+        return Err(UploadError::TooManyOpen(limits.max_open_imports));
+    }
+    let id = ImportId(Uuid::now_v7());
     sqlx::query!(
         "INSERT INTO contact_imports (id, user_id, file_name, format, content, encoding, delimiter, mapping, total_rows)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         id as ImportId,
         user as UserId,
         name,
-        format.as_str(),
-        text,
-        encoding.label(),
-        (delimiter as char).to_string(),
-        serde_json::to_value(StoredMapping::from(&mapping)).unwrap_or_default(),
-        i32::try_from(total).unwrap_or(i32::MAX)
+        read.format.as_str(),
+        read.text,
+        read.encoding.label(),
+        (read.delimiter as char).to_string(),
+        serde_json::to_value(StoredMapping::from(&read.mapping)).unwrap_or_default(),
+        i32::try_from(read.total).unwrap_or(i32::MAX)
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Discards an import still waiting for its settings; false if there is none to discard.
+pub async fn discard(pool: &PgPool, user: UserId, id: ImportId) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "DELETE FROM contact_imports WHERE id = $1 AND user_id = $2 AND status = 'preview'",
+        id as ImportId,
+        user as UserId
     )
     .execute(pool)
     .await?;
-    Ok(id)
+    Ok(done.rows_affected() == 1)
+}
+
+/// The user's imports waiting or running, newest first (for the upload page).
+pub async fn open_imports(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<Import>> {
+    let rows = sqlx::query_as!(
+        ImportRow,
+        r#"SELECT id AS "id: ImportId", user_id AS "user_id: UserId", file_name, format, encoding, delimiter, has_header,
+                  mapping, default_country, on_duplicate, group_id AS "group_id: GroupId", status, total_rows, processed,
+                  created, updated, skipped, failed, error_message, heartbeat_at, created_at, finished_at
+           FROM contact_imports WHERE user_id = $1 AND status IN ('preview', 'running')
+           ORDER BY created_at DESC"#,
+        user as UserId
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Import::from).collect())
 }
 
 struct ImportRow {
@@ -297,45 +399,88 @@ async fn content(pool: &PgPool, id: ImportId) -> sqlx::Result<String> {
     .await
 }
 
-/// Each row of a file: a contact, or why it is not one.
-type Drafts = Vec<Result<ContactDraft, RowError>>;
-
-/// Every row of the file as the settings read it: contacts or per-row errors, in file order.
-fn read_all(format: Format, text: &str, settings: &Settings) -> Result<(Option<Table>, Drafts), ImportError> {
+/// Reads every row of the file as the settings read it, handing each contact (or per-row
+/// error) to `each` in file order; the CSV shape comes back (`None` for vCard).
+fn for_each_draft(
+    format: Format,
+    text: &str,
+    settings: &Settings,
+    caps: &ImportLimits,
+    mut each: impl FnMut(Result<ContactDraft, RowError>, Option<import_csv::RowRef<'_>>) -> ControlFlow<()>,
+) -> Result<Option<import_csv::Shape>, ImportError> {
     let country = settings.default_country.as_deref();
     match format {
         Format::Csv => {
-            let table = import_csv::parse_table(text, settings.delimiter, settings.has_header)?;
-            let drafts = import_csv::rows_to_drafts(&table, &settings.mapping, country);
-            Ok((Some(table), drafts))
+            let shape = import_csv::scan_table(text, settings.delimiter, settings.has_header, caps, |row| {
+                let draft = import_csv::row_to_draft(&row.to_row(), &settings.mapping, country);
+                each(draft, Some(row))
+            })?;
+            Ok(Some(shape))
         }
         Format::Vcard => {
-            let entries = vcard::parse(text);
-            Ok((None, vcard::entries_to_drafts(&entries, country)))
+            vcard::for_each_card(text, caps, |card| {
+                for draft in vcard::entries_to_drafts(std::slice::from_ref(&card), country) {
+                    each(draft, None)?;
+                }
+                ControlFlow::Continue(())
+            })?;
+            Ok(None)
         }
     }
 }
 
-/// The first `n` rows under `settings` (the stored ones unless the page sends others).
+/// The first `n` rows under `settings` (the stored ones unless the page sends others), and
+/// how many there are in all. Only those `n` are kept while the rest are counted.
 pub async fn preview(
     pool: &PgPool,
     import: &Import,
     settings: &Settings,
     n: usize,
+    limits: &TenantLimits,
 ) -> Result<Preview, UploadError> {
     let text = content(pool, import.id).await?;
-    let (table, drafts) = read_all(import.format, &text, settings)?;
-    let total_rows = drafts.len();
-    let (headers, rows) = match table {
-        Some(t) => (t.headers, t.rows.into_iter().take(n).map(|r| r.fields).collect()),
-        None => (Vec::new(), Vec::new()),
-    };
-    Ok(Preview {
-        headers,
-        rows,
-        total_rows,
-        drafts: drafts.into_iter().take(n).collect(),
+    let (format, settings, caps) = (import.format, settings.clone(), ImportLimits::from(limits));
+    off_thread(move || {
+        let mut rows = Vec::new();
+        let mut drafts = Vec::new();
+        let mut total_rows = 0usize;
+        let shape = for_each_draft(format, &text, &settings, &caps, |draft, row| {
+            total_rows += 1;
+            if drafts.len() < n {
+                drafts.push(draft);
+                if let Some(row) = row {
+                    rows.push(row.to_row().fields);
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok(Preview {
+            headers: shape.map(|s| s.headers).unwrap_or_default(),
+            rows,
+            total_rows,
+            drafts,
+        })
     })
+    .await?
+}
+
+/// How many contacts (or per-row errors) the file gives under `settings`, within the limits.
+async fn count_drafts(
+    format: Format,
+    text: String,
+    settings: &Settings,
+    caps: ImportLimits,
+) -> Result<usize, UploadError> {
+    let settings = settings.clone();
+    off_thread(move || {
+        let mut total = 0usize;
+        for_each_draft(format, &text, &settings, &caps, |_, _| {
+            total += 1;
+            ControlFlow::Continue(())
+        })?;
+        Ok(total)
+    })
+    .await?
 }
 
 /// Saves the settings and marks the import running; the caller then calls [`run`]
@@ -345,6 +490,7 @@ pub async fn start(
     user: UserId,
     id: ImportId,
     settings: &Settings,
+    limits: &TenantLimits,
 ) -> Result<(), UploadError> {
     let import = find(pool, user, id).await?.ok_or(UploadError::NotFound)?;
     if import.format == Format::Csv && settings.mapping.phone.is_none() {
@@ -358,7 +504,7 @@ pub async fn start(
     // Re-read the file under the chosen settings so the total is right (and a bad
     // delimiter choice fails here, on the form, not in the background).
     let text = content(pool, id).await?;
-    let (_, drafts) = read_all(import.format, &text, settings)?;
+    let total = count_drafts(import.format, text, settings, ImportLimits::from(limits)).await?;
     let started = sqlx::query!(
         "UPDATE contact_imports
          SET status = 'running', delimiter = $3, has_header = $4, mapping = $5, default_country = $6,
@@ -373,7 +519,7 @@ pub async fn start(
         settings.default_country.clone().unwrap_or_default(),
         settings.on_duplicate.as_str(),
         settings.group.map(|g| g.0),
-        i32::try_from(drafts.len()).unwrap_or(i32::MAX)
+        i32::try_from(total).unwrap_or(i32::MAX)
     )
     .execute(pool)
     .await?;
@@ -399,91 +545,158 @@ pub async fn claim_stale(pool: &PgPool, user: UserId, id: ImportId) -> sqlx::Res
     Ok(done.rows_affected() == 1)
 }
 
-/// Works through a running import from where it stands, a chunk per transaction. Each
-/// chunk's progress update only applies if nobody else moved the import on meanwhile, so
-/// two runners never write the same chunk twice.
-pub async fn run(pool: &PgPool, user: UserId, id: ImportId) -> Result<(), UploadError> {
+/// Works through a running import from where it stands, a chunk per transaction. The file
+/// is read on the blocking pool and handed over a chunk at a time, so only one chunk of
+/// contacts is held however long the file. Each chunk's progress update only applies if
+/// nobody else moved the import on meanwhile, so two runners never write the same chunk twice.
+/// How the writing half of a run ended.
+enum Written {
+    All,
+    /// Another runner moved the import on.
+    TakenOver,
+    /// A per-user limit stopped it, with the message for the user.
+    Stopped(String),
+}
+
+pub async fn run(
+    pool: &PgPool,
+    user: UserId,
+    id: ImportId,
+    limits: &TenantLimits,
+) -> Result<(), UploadError> {
     let import = find(pool, user, id).await?.ok_or(UploadError::NotFound)?;
     if !import.is_running() {
         return Ok(());
     }
     let text = content(pool, id).await?;
-    let drafts = match read_all(import.format, &text, &import.settings) {
-        Ok((_, drafts)) => drafts,
+    let from = usize::try_from(import.processed).unwrap_or(0);
+    let (format, settings, caps) = (import.format, import.settings.clone(), ImportLimits::from(limits));
+    let limits = limits.clone();
+    // One chunk waits while the previous one is written.
+    let (chunks, mut next) = mpsc::channel::<Vec<Result<ContactDraft, RowError>>>(1);
+    // Not one of the parse slots: a run is paced by its writes and may take minutes.
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut seen = 0usize;
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut sent = true;
+        let read = for_each_draft(format, &text, &settings, &caps, |draft, _| {
+            seen += 1;
+            if seen <= from {
+                return ControlFlow::Continue(());
+            }
+            chunk.push(draft);
+            if chunk.len() == CHUNK {
+                sent = chunks
+                    .blocking_send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
+                    .is_ok();
+                if !sent {
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        if sent && !chunk.is_empty() {
+            let _ = chunks.blocking_send(chunk);
+        }
+        read.map(|_| seen)
+    });
+    let writer = async move {
+        let mut at = from;
+        let mut kept_errors = usize::try_from(import.failed).unwrap_or(0);
+        while let Some(chunk) = next.recv().await {
+            let end = at + chunk.len();
+            let mut ok = Vec::with_capacity(chunk.len());
+            let mut errors = Vec::new();
+            for draft in chunk {
+                match draft {
+                    Ok(d) => ok.push(d),
+                    Err(e) => errors.push(StoredRowError {
+                        line: e.line,
+                        value: e.value,
+                        message: e.message,
+                    }),
+                }
+            }
+            let failed = errors.len();
+            errors.truncate(MAX_KEPT_ERRORS.saturating_sub(kept_errors));
+            kept_errors += errors.len();
+            let mut tx = pool.begin().await?;
+            let counts = repo::upsert_drafts(
+                &mut tx,
+                user,
+                &ok,
+                import.settings.on_duplicate,
+                import.settings.group,
+                &limits,
+            )
+            .await?;
+            let moved = sqlx::query!(
+                "UPDATE contact_imports
+                 SET processed = $3, created = created + $4, updated = updated + $5, skipped = skipped + $6,
+                     failed = failed + $7, errors = errors || $8, heartbeat_at = now()
+                 WHERE id = $1 AND status = 'running' AND processed = $2",
+                id as ImportId,
+                i32::try_from(at).unwrap_or(i32::MAX),
+                i32::try_from(end).unwrap_or(i32::MAX),
+                counts.created,
+                counts.updated,
+                counts.skipped,
+                i32::try_from(failed)
+                    .unwrap_or(i32::MAX)
+                    .saturating_add(counts.refused),
+                serde_json::to_value(&errors).unwrap_or_default()
+            )
+            .execute(&mut *tx)
+            .await?;
+            if moved.rows_affected() == 0 {
+                // Someone else took the import over (or it was finished); leave it to them.
+                tx.rollback().await?;
+                return Ok::<_, UploadError>(Written::TakenOver);
+            }
+            tx.commit().await?;
+            if let Some(hit) = counts.limit_hit {
+                return Ok(Written::Stopped(format!(
+                    "{hit} The import stopped after {end} of {} rows; the rows before were written.",
+                    import.total_rows
+                )));
+            }
+            at = end;
+        }
+        Ok(Written::All)
+    };
+    // The writer drops the receiver when it stops early, which stops the reader.
+    let (read, wrote) = tokio::join!(reader, writer);
+    match wrote? {
+        Written::All => {}
+        Written::TakenOver => return Ok(()),
+        Written::Stopped(message) => {
+            fail(pool, id, &message).await?;
+            return Ok(());
+        }
+    }
+    let rows = match read.map_err(|_| UploadError::Reader)? {
+        Ok(rows) => rows,
         Err(e) => {
             fail(pool, id, &e.to_string()).await?;
             return Ok(());
         }
     };
-    drop(text);
-    let mut at = usize::try_from(import.processed).unwrap_or(0);
-    let mut kept_errors = usize::try_from(import.failed).unwrap_or(0);
-    while at < drafts.len() {
-        let end = (at + CHUNK).min(drafts.len());
-        let chunk = &drafts[at..end];
-        let ok: Vec<ContactDraft> = chunk.iter().filter_map(|d| d.as_ref().ok().cloned()).collect();
-        let errors: Vec<StoredRowError> = chunk
-            .iter()
-            .filter_map(|d| d.as_ref().err())
-            .map(|e| StoredRowError {
-                line: e.line,
-                value: e.value.clone(),
-                message: e.message.clone(),
-            })
-            .collect();
-        let failed = errors.len();
-        let keep: Vec<StoredRowError> = errors
-            .into_iter()
-            .take(MAX_KEPT_ERRORS.saturating_sub(kept_errors))
-            .collect();
-        kept_errors += keep.len();
-        let mut tx = pool.begin().await?;
-        let counts = repo::upsert_drafts(
-            &mut tx,
-            user,
-            &ok,
-            import.settings.on_duplicate,
-            import.settings.group,
-        )
-        .await?;
-        let moved = sqlx::query!(
-            "UPDATE contact_imports
-             SET processed = $3, created = created + $4, updated = updated + $5, skipped = skipped + $6,
-                 failed = failed + $7, errors = errors || $8, heartbeat_at = now()
-             WHERE id = $1 AND status = 'running' AND processed = $2",
-            id as ImportId,
-            i32::try_from(at).unwrap_or(i32::MAX),
-            i32::try_from(end).unwrap_or(i32::MAX),
-            counts.created,
-            counts.updated,
-            counts.skipped,
-            i32::try_from(failed).unwrap_or(i32::MAX),
-            serde_json::to_value(&keep).unwrap_or_default()
-        )
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() == 0 {
-            // Someone else took the import over (or it was finished); leave it to them.
-            tx.rollback().await?;
-            return Ok(());
-        }
-        tx.commit().await?;
-        at = end;
-    }
+    // The file is no longer needed once the import is over; only the report stays.
     sqlx::query!(
-        "UPDATE contact_imports SET status = 'done', finished_at = now(), heartbeat_at = now()
+        "UPDATE contact_imports SET status = 'done', finished_at = now(), heartbeat_at = now(), content = ''
          WHERE id = $1 AND status = 'running'",
         id as ImportId
     )
     .execute(pool)
     .await?;
-    tracing::info!(import.id = %id, rows = drafts.len(), "contact import finished");
+    tracing::info!(import.id = %id, rows, "contact import finished");
     Ok(())
 }
 
 async fn fail(pool: &PgPool, id: ImportId, message: &str) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE contact_imports SET status = 'failed', error_message = $2, finished_at = now() WHERE id = $1",
+        "UPDATE contact_imports SET status = 'failed', error_message = $2, finished_at = now(), content = ''
+         WHERE id = $1",
         id as ImportId,
         message
     )

@@ -1,9 +1,13 @@
 //! CSV import: decoding the upload, sniffing the delimiter, parsing into a table, guessing the
 //! column mapping and turning rows into contact drafts (or per-row errors).
 //!
-//! Everything works in memory on at most [`MAX_IMPORT_BYTES`]; 100,000 rows take well under a
-//! second.
+//! The text of at most [`MAX_IMPORT_BYTES`] is held in memory; rows are read one at a time
+//! ([`scan_table`]) so nothing else grows with the file, and [`ImportLimits`] caps rows,
+//! fields per row and characters per field. 100,000 rows take well under a second.
 
+use std::ops::ControlFlow;
+
+use crate::config::TenantLimits;
 use crate::sms::phone::PhoneNumber;
 
 /// Largest upload accepted.
@@ -37,6 +41,43 @@ impl TextEncoding {
     }
 }
 
+/// Caps on one import, from `ENDER_IMPORT_MAX_ROWS`, `ENDER_IMPORT_MAX_FIELDS` and
+/// `ENDER_IMPORT_MAX_FIELD_CHARS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportLimits {
+    /// Data rows of a CSV file, cards of a vCard file.
+    pub max_rows: usize,
+    /// Fields of a CSV row; phone numbers and categories of a card.
+    pub max_fields: usize,
+    /// Characters of one CSV field.
+    pub max_field_chars: usize,
+}
+
+impl ImportLimits {
+    /// No caps (for tests and tools reading trusted files).
+    pub const NONE: Self = Self {
+        max_rows: usize::MAX,
+        max_fields: usize::MAX,
+        max_field_chars: usize::MAX,
+    };
+}
+
+impl Default for ImportLimits {
+    fn default() -> Self {
+        Self::from(&TenantLimits::default())
+    }
+}
+
+impl From<&TenantLimits> for ImportLimits {
+    fn from(l: &TenantLimits) -> Self {
+        Self {
+            max_rows: l.import_max_rows,
+            max_fields: l.import_max_fields,
+            max_field_chars: l.import_max_field_chars,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImportError {
     #[error("The file is empty.")]
@@ -47,6 +88,26 @@ pub enum ImportError {
     TooLarge,
     #[error("Line {line}: {message}")]
     Csv { line: usize, message: String },
+    #[error(
+        "The file has more than {0} rows, the most one import may hold (ENDER_IMPORT_MAX_ROWS). Split it into smaller files."
+    )]
+    TooManyRows(usize),
+    #[error(
+        "The file has more than {0} cards, the most one import may hold (ENDER_IMPORT_MAX_ROWS). Split it into smaller files."
+    )]
+    TooManyCards(usize),
+    #[error(
+        "Line {line}: this row has more than {limit} columns, the most a row may have (ENDER_IMPORT_MAX_FIELDS)."
+    )]
+    TooManyFields { line: usize, limit: usize },
+    #[error(
+        "Line {line}: a value is longer than {limit} characters, the longest a field may be (ENDER_IMPORT_MAX_FIELD_CHARS)."
+    )]
+    FieldTooLong { line: usize, limit: usize },
+    #[error(
+        "Line {line}: this card has more than {limit} phone numbers or categories, the most a card may have (ENDER_IMPORT_MAX_FIELDS)."
+    )]
+    CardTooLarge { line: usize, limit: usize },
 }
 
 /// Detects the encoding and decodes.
@@ -60,8 +121,18 @@ pub fn decode(bytes: &[u8]) -> Result<(String, TextEncoding), ImportError> {
     if bytes.len() > MAX_IMPORT_BYTES {
         return Err(ImportError::TooLarge);
     }
-    let (text, encoding) = if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        let text = String::from_utf8_lossy(rest).into_owned();
+    decode_owned(bytes.to_vec())
+}
+
+/// [`decode`] taking the bytes, so UTF-8 (the usual upload) becomes the text without a copy.
+pub fn decode_owned(mut bytes: Vec<u8>) -> Result<(String, TextEncoding), ImportError> {
+    if bytes.len() > MAX_IMPORT_BYTES {
+        return Err(ImportError::TooLarge);
+    }
+    let (text, encoding) = if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+        let text =
+            String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         (text, TextEncoding::Utf8)
     } else if let Some(rest) = bytes.strip_prefix(b"\xFF\xFE") {
         let (text, _) = encoding_rs::UTF_16LE.decode_without_bom_handling(rest);
@@ -72,10 +143,10 @@ pub fn decode(bytes: &[u8]) -> Result<(String, TextEncoding), ImportError> {
     } else if bytes.contains(&0) {
         return Err(ImportError::NotText);
     } else {
-        match std::str::from_utf8(bytes) {
-            Ok(text) => (text.to_owned(), TextEncoding::Utf8),
-            Err(_) => {
-                let (text, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes);
+        match String::from_utf8(bytes) {
+            Ok(text) => (text, TextEncoding::Utf8),
+            Err(e) => {
+                let (text, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(e.as_bytes());
                 (text.into_owned(), TextEncoding::Windows1252)
             }
         }
@@ -183,10 +254,44 @@ impl LineCounter<'_> {
     }
 }
 
-/// Parses `text` as CSV with the csv crate: flexible field counts, trimmed fields, fully empty
-/// rows skipped. With `has_header`, the first non-empty row gives the headers. A file without
-/// any data row is [`ImportError::Empty`].
-pub fn parse_table(text: &str, delimiter: u8, has_header: bool) -> Result<Table, ImportError> {
+/// What a pass over a whole file found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shape {
+    /// One per column (as wide as the widest row); "Column N" where the file has none.
+    pub headers: Vec<String>,
+    /// Non-empty data rows.
+    pub rows: usize,
+}
+
+/// One data row as [`scan_table`] reads it, borrowed from the reader.
+pub struct RowRef<'a> {
+    /// 1-based line in the file where the row starts.
+    pub line: usize,
+    record: &'a ::csv::StringRecord,
+}
+
+impl RowRef<'_> {
+    pub fn to_row(&self) -> Row {
+        Row {
+            line: self.line,
+            fields: self.record.iter().map(|f| f.trim().to_owned()).collect(),
+        }
+    }
+}
+
+/// Reads `text` as CSV with the csv crate, one record at a time: flexible field counts, trimmed
+/// fields, fully empty rows skipped. With `has_header`, the first non-empty row gives the
+/// headers. Each data row goes to `each` (which may stop the pass: the row count is then the
+/// rows seen so far). A row with more fields than `limits.max_fields`, a field longer than
+/// `limits.max_field_chars` characters or more than `limits.max_rows` rows stop the pass with
+/// the matching error; a file without any data row is [`ImportError::Empty`].
+pub fn scan_table(
+    text: &str,
+    delimiter: u8,
+    has_header: bool,
+    limits: &ImportLimits,
+    mut each: impl FnMut(RowRef<'_>) -> ControlFlow<()>,
+) -> Result<Shape, ImportError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut rdr = reader(text, delimiter);
     let mut lines = LineCounter {
@@ -196,18 +301,18 @@ pub fn parse_table(text: &str, delimiter: u8, has_header: bool) -> Result<Table,
     };
     let mut record = ::csv::StringRecord::new();
     let mut header: Option<Vec<String>> = None;
-    let mut rows = Vec::new();
+    let mut rows = 0usize;
     let mut width = 0usize;
     loop {
         let start = rdr.position().byte();
+        let at = |lines: &mut LineCounter<'_>, byte: u64| {
+            lines.line_of_record_at(usize::try_from(byte).unwrap_or(usize::MAX))
+        };
         match rdr.read_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
             Err(err) => {
-                let line = match err.position() {
-                    Some(pos) => lines.line_of_record_at(usize::try_from(pos.byte()).unwrap_or(usize::MAX)),
-                    None => lines.line_of_record_at(usize::try_from(start).unwrap_or(usize::MAX)),
-                };
+                let line = at(&mut lines, err.position().map_or(start, |p| p.byte()));
                 return Err(ImportError::Csv {
                     line,
                     message: csv_message(&err),
@@ -217,16 +322,40 @@ pub fn parse_table(text: &str, delimiter: u8, has_header: bool) -> Result<Table,
         if record.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
-        let fields: Vec<String> = record.iter().map(|f| f.trim().to_owned()).collect();
+        if record.len() > limits.max_fields {
+            return Err(ImportError::TooManyFields {
+                line: at(&mut lines, start),
+                limit: limits.max_fields,
+            });
+        }
+        let too_long =
+            |f: &str| f.len() > limits.max_field_chars && f.trim().chars().count() > limits.max_field_chars;
+        if record.iter().any(too_long) {
+            return Err(ImportError::FieldTooLong {
+                line: at(&mut lines, start),
+                limit: limits.max_field_chars,
+            });
+        }
         if has_header && header.is_none() {
-            header = Some(fields);
+            header = Some(record.iter().map(|f| f.trim().to_owned()).collect());
             continue;
         }
-        let line = lines.line_of_record_at(usize::try_from(start).unwrap_or(usize::MAX));
-        width = width.max(fields.len());
-        rows.push(Row { line, fields });
+        rows += 1;
+        if rows > limits.max_rows {
+            return Err(ImportError::TooManyRows(limits.max_rows));
+        }
+        width = width.max(record.len());
+        let line = at(&mut lines, start);
+        if each(RowRef {
+            line,
+            record: &record,
+        })
+        .is_break()
+        {
+            break;
+        }
     }
-    if rows.is_empty() {
+    if rows == 0 {
         return Err(ImportError::Empty);
     }
     let mut headers = header.unwrap_or_default();
@@ -237,7 +366,20 @@ pub fn parse_table(text: &str, delimiter: u8, has_header: bool) -> Result<Table,
             *h = format!("Column {}", i + 1);
         }
     }
-    Ok(Table { headers, rows })
+    Ok(Shape { headers, rows })
+}
+
+/// The whole file as a [`Table`] (see [`scan_table`]), under the default limits.
+pub fn parse_table(text: &str, delimiter: u8, has_header: bool) -> Result<Table, ImportError> {
+    let mut rows = Vec::new();
+    let shape = scan_table(text, delimiter, has_header, &ImportLimits::default(), |row| {
+        rows.push(row.to_row());
+        ControlFlow::Continue(())
+    })?;
+    Ok(Table {
+        headers: shape.headers,
+        rows,
+    })
 }
 
 fn csv_message(err: &::csv::Error) -> String {
@@ -670,8 +812,36 @@ pub(crate) fn check_lengths(draft: ContactDraft, line: usize) -> Result<ContactD
     Ok(draft)
 }
 
-/// Turns each row into a draft or an error: a missing or invalid phone number, a name longer
+/// Turns a row into a draft or an error: a missing or invalid phone number, a name longer
 /// than 200 characters, notes longer than 2000. The name may be empty.
+pub fn row_to_draft(
+    row: &Row,
+    mapping: &ColumnMapping,
+    default_country: Option<&str>,
+) -> Result<ContactDraft, RowError> {
+    let raw_phone = field(row, mapping.phone);
+    if raw_phone.is_empty() {
+        return Err(RowError {
+            line: row.line,
+            value: String::new(),
+            message: "Phone number is missing.".to_owned(),
+        });
+    }
+    let phone = normalise_phone(raw_phone, default_country).map_err(|message| RowError {
+        line: row.line,
+        value: raw_phone.to_owned(),
+        message,
+    })?;
+    let draft = ContactDraft {
+        name: field(row, mapping.name).to_owned(),
+        phone,
+        notes: field(row, mapping.notes).to_owned(),
+        groups: split_groups(field(row, mapping.groups)),
+    };
+    check_lengths(draft, row.line)
+}
+
+/// [`row_to_draft`] for every row of a table.
 pub fn rows_to_drafts(
     table: &Table,
     mapping: &ColumnMapping,
@@ -680,28 +850,7 @@ pub fn rows_to_drafts(
     table
         .rows
         .iter()
-        .map(|row| {
-            let raw_phone = field(row, mapping.phone);
-            if raw_phone.is_empty() {
-                return Err(RowError {
-                    line: row.line,
-                    value: String::new(),
-                    message: "Phone number is missing.".to_owned(),
-                });
-            }
-            let phone = normalise_phone(raw_phone, default_country).map_err(|message| RowError {
-                line: row.line,
-                value: raw_phone.to_owned(),
-                message,
-            })?;
-            let draft = ContactDraft {
-                name: field(row, mapping.name).to_owned(),
-                phone,
-                notes: field(row, mapping.notes).to_owned(),
-                groups: split_groups(field(row, mapping.groups)),
-            };
-            check_lengths(draft, row.line)
-        })
+        .map(|row| row_to_draft(row, mapping, default_country))
         .collect()
 }
 
@@ -800,6 +949,69 @@ mod tests {
             Err(ImportError::Empty)
         ));
         assert_eq!(ImportError::Empty.to_string(), "The file is empty.");
+    }
+
+    #[test]
+    fn decode_owned_keeps_the_bytes_of_utf8() {
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend_from_slice("Zoë,+1".as_bytes());
+        assert_eq!(decode_owned(bom).unwrap(), ("Zoë,+1".into(), TextEncoding::Utf8));
+        let invalid = b"\xEF\xBB\xBFa\xff".to_vec();
+        assert_eq!(decode_owned(invalid).unwrap().0, "a\u{fffd}");
+        let plain = "a,b".as_bytes().to_vec();
+        let at = plain.as_ptr();
+        let (text, _) = decode_owned(plain).unwrap();
+        assert_eq!(text.as_ptr(), at, "no copy");
+    }
+
+    #[test]
+    fn scans_within_limits_and_names_each_one() {
+        let limits = ImportLimits {
+            max_rows: 2,
+            max_fields: 3,
+            max_field_chars: 5,
+        };
+        let count = |text: &str| scan_table(text, b',', true, &limits, |_| ControlFlow::Continue(()));
+        assert_eq!(
+            count("h\n\na\nb\n").unwrap(),
+            Shape {
+                headers: vec!["h".into()],
+                rows: 2
+            }
+        );
+        assert_eq!(count("h\na\nb\nc\n"), Err(ImportError::TooManyRows(2)));
+        assert_eq!(
+            count("h\na,b,c,d\n"),
+            Err(ImportError::TooManyFields { line: 2, limit: 3 })
+        );
+        // Empty rows are skipped before the field count is checked.
+        assert!(count("h\n,,,,,,\na\n").is_ok());
+        assert_eq!(
+            count("h\n\n\"abcdef\"\n"),
+            Err(ImportError::FieldTooLong { line: 3, limit: 5 })
+        );
+        assert!(
+            count("h\n  abcde  \n").is_ok(),
+            "trimmed, and counted in characters"
+        );
+        assert!(count("h\néééé\n").is_ok());
+        assert_eq!(
+            ImportError::TooManyFields { line: 2, limit: 3 }.to_string(),
+            "Line 2: this row has more than 3 columns, the most a row may have (ENDER_IMPORT_MAX_FIELDS)."
+        );
+        // The callback may stop the pass.
+        let mut seen = 0;
+        let shape = scan_table("h\na\nb\nc\n", b',', true, &ImportLimits::default(), |row| {
+            seen += 1;
+            assert_eq!(row.to_row().fields.len(), 1);
+            if seen == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+        assert_eq!((seen, shape.rows), (2, 2));
     }
 
     #[test]

@@ -135,6 +135,10 @@ pub enum ContactError {
     NotFound,
     #[error("Group not found.")]
     GroupNotFound,
+    #[error("You can keep at most {0} contacts (ENDER_MAX_CONTACTS). Delete some first.")]
+    TooManyContacts(i64),
+    #[error("You can keep at most {0} groups (ENDER_MAX_GROUPS). Delete one first.")]
+    TooManyGroups(i64),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

@@ -1,7 +1,7 @@
 //! Contacts and groups in Postgres. Every query is scoped to its owner: another user's id
 //! reads as not found.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::import_csv::ContactDraft;
 use super::model::{Contact, ContactError, ContactId, ContactInput, ContactQuery, Group, GroupId, GroupRef};
 use crate::account::UserId;
+use crate::config::TenantLimits;
 use crate::db::is_unique_violation;
 
 struct ContactRow {
@@ -148,8 +149,34 @@ async fn set_groups(conn: &mut PgConnection, contact: ContactId, groups: &[Group
     Ok(())
 }
 
-pub async fn create(pool: &PgPool, user: UserId, input: &ContactInput) -> Result<Contact, ContactError> {
+async fn contact_count(conn: &mut PgConnection, user: UserId) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM contacts WHERE user_id = $1"#,
+        user as UserId
+    )
+    .fetch_one(conn)
+    .await
+}
+
+async fn group_count(conn: &mut PgConnection, user: UserId) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM contact_groups WHERE user_id = $1"#,
+        user as UserId
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Creates a contact; the user may keep at most `max_contacts` (counted under a lock on the
+/// user, so two creations at once cannot both pass the limit).
+pub async fn create(
+    pool: &PgPool,
+    user: UserId,
+    input: &ContactInput,
+    max_contacts: i64,
+) -> Result<Contact, ContactError> {
     let mut tx = pool.begin().await?;
+    crate::account::repo::lock(&mut tx, user).await?;
     check_groups(&mut tx, user, &input.groups).await?;
     let id = ContactId(Uuid::now_v7());
     let inserted = sqlx::query!(
@@ -168,6 +195,10 @@ pub async fn create(pool: &PgPool, user: UserId, input: &ContactInput) -> Result
         }
         other => other?,
     };
+    // Counted after the insert so a known number says so first; dropping `tx` rolls back.
+    if contact_count(&mut tx, user).await? > max_contacts {
+        return Err(ContactError::TooManyContacts(max_contacts));
+    }
     set_groups(&mut tx, id, &input.groups).await?;
     tx.commit().await?;
     find(pool, user, id).await?.ok_or(ContactError::NotFound)
@@ -310,8 +341,16 @@ pub async fn find_group(pool: &PgPool, user: UserId, id: GroupId) -> sqlx::Resul
     .await
 }
 
-pub async fn create_group(pool: &PgPool, user: UserId, name: &str) -> Result<Group, ContactError> {
+/// Creates a group; the user may keep at most `max_groups`.
+pub async fn create_group(
+    pool: &PgPool,
+    user: UserId,
+    name: &str,
+    max_groups: i64,
+) -> Result<Group, ContactError> {
     let name = super::model::parse_group_name(name)?;
+    let mut tx = pool.begin().await?;
+    crate::account::repo::lock(&mut tx, user).await?;
     let id = GroupId(Uuid::now_v7());
     let inserted = sqlx::query!(
         "INSERT INTO contact_groups (id, user_id, name) VALUES ($1, $2, $3)",
@@ -319,7 +358,7 @@ pub async fn create_group(pool: &PgPool, user: UserId, name: &str) -> Result<Gro
         user as UserId,
         name
     )
-    .execute(pool)
+    .execute(&mut *tx)
     .await;
     match inserted {
         Err(e) if is_unique_violation(&e, UNIQUE_GROUP_NAME) => {
@@ -327,6 +366,11 @@ pub async fn create_group(pool: &PgPool, user: UserId, name: &str) -> Result<Gro
         }
         other => other?,
     };
+    // Counted after the insert so a taken name says so first; dropping `tx` rolls back.
+    if group_count(&mut tx, user).await? > max_groups {
+        return Err(ContactError::TooManyGroups(max_groups));
+    }
+    tx.commit().await?;
     find_group(pool, user, id)
         .await?
         .ok_or(ContactError::GroupNotFound)
@@ -443,19 +487,36 @@ pub struct UpsertCounts {
     pub created: i32,
     pub updated: i32,
     pub skipped: i32,
+    /// New numbers not written because the user holds `ENDER_MAX_CONTACTS` contacts.
+    pub refused: i32,
+    /// The limit that refused new contacts or groups, if one did.
+    pub limit_hit: Option<LimitHit>,
+}
+
+/// A per-user limit an import ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LimitHit {
+    #[error("You can keep at most {0} contacts (ENDER_MAX_CONTACTS).")]
+    Contacts(i64),
+    #[error("You can keep at most {0} groups (ENDER_MAX_GROUPS).")]
+    Groups(i64),
 }
 
 /// Writes drafts as contacts in one go: new numbers are created, known ones updated or
 /// skipped, groups named in the rows are created when missing, and every written contact
 /// joins `into` (the group the import targets) and its row's groups. Rows repeating a
-/// number within the chunk count once (the last wins).
+/// number within the chunk count once (the last wins). New contacts and groups beyond the
+/// user's limits are not written ([`UpsertCounts::limit_hit`] says which); the user row is
+/// locked so concurrent writers count the same.
 pub async fn upsert_drafts(
     conn: &mut PgConnection,
     user: UserId,
     drafts: &[ContactDraft],
     on_duplicate: OnDuplicate,
     into: Option<GroupId>,
+    limits: &TenantLimits,
 ) -> sqlx::Result<UpsertCounts> {
+    crate::account::repo::lock(&mut *conn, user).await?;
     // Last row wins for a number repeated in the chunk; earlier ones count as skipped.
     let mut by_number: HashMap<&str, usize> = HashMap::new();
     for (i, d) in drafts.iter().enumerate() {
@@ -464,6 +525,27 @@ pub async fn upsert_drafts(
     let repeated = i32::try_from(drafts.len() - by_number.len()).unwrap_or(0);
     let mut chosen: Vec<&ContactDraft> = by_number.values().map(|&i| &drafts[i]).collect();
     chosen.sort_by(|a, b| a.phone.cmp(&b.phone));
+    // Known numbers are always written; new ones while they fit under the limit.
+    let wanted: Vec<String> = chosen.iter().map(|d| d.phone.clone()).collect();
+    let known: HashSet<String> = sqlx::query_scalar!(
+        "SELECT phone_number FROM contacts WHERE user_id = $1 AND phone_number = ANY($2)",
+        user as UserId,
+        &wanted
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    let room = usize::try_from(limits.max_contacts - contact_count(&mut *conn, user).await?).unwrap_or(0);
+    let mut fresh = 0usize;
+    chosen.retain(|d| {
+        known.contains(&d.phone) || {
+            fresh += 1;
+            fresh <= room
+        }
+    });
+    let refused = fresh.saturating_sub(room);
+    let mut limit_hit = (refused > 0).then_some(LimitHit::Contacts(limits.max_contacts));
     let ids: Vec<Uuid> = chosen.iter().map(|_| Uuid::now_v7()).collect();
     let names: Vec<String> = chosen.iter().map(|d| d.name.clone()).collect();
     let phones: Vec<String> = chosen.iter().map(|d| d.phone.clone()).collect();
@@ -494,6 +576,8 @@ pub async fn upsert_drafts(
         created: i32::try_from(created).unwrap_or(i32::MAX),
         updated: i32::try_from(written.len() - created).unwrap_or(i32::MAX),
         skipped: i32::try_from(chosen.len() - written.len()).unwrap_or(i32::MAX) + repeated,
+        refused: i32::try_from(refused).unwrap_or(i32::MAX),
+        limit_hit: None,
     };
     // Groups: the import's target group and the groups named in the rows.
     let id_by_phone: HashMap<&str, Uuid> = written.iter().map(|r| (r.phone_number.as_str(), r.id)).collect();
@@ -502,6 +586,28 @@ pub async fn upsert_drafts(
     names_wanted.dedup_by_key(|n| n.to_lowercase());
     let mut group_ids: HashMap<String, Uuid> = HashMap::new();
     if !names_wanted.is_empty() {
+        // Groups that exist are joined; new ones are created while they fit under the limit.
+        let lowered: Vec<String> = names_wanted.iter().map(|n| n.to_lowercase()).collect();
+        let existing: HashSet<String> = sqlx::query_scalar!(
+            r#"SELECT lower(name) AS "name!" FROM contact_groups WHERE user_id = $1 AND lower(name) = ANY($2)"#,
+            user as UserId,
+            &lowered
+        )
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+        let room = usize::try_from(limits.max_groups - group_count(&mut *conn, user).await?).unwrap_or(0);
+        let mut fresh = 0usize;
+        names_wanted.retain(|n| {
+            existing.contains(&n.to_lowercase()) || {
+                fresh += 1;
+                fresh <= room
+            }
+        });
+        if fresh > room {
+            limit_hit = limit_hit.or(Some(LimitHit::Groups(limits.max_groups)));
+        }
         let new_ids: Vec<Uuid> = names_wanted.iter().map(|_| Uuid::now_v7()).collect();
         sqlx::query!(
             "INSERT INTO contact_groups (id, user_id, name)
@@ -549,7 +655,7 @@ pub async fn upsert_drafts(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(counts)
+    Ok(UpsertCounts { limit_hit, ..counts })
 }
 
 /// Every contact of the user, or of one group, for export, by name.

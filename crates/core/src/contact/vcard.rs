@@ -1,7 +1,11 @@
 //! vCard import (3.0 and 4.0, and the common 2.1 forms): a tolerant parser and the conversion
 //! of cards into contact drafts.
 
-use super::import_csv::{ContactDraft, MAX_NAME_CHARS, MAX_NOTES_CHARS, RowError, normalise_phone};
+use std::ops::ControlFlow;
+
+use super::import_csv::{
+    ContactDraft, ImportError, ImportLimits, MAX_NAME_CHARS, MAX_NOTES_CHARS, RowError, normalise_phone,
+};
 
 /// One card.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -85,24 +89,25 @@ fn qp_soft_break(line: &str) -> bool {
 
 /// Joins folded lines: a line starting with a space or a tab continues the previous one
 /// (the first whitespace character is dropped); a quoted-printable value ending in `=`
-/// continues on the next line.
-fn logical_lines(text: &str) -> Vec<(usize, String)> {
-    let mut lines: Vec<(usize, String)> = Vec::new();
-    for (number, line) in physical_lines(text) {
-        if let Some((_, last)) = lines.last_mut() {
-            if line.starts_with([' ', '\t']) {
-                last.push_str(&line[1..]);
-                continue;
+/// continues on the next line. One logical line is held at a time.
+fn logical_lines(text: &str) -> impl Iterator<Item = (usize, String)> {
+    let mut physical = physical_lines(text).peekable();
+    std::iter::from_fn(move || {
+        let (number, first) = physical.next()?;
+        let mut line = first.to_owned();
+        while let Some(&(_, next)) = physical.peek() {
+            if next.starts_with([' ', '\t']) {
+                line.push_str(&next[1..]);
+            } else if qp_soft_break(&line) {
+                line.pop();
+                line.push_str(next);
+            } else {
+                break;
             }
-            if qp_soft_break(last) {
-                last.pop();
-                last.push_str(line);
-                continue;
-            }
+            physical.next();
         }
-        lines.push((number, line.to_owned()));
-    }
-    lines
+        Some((number, line))
+    })
 }
 
 /// Splits at `sep` outside double quotes.
@@ -270,11 +275,35 @@ fn phone(cl: &ContentLine<'_>, value: &str) -> Option<VcardPhone> {
     })
 }
 
-/// Parses every card in `text`. Lines outside cards and unknown properties are ignored; a card
-/// missing its `END:VCARD` at the end of the text is still returned. Never panics.
+/// Parses every card in `text` (see [`for_each_card`]), without limits.
 pub fn parse(text: &str) -> Vec<VcardEntry> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut entries = Vec::new();
+    let _ = for_each_card(text, &ImportLimits::NONE, |entry| {
+        entries.push(entry);
+        ControlFlow::Continue(())
+    });
+    entries
+}
+
+/// Reads the cards of `text` one at a time and hands each to `each` (which may stop the
+/// pass); returns how many were read. Lines outside cards and unknown properties are ignored;
+/// a card missing its `END:VCARD` at the end of the text is still read. More than
+/// `limits.max_rows` cards, or a card with more than `limits.max_fields` phone numbers or
+/// categories, stop the pass with the matching error. Never panics.
+pub fn for_each_card(
+    text: &str,
+    limits: &ImportLimits,
+    mut each: impl FnMut(VcardEntry) -> ControlFlow<()>,
+) -> Result<usize, ImportError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut cards = 0usize;
+    let mut emit = |open: CardBuilder| -> Result<ControlFlow<()>, ImportError> {
+        cards += 1;
+        if cards > limits.max_rows {
+            return Err(ImportError::TooManyCards(limits.max_rows));
+        }
+        Ok(each(open.finish()))
+    };
     let mut card: Option<CardBuilder> = None;
     for (number, line) in logical_lines(text) {
         let Some(cl) = content_line(&line) else {
@@ -282,8 +311,10 @@ pub fn parse(text: &str) -> Vec<VcardEntry> {
         };
         match cl.name.as_str() {
             "BEGIN" if cl.value.trim().eq_ignore_ascii_case("VCARD") => {
-                if let Some(open) = card.take() {
-                    entries.push(open.finish());
+                if let Some(open) = card.take()
+                    && emit(open)?.is_break()
+                {
+                    return Ok(cards);
                 }
                 card = Some(CardBuilder {
                     line: number,
@@ -292,8 +323,10 @@ pub fn parse(text: &str) -> Vec<VcardEntry> {
                 continue;
             }
             "END" if cl.value.trim().eq_ignore_ascii_case("VCARD") => {
-                if let Some(open) = card.take() {
-                    entries.push(open.finish());
+                if let Some(open) = card.take()
+                    && emit(open)?.is_break()
+                {
+                    return Ok(cards);
                 }
                 continue;
             }
@@ -345,6 +378,12 @@ pub fn parse(text: &str) -> Vec<VcardEntry> {
                 if let Some(p) = phone(&cl, value) {
                     open.phones.push(p);
                 }
+                if open.phones.len() > limits.max_fields {
+                    return Err(ImportError::CardTooLarge {
+                        line: open.line,
+                        limit: limits.max_fields,
+                    });
+                }
             }
             "CATEGORIES" => {
                 for category in split_unescaped(value, ',') {
@@ -352,15 +391,21 @@ pub fn parse(text: &str) -> Vec<VcardEntry> {
                     if !category.is_empty() && !open.categories.contains(&category) {
                         open.categories.push(category);
                     }
+                    if open.categories.len() > limits.max_fields {
+                        return Err(ImportError::CardTooLarge {
+                            line: open.line,
+                            limit: limits.max_fields,
+                        });
+                    }
                 }
             }
             _ => {}
         }
     }
     if let Some(open) = card {
-        entries.push(open.finish());
+        let _ = emit(open)?;
     }
-    entries
+    Ok(cards)
 }
 
 /// Kinds of number that make a good primary number for SMS.

@@ -89,6 +89,8 @@ pub enum TemplateStoreError {
     NotFound,
     #[error("This template is used by {0} scheduled send(s); change or delete them first.")]
     InUse(i64),
+    #[error("You can keep at most {0} templates (ENDER_MAX_TEMPLATES). Delete one first.")]
+    TooMany(i64),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

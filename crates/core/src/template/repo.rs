@@ -50,11 +50,16 @@ pub async fn find(pool: &PgPool, user: UserId, id: TemplateId) -> sqlx::Result<O
     .await
 }
 
+/// Creates a template; the user may keep at most `max_templates` (counted under a lock on
+/// the user, so two creations at once cannot both pass the limit).
 pub async fn create(
     pool: &PgPool,
     user: UserId,
     input: &TemplateInput,
+    max_templates: i64,
 ) -> Result<Template, TemplateStoreError> {
+    let mut tx = pool.begin().await?;
+    crate::account::repo::lock(&mut tx, user).await?;
     let id = TemplateId(Uuid::now_v7());
     let inserted = sqlx::query_as!(
         Template,
@@ -65,13 +70,27 @@ pub async fn create(
         input.name,
         input.body
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await;
     match inserted {
         Err(e) if is_unique_violation(&e, UNIQUE_NAME) => {
             Err(TemplateStoreError::DuplicateName(input.name.clone()))
         }
-        other => Ok(other?),
+        other => {
+            let template = other?;
+            // Counted after the insert so a taken name says so first; dropping `tx` rolls back.
+            let held = sqlx::query_scalar!(
+                r#"SELECT count(*) AS "n!" FROM message_templates WHERE user_id = $1"#,
+                user as UserId
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            if held > max_templates {
+                return Err(TemplateStoreError::TooMany(max_templates));
+            }
+            tx.commit().await?;
+            Ok(template)
+        }
     }
 }
 

@@ -52,15 +52,18 @@ async fn a_daily_template_to_a_group_reaches_each_contact_once_a_day_by_name() {
     let db = test_db().await;
     let user = create_user(&db.pool, "clinic@example.org").await;
     with_device(&db.pool, user).await;
-    let group = contacts::create_group(&db.pool, user, "Patients").await.unwrap();
+    let group = contacts::create_group(&db.pool, user, "Patients", 500)
+        .await
+        .unwrap();
     for (name, phone) in [("Ana", "+447700900001"), ("Ben", "+447700900002")] {
         let input = ContactInput::parse(name, phone, "", vec![group.id]).unwrap();
-        contacts::create(&db.pool, user, &input).await.unwrap();
+        contacts::create(&db.pool, user, &input, 200_000).await.unwrap();
     }
     let template = templates::create(
         &db.pool,
         user,
         &TemplateInput::parse("Reminder", "Hi {{name}}, your visit is {{when}}.").unwrap(),
+        500,
     )
     .await
     .unwrap();
@@ -127,7 +130,7 @@ async fn a_daily_template_to_a_group_reaches_each_contact_once_a_day_by_name() {
     );
     // A contact added to the group later is included from the next run on.
     let input = ContactInput::parse("Cy", "+447700900003", "", vec![group.id]).unwrap();
-    contacts::create(&db.pool, user, &input).await.unwrap();
+    contacts::create(&db.pool, user, &input, 200_000).await.unwrap();
     fire_due(&db.pool, &cfg, at("2026-11-26T09:00:00Z"), 10)
         .await
         .unwrap();

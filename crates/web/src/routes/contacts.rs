@@ -66,6 +66,7 @@ pub fn routes() -> Router<AppState> {
                 .layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)),
         )
         .route("/contacts/import/{id}", get(import_page).post(import_settings))
+        .route("/contacts/import/{id}/discard", post(discard_import))
         .route("/contacts/import/{id}/errors.csv", get(errors_csv))
         .route(EXPORT, get(export))
 }
@@ -82,6 +83,7 @@ fn upload_error(e: UploadError) -> AppError {
     match e {
         UploadError::Database(e) => e.into(),
         UploadError::File(e) => AppError::BadRequest(e.to_string()),
+        UploadError::Reader => AppError::Internal(anyhow::anyhow!("the import reader stopped")),
         _ => AppError::NotFound,
     }
 }
@@ -129,7 +131,12 @@ pub struct ListQuery {
 
 impl ListQuery {
     fn page(&self) -> i64 {
-        self.page.trim().parse::<i64>().unwrap_or(1).max(1)
+        // Bounded so the offset below can never overflow (review I4).
+        self.page
+            .trim()
+            .parse::<i64>()
+            .unwrap_or(1)
+            .clamp(1, i64::from(i32::MAX))
     }
 }
 
@@ -229,7 +236,7 @@ async fn list(
     let query = ContactQuery {
         search: search.clone(),
         group,
-        offset: (page - 1) * PAGE,
+        offset: (page - 1).saturating_mul(PAGE),
         limit: PAGE,
     };
     let (contacts, total) = repo::list(&state.pool, user.id, &query).await?;
@@ -472,7 +479,9 @@ impl ContactForm {
 fn form_errors(e: ContactError) -> AppResult<Errors> {
     match e {
         ContactError::Invalid(errors) => Ok(Errors(errors)),
-        ContactError::DuplicateNumber(_) => Ok(Errors::one(FieldError::new("phone_number", e.to_string()))),
+        ContactError::DuplicateNumber(_) | ContactError::TooManyContacts(_) => {
+            Ok(Errors::one(FieldError::new("phone_number", e.to_string())))
+        }
         ContactError::GroupNotFound => Ok(Errors::one(FieldError::new(
             "groups",
             "Choose among your groups.",
@@ -510,7 +519,7 @@ async fn create(
 ) -> AppResult<Response> {
     let form = ContactForm::from_pairs(pairs);
     let result = match form.parse() {
-        Ok(input) => repo::create(&state.pool, user.id, &input).await,
+        Ok(input) => repo::create(&state.pool, user.id, &input, state.sms.limits.max_contacts).await,
         Err(e) => Err(e),
     };
     match result {
@@ -664,7 +673,9 @@ impl GroupsPage {
 fn group_error(e: ContactError) -> AppResult<FieldError> {
     match e {
         ContactError::Invalid(mut errors) if !errors.is_empty() => Ok(errors.swap_remove(0)),
-        ContactError::DuplicateGroup(_) => Ok(FieldError::new("name", e.to_string())),
+        ContactError::DuplicateGroup(_) | ContactError::TooManyGroups(_) => {
+            Ok(FieldError::new("name", e.to_string()))
+        }
         other => Err(contact_error(other)),
     }
 }
@@ -690,7 +701,7 @@ async fn create_group(
     shell: Shell,
     Form(form): Form<GroupForm>,
 ) -> AppResult<Response> {
-    match repo::create_group(&state.pool, user.id, &form.name).await {
+    match repo::create_group(&state.pool, user.id, &form.name, state.sms.limits.max_groups).await {
         Ok(g) => {
             flash(&session, "success", format!("The group {} was created.", g.name)).await?;
             Ok(Redirect::to(GROUPS).into_response())
@@ -759,19 +770,47 @@ async fn delete_group(
 pub struct UploadPage {
     pub shell: Shell,
     pub errors: Errors,
+    /// The user's imports waiting for their settings or running.
+    pub open: Vec<OpenImport>,
 }
 
-async fn upload_form(CurrentUser(_): CurrentUser, shell: Shell) -> UploadPage {
-    UploadPage {
+pub struct OpenImport {
+    pub id: String,
+    pub file_name: String,
+    pub running: bool,
+    pub percent: i32,
+}
+
+async fn open_imports(state: &AppState, user: UserId) -> AppResult<Vec<OpenImport>> {
+    Ok(import::open_imports(&state.pool, user)
+        .await?
+        .into_iter()
+        .map(|i| OpenImport {
+            id: i.id.to_string(),
+            file_name: i.file_name.clone(),
+            running: i.is_running(),
+            percent: i.percent(),
+        })
+        .collect())
+}
+
+async fn upload_form(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    shell: Shell,
+) -> AppResult<UploadPage> {
+    Ok(UploadPage {
         shell,
         errors: Errors::default(),
-    }
+        open: open_imports(&state, user.id).await?,
+    })
 }
 
 fn upload_refused(shell: Shell, status: StatusCode, message: impl Into<String>) -> Response {
     let page = UploadPage {
         shell,
         errors: Errors::one(FieldError::new("file", message)),
+        open: Vec::new(),
     };
     (status, page).into_response()
 }
@@ -863,12 +902,21 @@ async fn upload(
         Ok(file) => file,
         Err(page) => return Ok(page),
     };
-    match import::upload(&state.pool, user.id, &name, &bytes).await {
+    let size = bytes.len();
+    match import::upload(&state.pool, user.id, &name, bytes.into(), &state.sms.limits).await {
         Ok(id) => {
-            tracing::info!(user.id = %user.id, import.id = %id, bytes = bytes.len(), "contact file uploaded");
+            tracing::info!(user.id = %user.id, import.id = %id, bytes = size, "contact file uploaded");
             Ok(Redirect::to(&format!("/contacts/import/{id}")).into_response())
         }
         Err(UploadError::File(ImportError::TooLarge)) => Ok(too_large(shell)),
+        Err(e @ UploadError::TooManyOpen(_)) => {
+            let page = UploadPage {
+                shell,
+                errors: Errors::one(FieldError::new("file", e.to_string())),
+                open: open_imports(&state, user.id).await?,
+            };
+            Ok((StatusCode::TOO_MANY_REQUESTS, page).into_response())
+        }
         Err(UploadError::File(e)) => Ok(upload_refused(
             shell,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -1170,56 +1218,57 @@ async fn import_view(
     settings: &Settings,
     errors: Errors,
 ) -> AppResult<ImportView> {
-    let (preview, problem) = match import::preview(&state.pool, import, settings, PREVIEW_ROWS).await {
-        Ok(p) => {
-            let width = p.headers.len();
-            let drafts = p
-                .drafts
-                .into_iter()
-                .map(|d| match d {
-                    Ok(d) => DraftView {
-                        ok: true,
-                        name: d.name,
-                        phone: d.phone,
-                        groups: d.groups.join(", "),
-                        line: 0,
-                        value: String::new(),
-                        error: String::new(),
-                    },
-                    Err(e) => DraftView {
-                        ok: false,
-                        name: String::new(),
-                        phone: String::new(),
-                        groups: String::new(),
-                        line: e.line,
-                        value: e.value,
-                        error: e.message,
-                    },
-                })
-                .collect();
-            let view = PreviewView {
-                columns: p
-                    .headers
+    let (preview, problem) =
+        match import::preview(&state.pool, import, settings, PREVIEW_ROWS, &state.sms.limits).await {
+            Ok(p) => {
+                let width = p.headers.len();
+                let drafts = p
+                    .drafts
                     .into_iter()
-                    .enumerate()
-                    .map(|(i, h)| (i.to_string(), h))
-                    .collect(),
-                rows: p
-                    .rows
-                    .into_iter()
-                    .map(|mut r| {
-                        r.resize(width.max(r.len()), String::new());
-                        r
+                    .map(|d| match d {
+                        Ok(d) => DraftView {
+                            ok: true,
+                            name: d.name,
+                            phone: d.phone,
+                            groups: d.groups.join(", "),
+                            line: 0,
+                            value: String::new(),
+                            error: String::new(),
+                        },
+                        Err(e) => DraftView {
+                            ok: false,
+                            name: String::new(),
+                            phone: String::new(),
+                            groups: String::new(),
+                            line: e.line,
+                            value: e.value,
+                            error: e.message,
+                        },
                     })
-                    .collect(),
-                total_rows: p.total_rows,
-                drafts,
-            };
-            (Some(view), String::new())
-        }
-        Err(UploadError::File(e)) => (None, e.to_string()),
-        Err(e) => return Err(upload_error(e)),
-    };
+                    .collect();
+                let view = PreviewView {
+                    columns: p
+                        .headers
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, h)| (i.to_string(), h))
+                        .collect(),
+                    rows: p
+                        .rows
+                        .into_iter()
+                        .map(|mut r| {
+                            r.resize(width.max(r.len()), String::new());
+                            r
+                        })
+                        .collect(),
+                    total_rows: p.total_rows,
+                    drafts,
+                };
+                (Some(view), String::new())
+            }
+            Err(UploadError::File(e)) => (None, e.to_string()),
+            Err(e) => return Err(upload_error(e)),
+        };
     Ok(ImportView {
         id: import.id.to_string(),
         file_name: import.file_name.clone(),
@@ -1302,8 +1351,9 @@ async fn progress_view(state: &AppState, user: UserId, import: &Import) -> AppRe
 /// heartbeat, and the next look at its page resumes it.
 fn spawn_run(state: &AppState, user: UserId, id: ImportId) {
     let pool = state.pool.clone();
+    let limits = state.sms.limits.clone();
     tokio::spawn(async move {
-        if let Err(e) = import::run(&pool, user, id).await {
+        if let Err(e) = import::run(&pool, user, id, &limits).await {
             tracing::error!(import.id = %id, error = %e, "contact import stopped; it resumes when its page is next open");
         }
     });
@@ -1344,9 +1394,24 @@ async fn import_page(
     Ok(vary(ProgressPage { shell, p }.into_response()))
 }
 
+/// Drops an import still waiting for its settings (it no longer counts against
+/// `ENDER_MAX_OPEN_IMPORTS`); one that started or finished is left as it is.
+async fn discard_import(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(raw): Path<String>,
+) -> AppResult<Response> {
+    let import = load_import(&state, user.id, &raw).await?;
+    if import::discard(&state.pool, user.id, import.id).await? {
+        tracing::info!(user.id = %user.id, import.id = %import.id, "contact import discarded");
+        return Ok(Redirect::to(IMPORT).into_response());
+    }
+    Ok(Redirect::to(&format!("/contacts/import/{}", import.id)).into_response())
+}
+
 /// Finds or creates the group named on the form for "new group named …".
 async fn new_group(state: &AppState, user: UserId, name: &str) -> Result<GroupId, FieldError> {
-    match repo::create_group(&state.pool, user, name).await {
+    match repo::create_group(&state.pool, user, name, state.sms.limits.max_groups).await {
         Ok(g) => Ok(g.id),
         Err(ContactError::DuplicateGroup(_)) => {
             let wanted = name.trim().to_lowercase();
@@ -1407,7 +1472,7 @@ async fn import_settings(
         && !form.shown.is_empty()
         && form.shown != form.layout()
     {
-        if let Ok(p) = import::preview(&state.pool, &import, &settings, 0).await {
+        if let Ok(p) = import::preview(&state.pool, &import, &settings, 0, &state.sms.limits).await {
             let guessed = guess_mapping(&p.headers);
             if guessed.phone.is_some() {
                 form.set_mapping(&guessed);
@@ -1433,7 +1498,7 @@ async fn import_settings(
             }
         }
         if errors.is_empty() {
-            match import::start(&state.pool, user.id, import.id, &settings).await {
+            match import::start(&state.pool, user.id, import.id, &settings, &state.sms.limits).await {
                 Ok(()) => {
                     tracing::info!(user.id = %user.id, import.id = %import.id, "contact import started");
                     spawn_run(&state, user.id, import.id);

@@ -69,7 +69,7 @@ impl PageQuery {
 
     /// The rows before the page asked for.
     pub fn offset(&self, per_page: i64) -> i64 {
-        (self.page() - 1) * per_page
+        (self.page() - 1).saturating_mul(per_page)
     }
 }
 
@@ -381,7 +381,9 @@ async fn new_form(CurrentUser(_user): CurrentUser, shell: Shell) -> NewTemplateP
 fn field_errors(e: TemplateStoreError) -> AppResult<Vec<FieldError>> {
     match e {
         TemplateStoreError::Invalid(errors) => Ok(errors),
-        TemplateStoreError::DuplicateName(_) => Ok(vec![FieldError::new("name", e.to_string())]),
+        TemplateStoreError::DuplicateName(_) | TemplateStoreError::TooMany(_) => {
+            Ok(vec![FieldError::new("name", e.to_string())])
+        }
         TemplateStoreError::NotFound => Err(AppError::NotFound),
         TemplateStoreError::InUse(_) => Ok(vec![FieldError::new("form", e.to_string())]),
         TemplateStoreError::Database(e) => Err(e.into()),
@@ -397,7 +399,9 @@ async fn create(
 ) -> AppResult<Response> {
     let form = TemplateForm::from_pairs(pairs);
     let result = match form.input() {
-        Ok(input) => template::repo::create(&state.pool, user.id, &input).await,
+        Ok(input) => {
+            template::repo::create(&state.pool, user.id, &input, state.sms.limits.max_templates).await
+        }
         Err(errors) => Err(TemplateStoreError::Invalid(errors)),
     };
     match result {

@@ -1076,3 +1076,74 @@ async fn address_book_and_template_routes_refuse_bad_requests() {
     let (_, g) = api.get(&format!("/api/contacts/groups/{group}")).await;
     assert_eq!((g["name"].as_str(), g["members"].as_i64()), (Some("G"), Some(1)));
 }
+
+#[tokio::test]
+async fn contacts_groups_and_templates_past_their_limits_answer_429_naming_it() {
+    let app = TestApp::spawn_with(Options {
+        sms: Some(ender_core::config::SmsConfig {
+            limits: ender_core::config::TenantLimits {
+                max_contacts: 3,
+                max_groups: 2,
+                max_templates: 2,
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    let api = Api::new(&app, "capped-api@example.org").await;
+    // Created at once, never more than the limit.
+    let answers = futures::future::join_all((0..8).map(|i| {
+        let api = &api;
+        async move {
+            api.post(
+                "/api/contacts",
+                json!({"name": format!("P{i}"), "phone_number": format!("+4477009001{i:02}")}),
+            )
+            .await
+        }
+    }))
+    .await;
+    assert_eq!(answers.iter().filter(|(s, _)| *s == StatusCode::OK).count(), 3);
+    for (status, body) in answers.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            body["message"],
+            "You can keep at most 3 contacts (ENDER_MAX_CONTACTS). Delete some first."
+        );
+        assert_eq!(body["status"], 429);
+    }
+    for name in ["A", "B"] {
+        api.ok(Method::POST, "/api/contacts/groups", json!({"name": name}))
+            .await;
+    }
+    let (status, body) = api.post("/api/contacts/groups", json!({"name": "C"})).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(
+        body["message"],
+        "You can keep at most 2 groups (ENDER_MAX_GROUPS). Delete one first."
+    );
+    // A taken name is still a conflict, not the limit.
+    let (status, _) = api.post("/api/contacts/groups", json!({"name": "a"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    for name in ["One", "Two"] {
+        api.ok(
+            Method::POST,
+            "/api/templates",
+            json!({"name": name, "body": "Hi"}),
+        )
+        .await;
+    }
+    let (status, body) = api
+        .post("/api/templates", json!({"name": "Three", "body": "Hi"}))
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(
+        body["message"],
+        "You can keep at most 2 templates (ENDER_MAX_TEMPLATES). Delete one first."
+    );
+    // Another user has limits of their own.
+    let other = Api::new(&app, "uncapped-api@example.org").await;
+    other.contact("Mine", "+447700900200", &[]).await;
+}

@@ -26,7 +26,7 @@ async fn user_id(app: &TestApp, email: &str) -> UserId {
 /// Adds a contact straight through the repository (the form has its own tests).
 async fn seed(app: &TestApp, user: UserId, name: &str, phone: &str, groups: &[GroupId]) -> String {
     let input = ContactInput::parse(name, phone, "", groups.to_vec()).unwrap();
-    repo::create(app.pool(), user, &input)
+    repo::create(app.pool(), user, &input, 200_000)
         .await
         .unwrap()
         .id
@@ -34,7 +34,7 @@ async fn seed(app: &TestApp, user: UserId, name: &str, phone: &str, groups: &[Gr
 }
 
 async fn seed_group(app: &TestApp, user: UserId, name: &str) -> GroupId {
-    repo::create_group(app.pool(), user, name).await.unwrap().id
+    repo::create_group(app.pool(), user, name, 500).await.unwrap().id
 }
 
 async fn page(app: &TestApp, path: &str) -> String {
@@ -1278,4 +1278,181 @@ async fn exports_hold_the_contacts_and_only_the_groups_when_filtered() {
         app.get("/contacts/export?format=xlsx").await.status(),
         StatusCode::BAD_REQUEST
     );
+}
+
+fn with_limits(limits: ender_core::config::TenantLimits) -> Options {
+    Options {
+        sms: Some(ender_core::config::SmsConfig {
+            limits,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn contacts_groups_and_templates_past_their_limits_re_render_the_form_naming_it() {
+    let app = TestApp::spawn_with(with_limits(ender_core::config::TenantLimits {
+        max_contacts: 1,
+        max_groups: 1,
+        max_templates: 1,
+        ..Default::default()
+    }))
+    .await;
+    app.signed_in_user("capped@example.org", PW).await;
+    let add = |phone: &'static str| {
+        let app = &app;
+        async move {
+            app.post_form(
+                "/contacts/new",
+                "/contacts/new",
+                &[("name", "Ana"), ("phone_number", phone)],
+            )
+            .await
+        }
+    };
+    assert_eq!(add("+447700900101").await.status(), StatusCode::SEE_OTHER);
+    let res = add("+447700900102").await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert_eq!(
+        select_text(&html, ".field-error[data-field=phone_number]"),
+        ["You can keep at most 1 contacts (ENDER_MAX_CONTACTS). Delete some first."]
+    );
+    assert_eq!(
+        select_attr(&html, "input#phone_number", "value").unwrap(),
+        "+447700900102"
+    );
+    // A number already there still says so first.
+    let html = add("+447700900101").await.text().await.unwrap();
+    assert!(
+        select_text(&html, ".field-error[data-field=phone_number]")[0].contains("already exists"),
+        "{html}"
+    );
+
+    let res = app.post_form(GROUPS_PAGE, GROUPS_PAGE, &[("name", "One")]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = app.post_form(GROUPS_PAGE, GROUPS_PAGE, &[("name", "Two")]).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        select_text(&res.text().await.unwrap(), ".field-error[data-field=name]"),
+        ["You can keep at most 1 groups (ENDER_MAX_GROUPS). Delete one first."]
+    );
+
+    let template = |name: &'static str| {
+        let app = &app;
+        async move {
+            app.post_form(
+                "/templates/new",
+                "/templates/new",
+                &[("name", name), ("body", "Hello {{name}}")],
+            )
+            .await
+        }
+    };
+    assert_eq!(template("First").await.status(), StatusCode::SEE_OTHER);
+    let res = template("Second").await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert_eq!(
+        select_text(&html, ".field-error[data-field=name]"),
+        ["You can keep at most 1 templates (ENDER_MAX_TEMPLATES). Delete one first."]
+    );
+    let user = user_id(&app, "capped@example.org").await;
+    assert_eq!(contact_count(&app, user).await, 1);
+}
+
+const GROUPS_PAGE: &str = "/contacts/groups";
+
+#[tokio::test]
+async fn open_imports_are_limited_listed_and_can_be_discarded() {
+    let app = TestApp::spawn_with(with_limits(ender_core::config::TenantLimits {
+        max_open_imports: 2,
+        ..Default::default()
+    }))
+    .await;
+    app.signed_in_user("imports@example.org", PW).await;
+    let csv = b"name,phone\nAna,+447700900101\n";
+    let first = uploaded(&app, "a.csv", csv).await;
+    let second = uploaded(&app, "b.csv", csv).await;
+    let res = upload(&app, "c.csv", csv).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let html = res.text().await.unwrap();
+    assert_eq!(
+        select_text(&html, ".field-error[data-field=file]"),
+        [
+            "You already have 2 imports waiting or running, the most one account may hold (ENDER_MAX_OPEN_IMPORTS). Finish or discard one first."
+        ]
+    );
+    let mut listed = select_attr_all(&html, "#open-imports a", "href");
+    listed.sort();
+    let mut expected = vec![first.clone(), second.clone()];
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    // Another user cannot discard it; its owner can, from the preview page.
+    let other = app.new_client();
+    app.create_user("other-imports@example.org", PW).await;
+    let res = post_form_with(
+        &other,
+        &app,
+        "/login",
+        "/login",
+        &[("email", "other-imports@example.org"), ("password", PW)],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = post_form_with(&other, &app, "/contacts/import", &format!("{first}/discard"), &[]).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&first).await.status(), StatusCode::OK, "still there");
+    let preview = page(&app, &first).await;
+    assert_eq!(
+        select_attr(&preview, "#discard-import", "action").unwrap(),
+        format!("{first}/discard")
+    );
+    let res = app.post_form(&first, &format!("{first}/discard"), &[]).await;
+    assert_eq!(
+        (res.status(), location(&res)),
+        (StatusCode::SEE_OTHER, "/contacts/import".to_owned())
+    );
+    assert_eq!(app.get(&first).await.status(), StatusCode::NOT_FOUND);
+    // Without the form's token it is refused.
+    let res = app
+        .client
+        .post(app.url(&format!("{second}/discard")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    uploaded(&app, "c.csv", csv).await;
+}
+
+#[tokio::test]
+async fn an_upload_past_the_row_limit_is_refused_naming_it() {
+    let app = TestApp::spawn_with(with_limits(ender_core::config::TenantLimits {
+        import_max_rows: 2,
+        ..Default::default()
+    }))
+    .await;
+    app.signed_in_user("rows@example.org", PW).await;
+    let res = upload(
+        &app,
+        "a.csv",
+        b"name,phone\nA,+447700900101\nB,+447700900102\nC,+447700900103\n",
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        select_text(&res.text().await.unwrap(), ".field-error[data-field=file]"),
+        [
+            "The file has more than 2 rows, the most one import may hold (ENDER_IMPORT_MAX_ROWS). Split it into smaller files."
+        ]
+    );
+    let user = user_id(&app, "rows@example.org").await;
+    let held: i64 = sqlx::query_scalar("SELECT count(*) FROM contact_imports WHERE user_id = $1")
+        .bind(user.0)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(held, 0, "nothing is kept");
 }

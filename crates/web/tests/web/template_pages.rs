@@ -56,12 +56,12 @@ pub async fn htmx_get(app: &TestApp, path: &str) -> Response {
 
 /// A group with a contact for each (name, number).
 pub async fn group_with(app: &TestApp, user: UserId, name: &str, members: &[(&str, &str)]) -> GroupId {
-    let group = ender_core::contact::repo::create_group(app.pool(), user, name)
+    let group = ender_core::contact::repo::create_group(app.pool(), user, name, 500)
         .await
         .unwrap();
     for (contact, number) in members {
         let input = ContactInput::parse(contact, number, "", vec![group.id]).unwrap();
-        ender_core::contact::repo::create(app.pool(), user, &input)
+        ender_core::contact::repo::create(app.pool(), user, &input, 200_000)
             .await
             .unwrap();
     }

@@ -50,6 +50,10 @@ impl From<ContactError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, e.to_string())
             }
             ContactError::NotFound | ContactError::GroupNotFound => ApiError::not_found(e.to_string()),
+            // As the other per-user caps (API keys, schedules, webhooks) answer.
+            ContactError::TooManyContacts(_) | ContactError::TooManyGroups(_) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+            }
             ContactError::Database(d) => d.into(),
         }
     }
@@ -131,7 +135,7 @@ async fn save(
 ) -> ApiResult<Json<Value>> {
     let input = ContactInput::parse(name, phone, notes, groups).map_err(|e| ApiError::invalid(&e))?;
     let saved = match id {
-        None => repo::create(&state.pool, user, &input).await,
+        None => repo::create(&state.pool, user, &input, state.sms.limits.max_contacts).await,
         Some(id) => repo::update(&state.pool, user, id, &input).await,
     };
     match saved {
@@ -312,7 +316,7 @@ async fn create_group(
     ApiUser(user): ApiUser,
     ApiJson(b): ApiJson<GroupBody>,
 ) -> ApiResult<Json<Value>> {
-    let g = repo::create_group(&state.pool, user, &b.name).await?;
+    let g = repo::create_group(&state.pool, user, &b.name, state.sms.limits.max_groups).await?;
     Ok(Json(group_json(&g)))
 }
 

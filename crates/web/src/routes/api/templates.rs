@@ -31,6 +31,7 @@ impl From<TemplateStoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, e.to_string())
             }
             TemplateStoreError::NotFound => not_found(),
+            TemplateStoreError::TooMany(_) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
             TemplateStoreError::Database(d) => d.into(),
         }
     }
@@ -84,7 +85,7 @@ async fn create(
     ApiUser(user): ApiUser,
     ApiJson(b): ApiJson<TemplateBody>,
 ) -> ApiResult<Json<Value>> {
-    let t = repo::create(&state.pool, user, &b.parse()?).await?;
+    let t = repo::create(&state.pool, user, &b.parse()?, state.sms.limits.max_templates).await?;
     Ok(Json(template_json(&t)))
 }
 
