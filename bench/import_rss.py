@@ -70,6 +70,7 @@ def main():
         content_type=f"multipart/form-data; boundary={boundary}",
     )
     upload_s = time.monotonic() - t0
+    phases = [("upload", kib(args.pid, "VmHWM"))]
     if "/contacts/import/" not in where:
         raise SystemExit("upload refused: " + (re.search(r'field-error[^>]*>([^<]+)', page) or [None, page[:300]])[1])
     path = urllib.parse.urlparse(where).path
@@ -77,6 +78,7 @@ def main():
     for _ in range(args.previews):
         _, page = get(path)
     preview_s = (time.monotonic() - t0) / max(args.previews, 1)
+    phases.append(("preview", kib(args.pid, "VmHWM")))
     token = CSRF.search(page).group(1)
     fields = {"_csrf": token, "action": "start"}
     for name in re.findall(r'<select[^>]*name="([^"]+)"', page):
@@ -101,9 +103,11 @@ def main():
     count = re.search(r'id="result-created">(\d+)<', page)
     run_s = time.monotonic() - t0
     peak = kib(args.pid, "VmHWM")
+    phases.append(("run", peak))
     print(f"idle_rss_kib={idle}")
     print(f"peak_rss_kib={peak}")
     print(f"peak_above_idle_mib={(peak - idle) / 1024:.1f}")
+    print("peak_after_mib=" + ",".join(f"{name}:{(v - idle) / 1024:.0f}" for name, v in phases))
     print(f"status={status} created={count.group(1) if count else '?'}")
     print(f"upload_s={upload_s:.2f} preview_s={preview_s:.2f} run_s={run_s:.1f}")
 

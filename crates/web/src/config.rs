@@ -62,6 +62,16 @@ pub struct WebConfig {
     #[arg(long, env = "ENDER_API_RATE_PER_MINUTE", default_value_t = 6000)]
     pub api_rate_per_minute: u32,
 
+    /// Seconds a client has to send the headers of a request (a slow-header client is
+    /// disconnected).
+    #[arg(long, env = "ENDER_HEADER_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a request may take until its answer starts, body upload included; later it
+    /// is answered 408. Event streams are not cut once they have started.
+    #[arg(long, env = "ENDER_REQUEST_TIMEOUT_SECS", default_value_t = 120)]
+    pub request_timeout_secs: u64,
+
     /// Who may create an account: `open` (anyone), `invite` (whoever opens an invitation
     /// link a user or `ender-web admin invite` sent) or `closed` (only `ender-web admin
     /// create`; sign-up, including through OAuth, is refused).

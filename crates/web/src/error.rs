@@ -81,6 +81,10 @@ impl ErrorPage {
                 "Method not allowed",
                 "This address does not accept that kind of request.",
             ),
+            408 => (
+                "Request timed out",
+                "The request took too long to arrive or to answer. Try again.",
+            ),
             413 => ("Too large", "What you sent is larger than this server accepts."),
             429 => (
                 "Too many attempts",

@@ -15,7 +15,7 @@ pub mod streams;
 pub mod views;
 
 use ender_worker::webhooks::OwnerNotices;
-use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -32,16 +32,45 @@ pub fn app(state: AppState) -> Router {
     routes::router(state)
 }
 
-/// Serves `state` on `listener` until its shutdown token is cancelled, then drains open
-/// requests (open streams end on the same signal).
+/// Serves `state` on `listener` (HTTP/1.1, as `axum::serve` did) until its shutdown token
+/// is cancelled, then drains open requests (open streams end on the same signal). A client
+/// gets `ENDER_HEADER_READ_TIMEOUT_SECS` to send each request's headers, so connections
+/// that trickle them in (slowloris) are closed (review L4).
 pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    use axum::extract::ConnectInfo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
     let shutdown = state.shutdown.clone();
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
+    let header_read = Duration::from_secs(state.config.header_read_timeout_secs.max(1));
+    let app = app(state);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(header_read);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, addr) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: not fatal, as with axum::serve.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone().layer(axum::Extension(ConnectInfo(addr))));
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A client that goes away or times out ends its connection; nothing to report.
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// `ender-web serve`: database (embedded when unconfigured), migrations, the setup link

@@ -94,6 +94,7 @@ enum AdminCommand {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    ender_core::return_large_frees_to_the_system();
     ender_core::install_crypto_provider();
     let cli = Cli::parse();
     let result = match cli.command {

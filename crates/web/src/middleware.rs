@@ -112,6 +112,29 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &str, trusted: &[IpNet]) -> IpAddr
     client
 }
 
+/// Gives the bare 408 of the request timeout (`ENDER_REQUEST_TIMEOUT_SECS`) the caller's
+/// format: the JSON envelope under `/api/`, the error page elsewhere.
+pub async fn timeout_answer(req: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    let api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    if res.status() != axum::http::StatusCode::REQUEST_TIMEOUT
+        || res.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return res;
+    }
+    tracing::warn!("a request timed out; answering 408");
+    if api {
+        crate::routes::api::ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "The request took too long. Try again.",
+        )
+        .into_response()
+    } else {
+        crate::error::error_page(axum::http::StatusCode::REQUEST_TIMEOUT)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     pub bus: Bus,
     pub limiter: Arc<Limiter>,
+    /// Incoming SMS reports per device per minute (`ENDER_MAX_INCOMING_PER_MINUTE`).
+    pub incoming: Arc<Limiter>,
     pub streams: Arc<StreamSlots>,
     pub batcher: Batcher,
     pub webhooks: Arc<Webhooks>,
@@ -52,6 +54,9 @@ impl AppState {
         Self {
             bus: Bus::start(pool.clone(), shutdown.clone()),
             limiter: Arc::new(Limiter::new(config.api_rate_per_minute)),
+            incoming: Arc::new(Limiter::new(
+                u32::try_from(sms.limits.max_incoming_per_minute).unwrap_or(0),
+            )),
             streams: Arc::new(StreamSlots::default()),
             batcher: Batcher::start(pool.clone(), sms.clone()),
             webhooks: Arc::new(Webhooks {

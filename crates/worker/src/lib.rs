@@ -28,6 +28,11 @@ pub struct WorkerConfig {
     #[arg(long, env = "ENDER_PURGE_EVERY_SECS", default_value_t = 600)]
     pub purge_every_secs: u64,
 
+    /// Days a finished message (sent, delivered, failed, canceled, expired or received) is
+    /// kept, body and history included; 0 keeps messages for ever.
+    #[arg(long, env = "ENDER_MESSAGE_RETENTION_DAYS", default_value_t = 0)]
+    pub message_retention_days: u32,
+
     #[command(flatten)]
     pub sms: ender_core::config::SmsConfig,
 
@@ -87,6 +92,19 @@ pub async fn run(
             "no FCM service account configured: Android devices are woken by streams and polling only"
         );
     }
+    {
+        // Secrets stored before they were bound to their endpoint (review I9).
+        let (pool, keyring) = (pool.clone(), keyring.clone());
+        tokio::spawn(async move {
+            match ender_core::webhook::endpoint::bind_legacy_secrets(&pool, &keyring).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(secrets = n, "webhook secrets re-sealed, bound to their endpoint"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook secrets could not be re-sealed; the next start tries again")
+                }
+            }
+        });
+    }
     let deliverer = std::sync::Arc::new(webhooks::Deliverer::new(
         pool.clone(),
         keyring,
@@ -112,6 +130,7 @@ pub async fn run(
         let started = std::time::Instant::now();
         let retention = jobs::purge_expired::Retention {
             webhook_days: i64::from(cfg.webhooks.webhook_retention_days),
+            message_days: i64::from(cfg.message_retention_days),
         };
         let monitor = monitor(&pool, &name, retention);
         let signal = {

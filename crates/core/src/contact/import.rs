@@ -11,7 +11,7 @@ use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{Connection, PgExecutor, PgPool};
 use tokio::sync::{Semaphore, mpsc};
 use uuid::Uuid;
 
@@ -259,7 +259,8 @@ pub async fn upload(
     let name: String = file_name.chars().take(200).collect();
     let hint = name.clone();
     let read = off_thread(move || read_upload(&hint, bytes, &caps)).await??;
-    let mut tx = pool.begin().await?;
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
     // Serialises this user's uploads so two at once cannot both pass the limit.
     crate::account::repo::lock(&mut tx, user).await?;
     if open_count(&mut *tx, user).await? >= limits.max_open_imports {
@@ -282,6 +283,8 @@ pub async fn upload(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    // The write buffer grew to the file's size (see `content`).
+    conn.shrink_buffers();
     Ok(id)
 }
 
@@ -390,13 +393,19 @@ pub async fn find(pool: &PgPool, user: UserId, id: ImportId) -> sqlx::Result<Opt
     Ok(row.map(Import::from))
 }
 
+/// The stored file. The connection's buffers grew to the file's size to carry it; they are
+/// shrunk before the connection goes back to the pool, or every pooled connection that
+/// ever carried a file would keep that much memory.
 async fn content(pool: &PgPool, id: ImportId) -> sqlx::Result<String> {
-    sqlx::query_scalar!(
+    let mut conn = pool.acquire().await?;
+    let text = sqlx::query_scalar!(
         "SELECT content FROM contact_imports WHERE id = $1",
         id as ImportId
     )
-    .fetch_one(pool)
-    .await
+    .fetch_one(&mut *conn)
+    .await;
+    conn.shrink_buffers();
+    text
 }
 
 /// Reads every row of the file as the settings read it, handing each contact (or per-row

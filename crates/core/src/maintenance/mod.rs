@@ -19,7 +19,12 @@ pub struct PurgeReport {
     pub contact_imports: u64,
     pub schedule_runs: u64,
     pub api_keys: u64,
+    pub messages: u64,
 }
+
+/// Messages removed per statement by the message retention, so one purge never holds
+/// locks on a whole table.
+const MESSAGE_BATCH: i64 = 5_000;
 
 /// Deletes expired sessions and tokens, finished rate-limit windows, old cron claims and
 /// week-old finished jobs.
@@ -28,10 +33,14 @@ pub struct PurgeReport {
 /// deliveries that are finished or were held that long for a disabled endpoint).
 /// Finished contact imports (with their uploaded files) go after a day, schedule run
 /// history after a year. API keys revoked or expired for [`DEAD_KEY_DAYS`] go as well,
-/// so rotating a key again and again cannot grow the table without end.
+/// so rotating a key again and again cannot grow the table without end. With
+/// `message_retention_days` above 0, finished messages older than that go with their
+/// history, in batches (rows another transaction holds are left for the next run); the
+/// monthly usage counters are kept apart, so the quota is not affected.
 pub async fn purge_expired(
     conn: &mut PgConnection,
     webhook_retention_days: i64,
+    message_retention_days: i64,
 ) -> sqlx::Result<PurgeReport> {
     let keep = webhook_retention_days.max(1) as f64;
     let sessions = sqlx::query!("DELETE FROM sessions WHERE expiry_date <= now()")
@@ -106,8 +115,30 @@ pub async fn purge_expired(
     .execute(&mut *conn)
     .await?
     .rows_affected();
+    let mut messages = 0;
+    if message_retention_days > 0 {
+        loop {
+            let removed = sqlx::query!(
+                "DELETE FROM messages WHERE id IN (
+                     SELECT id FROM messages
+                     WHERE created_at < now() - make_interval(days => $1::bigint::int)
+                       AND status IN ('sent', 'delivered', 'failed', 'canceled', 'expired', 'received')
+                     LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                message_retention_days,
+                MESSAGE_BATCH
+            )
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            messages += removed;
+            if removed < MESSAGE_BATCH as u64 {
+                break;
+            }
+        }
+    }
     Ok(PurgeReport {
         api_keys,
+        messages,
         contact_imports,
         schedule_runs,
         sessions,

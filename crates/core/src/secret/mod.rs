@@ -3,7 +3,7 @@
 //! it, so keys can be rotated: the newest key seals, every listed key opens.
 
 use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::{Aead, AeadCore, KeyInit};
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, Payload};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
@@ -81,12 +81,29 @@ impl Keyring {
     }
 
     pub fn seal(&self, plaintext: &[u8]) -> Result<Sealed, SecretError> {
+        self.seal_bound(plaintext, b"")
+    }
+
+    pub fn open(&self, sealed: &Sealed) -> Result<Vec<u8>, SecretError> {
+        self.open_bound(sealed, b"")
+    }
+
+    /// Seals `plaintext` bound to `context` (associated data, e.g. the id of the row that
+    /// holds it): the ciphertext opens only with the same context, so it cannot be moved
+    /// to another row.
+    pub fn seal_bound(&self, plaintext: &[u8], context: &[u8]) -> Result<Sealed, SecretError> {
         let version = self.current_version();
         let mut nonce = [0u8; 12];
         rand::rng().fill_bytes(&mut nonce);
         let ciphertext = self
             .cipher(version)?
-            .encrypt(&nonce_of(&nonce)?, plaintext)
+            .encrypt(
+                &nonce_of(&nonce)?,
+                Payload {
+                    msg: plaintext,
+                    aad: context,
+                },
+            )
             .map_err(|_| SecretError::Damaged)?;
         Ok(Sealed {
             key_version: version,
@@ -95,12 +112,19 @@ impl Keyring {
         })
     }
 
-    pub fn open(&self, sealed: &Sealed) -> Result<Vec<u8>, SecretError> {
+    /// Opens what [`Keyring::seal_bound`] sealed with the same `context`.
+    pub fn open_bound(&self, sealed: &Sealed, context: &[u8]) -> Result<Vec<u8>, SecretError> {
         if sealed.nonce.len() != 12 {
             return Err(SecretError::Damaged);
         }
         self.cipher(sealed.key_version)?
-            .decrypt(&nonce_of(&sealed.nonce)?, sealed.ciphertext.as_slice())
+            .decrypt(
+                &nonce_of(&sealed.nonce)?,
+                Payload {
+                    msg: sealed.ciphertext.as_slice(),
+                    aad: context,
+                },
+            )
             .map_err(|_| SecretError::Damaged)
     }
 }
@@ -114,6 +138,18 @@ fn nonce_of(bytes: &[u8]) -> Result<NonceOf, SecretError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bound_secret_opens_only_in_its_context() {
+        let keys = Keyring::parse(&Keyring::generate_entry(1)).unwrap();
+        let sealed = keys.seal_bound(b"whsec_a", b"endpoint-a").unwrap();
+        assert_eq!(keys.open_bound(&sealed, b"endpoint-a").unwrap(), b"whsec_a");
+        assert_eq!(keys.open_bound(&sealed, b"endpoint-b"), Err(SecretError::Damaged));
+        assert_eq!(keys.open(&sealed), Err(SecretError::Damaged));
+        // Unbound is the empty context.
+        let plain = keys.seal(b"x").unwrap();
+        assert_eq!(keys.open_bound(&plain, b"").unwrap(), b"x");
+    }
 
     #[test]
     fn secrets_round_trip_and_survive_key_rotation() {

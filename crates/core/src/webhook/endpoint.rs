@@ -279,15 +279,24 @@ async fn check_device(
     }
 }
 
+/// What a signing secret is bound to when sealed: its endpoint (review I9), so a
+/// ciphertext copied onto another endpoint's row does not open there.
+fn secret_context(endpoint: Uuid) -> Vec<u8> {
+    let mut context = b"webhook_secrets.endpoint_id:".to_vec();
+    context.extend_from_slice(endpoint.as_bytes());
+    context
+}
+
 async fn store_secret(
     conn: &mut PgConnection,
     keyring: &Keyring,
     endpoint: Uuid,
     secret: &str,
 ) -> Result<(), EndpointError> {
-    let sealed = keyring.seal(secret.as_bytes())?;
+    let sealed = keyring.seal_bound(secret.as_bytes(), &secret_context(endpoint))?;
     sqlx::query!(
-        "INSERT INTO webhook_secrets (id, endpoint_id, key_version, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO webhook_secrets (id, endpoint_id, key_version, nonce, ciphertext, bound)
+         VALUES ($1, $2, $3, $4, $5, true)",
         Uuid::now_v7(),
         endpoint,
         sealed.key_version,
@@ -478,19 +487,27 @@ pub async fn signing_secrets(
     endpoint: Uuid,
 ) -> Result<Vec<SigningSecret>, EndpointError> {
     let rows = sqlx::query!(
-        "SELECT key_version, nonce, ciphertext, expires_at FROM webhook_secrets
+        "SELECT key_version, nonce, ciphertext, expires_at, bound FROM webhook_secrets
          WHERE endpoint_id = $1 AND (expires_at IS NULL OR expires_at > now()) ORDER BY created_at DESC",
         endpoint
     )
     .fetch_all(conn)
     .await?;
+    let context = secret_context(endpoint);
     rows.into_iter()
         .map(|r| {
-            let plain = keyring.open(&Sealed {
+            let sealed = Sealed {
                 key_version: r.key_version,
                 nonce: r.nonce,
                 ciphertext: r.ciphertext,
-            })?;
+            };
+            // Rows sealed before secrets were bound open without a context until the worker
+            // re-seals them ([`bind_legacy_secrets`]).
+            let plain = if r.bound {
+                keyring.open_bound(&sealed, &context)?
+            } else {
+                keyring.open(&sealed)?
+            };
             Ok(SigningSecret {
                 secret: String::from_utf8_lossy(&plain).into_owned(),
                 expires_at: r.expires_at,
@@ -741,6 +758,58 @@ pub async fn day_stats(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<(Uuid, i
         .into_iter()
         .map(|r| (r.endpoint_id, r.succeeded, r.failed))
         .collect())
+}
+
+/// Re-seals the signing secrets stored before they were bound to their endpoint, with the
+/// current key and their endpoint as context; returns how many. Idempotent and safe from several processes at once (rows are claimed with
+/// `SKIP LOCKED`); a row that cannot be opened is left as it is and reported in the log.
+pub async fn bind_legacy_secrets(pool: &PgPool, keyring: &Keyring) -> sqlx::Result<u64> {
+    let mut done = 0;
+    let mut after = Uuid::nil();
+    loop {
+        let mut tx = pool.begin().await?;
+        let rows = sqlx::query!(
+            "SELECT id, endpoint_id, key_version, nonce, ciphertext FROM webhook_secrets
+             WHERE NOT bound AND id > $1 ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED",
+            after
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(last) = rows.last() else {
+            break;
+        };
+        after = last.id;
+        for r in rows {
+            let legacy = Sealed {
+                key_version: r.key_version,
+                nonce: r.nonce,
+                ciphertext: r.ciphertext,
+            };
+            let bound = keyring
+                .open(&legacy)
+                .and_then(|plain| keyring.seal_bound(&plain, &secret_context(r.endpoint_id)));
+            match bound {
+                Ok(sealed) => {
+                    sqlx::query!(
+                        "UPDATE webhook_secrets SET key_version = $2, nonce = $3, ciphertext = $4, bound = true
+                         WHERE id = $1",
+                        r.id,
+                        sealed.key_version,
+                        sealed.nonce,
+                        sealed.ciphertext
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                    done += 1;
+                }
+                Err(e) => {
+                    tracing::error!(webhook.endpoint = %r.endpoint_id, error = %e, "a webhook secret could not be re-sealed");
+                }
+            }
+        }
+        tx.commit().await?;
+    }
+    Ok(done)
 }
 
 #[cfg(test)]

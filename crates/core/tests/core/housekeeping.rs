@@ -130,7 +130,7 @@ async fn purge_removes_only_what_has_expired() {
         .await
         .unwrap();
     }
-    let report = maintenance::purge_expired(&mut conn, 7).await.unwrap();
+    let report = maintenance::purge_expired(&mut conn, 7, 0).await.unwrap();
     assert_eq!(
         (
             report.sessions,
@@ -154,12 +154,92 @@ async fn purge_removes_only_what_has_expired() {
         left,
         [uuid::Uuid::parse_str("00000000-0000-7000-8000-00000000000b").unwrap()]
     );
-    let again = maintenance::purge_expired(&mut conn, 7).await.unwrap();
+    let again = maintenance::purge_expired(&mut conn, 7, 0).await.unwrap();
     assert_eq!(again, maintenance::PurgeReport::default(), "idempotent");
     assert!(
         ender_core::session::repo::load(&mut conn, "live")
             .await
             .unwrap()
             .is_some()
+    );
+}
+
+#[tokio::test]
+async fn message_retention_removes_only_old_finished_messages_and_not_the_quota() {
+    let db = test_db().await;
+    let user = ender_core::testing::create_user(&db.pool, "retention@example.org").await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    for (label, status, days) in [
+        ("old delivered", "delivered", 40),
+        ("old failed", "failed", 40),
+        ("old received", "received", 40),
+        ("old pending", "pending", 40),
+        ("new delivered", "delivered", 5),
+    ] {
+        let direction = if status == "received" {
+            "incoming"
+        } else {
+            "outgoing"
+        };
+        let id: uuid::Uuid = sqlx::query_scalar(
+            "INSERT INTO messages (id, user_id, direction, body, encoding, segments, status, created_at)
+             VALUES (gen_random_uuid(), $1, $2, $3, 'gsm7', 1, $4, now() - make_interval(days => $5))
+             RETURNING id",
+        )
+        .bind(user.0)
+        .bind(direction)
+        .bind(label)
+        .bind(status)
+        .bind(days)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO message_events (message_id, status) VALUES ($1, $2)")
+            .bind(id)
+            .bind(status)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO sms_usage (user_id, month, sent) VALUES ($1, date_trunc('month', now())::date, 4)",
+    )
+    .bind(user.0)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    // Off by default: nothing goes.
+    assert_eq!(
+        maintenance::purge_expired(&mut conn, 7, 0)
+            .await
+            .unwrap()
+            .messages,
+        0
+    );
+    let report = maintenance::purge_expired(&mut conn, 7, 30).await.unwrap();
+    assert_eq!(report.messages, 3);
+    let mut left: Vec<String> = sqlx::query_scalar("SELECT body FROM messages")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    left.sort();
+    assert_eq!(left, ["new delivered", "old pending"]);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM message_events")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(events, 2, "their history went with them");
+    let used: i32 = sqlx::query_scalar("SELECT sent FROM sms_usage WHERE user_id = $1")
+        .bind(user.0)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(used, 4, "the month's usage is kept");
+    assert_eq!(
+        maintenance::purge_expired(&mut conn, 7, 30)
+            .await
+            .unwrap()
+            .messages,
+        0
     );
 }

@@ -258,6 +258,95 @@ mod endpoints {
     }
 
     #[tokio::test]
+    async fn a_secret_is_bound_to_its_endpoint_and_old_ones_are_re_sealed_bound() {
+        let db = test_db().await;
+        let keyring = Keyring::parse(&Keyring::generate_entry(1)).unwrap();
+        let owner = ender_core::testing::create_user(&db.pool, "bound@example.org").await;
+        let (a, secret_a) = endpoint::create(
+            &db.pool,
+            &keyring,
+            owner,
+            &input(&["sms_failed"], None, false),
+            20,
+        )
+        .await
+        .unwrap();
+        let (b, _) = endpoint::create(
+            &db.pool,
+            &keyring,
+            owner,
+            &input(&["sms_failed"], None, false),
+            20,
+        )
+        .await
+        .unwrap();
+        // Someone with write access to the database copies a's sealed secret onto b.
+        sqlx::query(
+            "UPDATE webhook_secrets SET (key_version, nonce, ciphertext) =
+                 (SELECT key_version, nonce, ciphertext FROM webhook_secrets WHERE endpoint_id = $1)
+             WHERE endpoint_id = $2",
+        )
+        .bind(a.id)
+        .bind(b.id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        assert!(matches!(
+            endpoint::reveal_secret(&db.pool, &keyring, owner, b.id).await,
+            Err(EndpointError::Secret(_))
+        ));
+        assert_eq!(
+            endpoint::reveal_secret(&db.pool, &keyring, owner, a.id)
+                .await
+                .unwrap(),
+            secret_a
+        );
+
+        // A secret sealed before binding (no context) still opens, and is re-sealed bound.
+        let legacy = keyring.seal(b"whsec_legacy").unwrap();
+        sqlx::query(
+            "UPDATE webhook_secrets SET key_version = $2, nonce = $3, ciphertext = $4, bound = false
+             WHERE endpoint_id = $1",
+        )
+        .bind(b.id)
+        .bind(legacy.key_version)
+        .bind(&legacy.nonce)
+        .bind(&legacy.ciphertext)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            endpoint::reveal_secret(&db.pool, &keyring, owner, b.id)
+                .await
+                .unwrap(),
+            "whsec_legacy"
+        );
+        assert_eq!(
+            endpoint::bind_legacy_secrets(&db.pool, &keyring).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            endpoint::bind_legacy_secrets(&db.pool, &keyring).await.unwrap(),
+            0,
+            "idempotent"
+        );
+        let (bound, ciphertext): (bool, Vec<u8>) =
+            sqlx::query_as("SELECT bound, ciphertext FROM webhook_secrets WHERE endpoint_id = $1")
+                .bind(b.id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert!(bound);
+        assert_ne!(ciphertext, legacy.ciphertext);
+        assert_eq!(
+            endpoint::reveal_secret(&db.pool, &keyring, owner, b.id)
+                .await
+                .unwrap(),
+            "whsec_legacy"
+        );
+    }
+
+    #[tokio::test]
     async fn secrets_are_sealed_rotated_with_overlap_and_private_to_their_owner() {
         let db = test_db().await;
         let keyring = Keyring::parse(&Keyring::generate_entry(1)).unwrap();

@@ -839,11 +839,7 @@ async fn drain(body: Body) {
 }
 
 /// The `file` field of the upload: its name and bytes; `Err` is the page to answer with.
-async fn read_file(
-    state: &AppState,
-    shell: Shell,
-    req: Request,
-) -> Result<(String, axum::body::Bytes), Response> {
+async fn read_file(state: &AppState, shell: Shell, req: Request) -> Result<(String, Vec<u8>), Response> {
     let announced = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -858,7 +854,7 @@ async fn read_file(
         return Err(upload_refused(shell, StatusCode::UNPROCESSABLE_ENTITY, choose));
     };
     loop {
-        let field = match multipart.next_field().await {
+        let mut field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large(shell)),
@@ -874,18 +870,33 @@ async fn read_file(
             continue;
         }
         let name = field.file_name().unwrap_or_default().to_owned();
-        return match field.bytes().await {
-            Ok(bytes) if name.is_empty() && bytes.is_empty() => {
-                Err(upload_refused(shell, StatusCode::UNPROCESSABLE_ENTITY, choose))
+        // Read into room for the whole body at once: growing a buffer by doubling would
+        // hold the old and the new copy of a 20 MiB file together.
+        let room = announced.map_or(64 * 1024, |n| usize::try_from(n).unwrap_or(UPLOAD_BODY_LIMIT));
+        let mut bytes = Vec::with_capacity(room.min(UPLOAD_BODY_LIMIT));
+        loop {
+            match field.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > MAX_IMPORT_BYTES {
+                        return Err(too_large(shell));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large(shell)),
+                Err(_) => {
+                    return Err(upload_refused(
+                        shell,
+                        StatusCode::BAD_REQUEST,
+                        "The upload was interrupted. Try again.",
+                    ));
+                }
             }
-            Ok(bytes) => Ok((name, bytes)),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(too_large(shell)),
-            Err(_) => Err(upload_refused(
-                shell,
-                StatusCode::BAD_REQUEST,
-                "The upload was interrupted. Try again.",
-            )),
-        };
+        }
+        if name.is_empty() && bytes.is_empty() {
+            return Err(upload_refused(shell, StatusCode::UNPROCESSABLE_ENTITY, choose));
+        }
+        return Ok((name, bytes));
     }
     Err(upload_refused(shell, StatusCode::UNPROCESSABLE_ENTITY, choose))
 }
@@ -903,7 +914,7 @@ async fn upload(
         Err(page) => return Ok(page),
     };
     let size = bytes.len();
-    match import::upload(&state.pool, user.id, &name, bytes.into(), &state.sms.limits).await {
+    match import::upload(&state.pool, user.id, &name, bytes, &state.sms.limits).await {
         Ok(id) => {
             tracing::info!(user.id = %user.id, import.id = %id, bytes = size, "contact file uploaded");
             Ok(Redirect::to(&format!("/contacts/import/{id}")).into_response())

@@ -26,8 +26,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
+use std::time::Duration;
+
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -95,6 +98,12 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn(crate::session::unavailable_as_503))
         .merge(health::routes())
         .merge(assets::routes())
+        // Until the answer starts: a started event stream is not cut (review L4).
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(state.config.request_timeout_secs.max(1)),
+        ))
+        .layer(from_fn(crate::middleware::timeout_answer))
         .layer(from_fn_with_state(state.clone(), crate::middleware::security_headers))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_| error_page(StatusCode::INTERNAL_SERVER_ERROR).into_response()))

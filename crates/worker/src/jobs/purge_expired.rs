@@ -18,6 +18,8 @@ pub struct PurgeExpired {
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
     pub webhook_days: i64,
+    /// 0: messages are kept.
+    pub message_days: i64,
 }
 
 pub async fn handle(
@@ -26,7 +28,9 @@ pub async fn handle(
     retention: Data<Retention>,
 ) -> Result<(), BoxDynError> {
     let mut conn = pool.acquire().await?;
-    let report = ender_core::maintenance::purge_expired(&mut conn, retention.webhook_days).await?;
+    let report =
+        ender_core::maintenance::purge_expired(&mut conn, retention.webhook_days, retention.message_days)
+            .await?;
     tracing::info!(
         fire_at = %job.fire_at,
         sessions = report.sessions,
@@ -38,6 +42,7 @@ pub async fn handle(
         contact_imports = report.contact_imports,
         schedule_runs = report.schedule_runs,
         api_keys = report.api_keys,
+        messages = report.messages,
         "purged expired rows"
     );
     Ok(())

@@ -59,6 +59,7 @@ async fn running_workers_purge_expired_rows_and_stop_on_request() {
     let cfg = |name: &str| WorkerConfig {
         name: Some(name.to_owned()),
         purge_every_secs: 1,
+        message_retention_days: 0,
         sms: ender_core::config::SmsConfig::default(),
         fcm: ender_worker::fcm::FcmConfig {
             fcm_service_account: None,

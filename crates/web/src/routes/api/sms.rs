@@ -383,17 +383,28 @@ async fn incoming(
     State(state): State<AppState>,
     ApiDevice(device): ApiDevice,
     ApiJson(body): ApiJson<IncomingBody>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> Result<Json<serde_json::Value>, Response> {
+    // A device reporting more than a phone can receive is refused for the minute; the
+    // modem agent and the apps keep the message and retry after Retry-After.
+    if let Err(l) = state.incoming.check(&device.id.to_string()) {
+        tracing::warn!(device.id = %device.id, limit = l.limit, "incoming SMS over the per-device limit; answering 429");
+        let message = format!(
+            "Too many incoming messages from this device: at most {} per minute (ENDER_MAX_INCOMING_PER_MINUTE). Retry later.",
+            l.limit
+        );
+        let body = json!({"data": {}, "message": message, "status": 429});
+        return Err((StatusCode::TOO_MANY_REQUESTS, [("retry-after", "60")], Json(body)).into_response());
+    }
     let received_at = match body.timestamp.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         None => Utc::now(),
-        Some(t) => DateTime::parse_from_rfc3339(t)
-            .map(|t| t.to_utc())
-            .map_err(|_| ApiError::bad_request("Invalid timestamp; expected ISO8601 (RFC3339)."))?,
+        Some(t) => DateTime::parse_from_rfc3339(t).map(|t| t.to_utc()).map_err(|_| {
+            ApiError::bad_request("Invalid timestamp; expected ISO8601 (RFC3339).").into_response()
+        })?,
     };
     match dispatch::incoming(&state.pool, &device, &body.from_number, &body.body, received_at).await {
         Ok(id) => Ok(Json(json!({"success": true, "message_id": id.to_string()}))),
-        Err(IncomingError::Database(e)) => Err(e.into()),
-        Err(e) => Err(ApiError::bad_request(e.to_string())),
+        Err(IncomingError::Database(e)) => Err(ApiError::from(e).into_response()),
+        Err(e) => Err(ApiError::bad_request(e.to_string()).into_response()),
     }
 }
 
