@@ -40,6 +40,7 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
     use axum::extract::ConnectInfo;
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
 
     let shutdown = state.shutdown.clone();
     let header_read = Duration::from_secs(state.config.header_read_timeout_secs.max(1));
@@ -61,7 +62,14 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone().layer(axum::Extension(ConnectInfo(addr))));
+        // The peer address as `axum::serve` gives it (`ConnectInfo`), added to each request;
+        // the router is shared, not rebuilt per connection.
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(addr));
+                req
+            },
+        ));
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             // A client that goes away or times out ends its connection; nothing to report.
