@@ -554,10 +554,6 @@ pub async fn claim_stale(pool: &PgPool, user: UserId, id: ImportId) -> sqlx::Res
     Ok(done.rows_affected() == 1)
 }
 
-/// Works through a running import from where it stands, a chunk per transaction. The file
-/// is read on the blocking pool and handed over a chunk at a time, so only one chunk of
-/// contacts is held however long the file. Each chunk's progress update only applies if
-/// nobody else moved the import on meanwhile, so two runners never write the same chunk twice.
 /// How the writing half of a run ended.
 enum Written {
     All,
@@ -567,6 +563,10 @@ enum Written {
     Stopped(String),
 }
 
+/// Works through a running import from where it stands, a chunk per transaction. The file
+/// is read on the blocking pool and handed over a chunk at a time, so only one chunk of
+/// contacts is held however long the file. Each chunk's progress update only applies if
+/// nobody else moved the import on meanwhile, so two runners never write the same chunk twice.
 pub async fn run(
     pool: &PgPool,
     user: UserId,

@@ -874,14 +874,14 @@ async fn read_file(state: &AppState, shell: Shell, req: Request) -> Result<(Stri
         // hold the old and the new copy of a 20 MiB file together.
         let room = announced.map_or(64 * 1024, |n| usize::try_from(n).unwrap_or(UPLOAD_BODY_LIMIT));
         let mut bytes = Vec::with_capacity(room.min(UPLOAD_BODY_LIMIT));
+        let mut over = false;
         loop {
             match field.chunk().await {
-                Ok(Some(chunk)) => {
-                    if bytes.len() + chunk.len() > MAX_IMPORT_BYTES {
-                        return Err(too_large(shell));
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
+                // Past the limit the rest is read and dropped (within the body limit), so
+                // the browser gets the answer instead of a reset connection.
+                Ok(Some(_)) if over => {}
+                Ok(Some(chunk)) if bytes.len() + chunk.len() > MAX_IMPORT_BYTES => over = true,
+                Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
                 Ok(None) => break,
                 Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large(shell)),
                 Err(_) => {
@@ -892,6 +892,9 @@ async fn read_file(state: &AppState, shell: Shell, req: Request) -> Result<(Stri
                     ));
                 }
             }
+        }
+        if over {
+            return Err(too_large(shell));
         }
         if name.is_empty() && bytes.is_empty() {
             return Err(upload_refused(shell, StatusCode::UNPROCESSABLE_ENTITY, choose));
