@@ -381,6 +381,23 @@ async fn the_database_refuses_members_and_schedules_that_cross_users() {
         .unwrap();
 }
 
+/// Uploads a file, starts it with the guessed settings and runs it to its end.
+async fn import_whole(
+    pool: &sqlx::PgPool,
+    user: ender_core::account::UserId,
+    name: &str,
+    bytes: Vec<u8>,
+    limits: &TenantLimits,
+) -> import::Import {
+    let id = import::upload(pool, user, name, bytes, limits).await.unwrap();
+    let found = import::find(pool, user, id).await.unwrap().unwrap();
+    import::start(pool, user, id, &found.settings, limits)
+        .await
+        .unwrap();
+    import::run(pool, user, id, limits).await.unwrap();
+    import::find(pool, user, id).await.unwrap().unwrap()
+}
+
 fn phones_csv(rows: usize) -> Vec<u8> {
     let mut csv = String::from("name,phone\n");
     for i in 0..rows {
@@ -658,15 +675,7 @@ async fn an_import_stops_at_the_contact_and_group_limits_keeping_what_fit() {
     for i in 0..3_000 {
         csv.push_str(&format!("P{i},+1777{i:07},G{}\n", i % 2));
     }
-    let id = import::upload(&db.pool, user, "p.csv", csv.into_bytes(), &limits)
-        .await
-        .unwrap();
-    let found = import::find(&db.pool, user, id).await.unwrap().unwrap();
-    import::start(&db.pool, user, id, &found.settings, &limits)
-        .await
-        .unwrap();
-    import::run(&db.pool, user, id, &limits).await.unwrap();
-    let done = import::find(&db.pool, user, id).await.unwrap().unwrap();
+    let done = import_whole(&db.pool, user, "p.csv", csv.into_bytes(), &limits).await;
     assert_eq!(done.status, "failed");
     assert!(
         done.error_message
@@ -683,29 +692,13 @@ async fn an_import_stops_at_the_contact_and_group_limits_keeping_what_fit() {
     assert_eq!(count, 2_500);
     // Re-importing known numbers still updates them at the limit.
     let csv = "name,phone\nRenamed,+17770000001\n".as_bytes().to_vec();
-    let id = import::upload(&db.pool, user, "again.csv", csv, &limits)
-        .await
-        .unwrap();
-    let found = import::find(&db.pool, user, id).await.unwrap().unwrap();
-    import::start(&db.pool, user, id, &found.settings, &limits)
-        .await
-        .unwrap();
-    import::run(&db.pool, user, id, &limits).await.unwrap();
-    let done = import::find(&db.pool, user, id).await.unwrap().unwrap();
+    let done = import_whole(&db.pool, user, "again.csv", csv, &limits).await;
     assert_eq!((done.status.as_str(), done.updated), ("done", 1));
 
     // Groups named in rows are created while they fit; the import then says which limit.
     let user = create_user(&db.pool, "groups@example.org").await;
     let csv = "name,phone,groups\nA,+17880000001,G1\nB,+17880000002,G2\nC,+17880000003,G3\n";
-    let id = import::upload(&db.pool, user, "g.csv", csv.as_bytes().to_vec(), &limits)
-        .await
-        .unwrap();
-    let found = import::find(&db.pool, user, id).await.unwrap().unwrap();
-    import::start(&db.pool, user, id, &found.settings, &limits)
-        .await
-        .unwrap();
-    import::run(&db.pool, user, id, &limits).await.unwrap();
-    let done = import::find(&db.pool, user, id).await.unwrap().unwrap();
+    let done = import_whole(&db.pool, user, "g.csv", csv.as_bytes().to_vec(), &limits).await;
     assert_eq!(done.status, "failed");
     assert!(
         done.error_message

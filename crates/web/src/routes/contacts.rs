@@ -823,6 +823,14 @@ fn too_large(shell: Shell) -> Response {
     )
 }
 
+fn interrupted(shell: Shell) -> Response {
+    upload_refused(
+        shell,
+        StatusCode::BAD_REQUEST,
+        "The upload was interrupted. Try again.",
+    )
+}
+
 /// Reads what is left of a refused upload, within bounds, and drops it.
 async fn drain(body: Body) {
     let mut stream = body.into_data_stream();
@@ -859,11 +867,7 @@ async fn read_file(state: &AppState, shell: Shell, req: Request) -> Result<(Stri
             Ok(None) => break,
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large(shell)),
             Err(_) => {
-                return Err(upload_refused(
-                    shell,
-                    StatusCode::BAD_REQUEST,
-                    "The upload was interrupted. Try again.",
-                ));
+                return Err(interrupted(shell));
             }
         };
         if field.name() != Some("file") {
@@ -884,13 +888,7 @@ async fn read_file(state: &AppState, shell: Shell, req: Request) -> Result<(Stri
                 Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
                 Ok(None) => break,
                 Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large(shell)),
-                Err(_) => {
-                    return Err(upload_refused(
-                        shell,
-                        StatusCode::BAD_REQUEST,
-                        "The upload was interrupted. Try again.",
-                    ));
-                }
+                Err(_) => return Err(interrupted(shell)),
             }
         }
         if over {
