@@ -95,7 +95,7 @@ async fn run_with(db: &Database, cfg: &ServeConfig) -> anyhow::Result<()> {
     let mailer = Mailer::from_config(&cfg.mail, &cfg.database.data_dir)?;
     announce_setup_link(db, &cfg.web).await?;
 
-    let keyring = std::sync::Arc::new(cfg.worker.secrets.keyring(&cfg.database.data_dir)?);
+    let keyring = std::sync::Arc::new(cfg.worker.secrets.install_keyring(&cfg.database.data_dir)?);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let worker = cfg.web.runs_worker().then(|| {

@@ -310,6 +310,7 @@ fn mark(file: &Option<PathBuf>, what: &str) {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let keyring = Keyring::parse(&args.secret_keys).map_err(|e| anyhow::anyhow!("ENDER_SECRET_KEYS: {e}"))?;
+    ender_core::secret::at_rest::install(&keyring, true);
     let options: PgConnectOptions = args
         .database_url
         .parse::<PgConnectOptions>()

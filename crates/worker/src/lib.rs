@@ -93,7 +93,8 @@ pub async fn run(
         );
     }
     {
-        // Secrets stored before they were bound to their endpoint (review I9).
+        // Secrets stored before they were bound to their endpoint (review I9), and bodies
+        // stored before they were sealed, or sealed before sealing was turned off (L7).
         let (pool, keyring) = (pool.clone(), keyring.clone());
         tokio::spawn(async move {
             match ender_core::webhook::endpoint::bind_legacy_secrets(&pool, &keyring).await {
@@ -101,6 +102,23 @@ pub async fn run(
                 Ok(n) => tracing::info!(secrets = n, "webhook secrets re-sealed, bound to their endpoint"),
                 Err(e) => {
                     tracing::warn!(error = %e, "webhook secrets could not be re-sealed; the next start tries again")
+                }
+            }
+            match ender_core::secret::at_rest::convert_stored(&pool, ender_core::secret::at_rest::sealing())
+                .await
+            {
+                Ok(c) if c == Default::default() => {}
+                Ok(c) => tracing::info!(
+                    sealed = ender_core::secret::at_rest::sealing(),
+                    messages = c.messages,
+                    templates = c.templates,
+                    schedules = c.schedules,
+                    webhook_payloads = c.webhook_payloads,
+                    unreadable = c.unreadable,
+                    "stored bodies brought to the ENDER_SEAL_BODIES setting"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "stored bodies could not be converted; the next start tries again")
                 }
             }
         });

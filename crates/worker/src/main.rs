@@ -48,7 +48,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ender_core::db::migrate(&db.pool).await?;
         let shutdown = CancellationToken::new();
         tokio::spawn(signal(shutdown.clone()));
-        let keyring = std::sync::Arc::new(cli.worker.secrets.keyring(&cli.database.data_dir)?);
+        let keyring = std::sync::Arc::new(cli.worker.secrets.install_keyring(&cli.database.data_dir)?);
         let notices = ender_worker::webhooks::OwnerNotices {
             mailer: Mailer::from_config(&cli.mail, &cli.database.data_dir)?,
             public_url: cli.public_url,

@@ -559,11 +559,23 @@ impl Deliverer {
     }
 
     /// Signs and sends one delivery, and decides what comes next.
-    async fn attempt(&self, d: Due) -> Outcome {
+    async fn attempt(&self, mut d: Due) -> Outcome {
         let started = Instant::now();
         let webhook_id = format!("msg_{}", d.id.simple());
         let ts = Utc::now().timestamp();
-        let (status, response, error, retry_after) = if d.body.len() > MAX_BODY {
+        let unreadable = match ender_core::secret::at_rest::open_payload(d.id, std::mem::take(&mut d.body)) {
+            Ok(body) => {
+                d.body = body;
+                None
+            }
+            Err(e) => {
+                tracing::error!(webhook.delivery = %d.id, error = %e, "a webhook payload could not be opened");
+                Some("The event could not be decrypted (check ENDER_SECRET_KEYS); not sent.".to_owned())
+            }
+        };
+        let (status, response, error, retry_after) = if let Some(error) = unreadable {
+            (None, String::new(), error, None)
+        } else if d.body.len() > MAX_BODY {
             (
                 None,
                 String::new(),

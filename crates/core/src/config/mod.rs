@@ -222,7 +222,7 @@ impl Default for SmsConfig {
 }
 
 /// Keys that seal secrets at rest, and where webhooks may go.
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct SecretConfig {
     /// `version:base64-of-32-bytes` entries, comma-separated; the highest version seals new
     /// secrets, all of them open old ones. Unset: a key is generated on first start and kept
@@ -234,6 +234,22 @@ pub struct SecretConfig {
     /// (comma-separated CIDRs or IPs), for receivers on your own network.
     #[arg(long, env = "ENDER_WEBHOOK_ALLOW", value_delimiter = ',', value_parser = net)]
     pub webhook_allow: Vec<ipnet::IpNet>,
+
+    /// Seal message bodies, template bodies and webhook payloads at rest with the keyring.
+    /// Turned off, new ones are stored in plaintext and the worker opens the sealed ones
+    /// again when it starts (do that before migrating down past the sealing).
+    #[arg(long, env = "ENDER_SEAL_BODIES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub seal_bodies: bool,
+}
+
+impl Default for SecretConfig {
+    fn default() -> Self {
+        Self {
+            secret_keys: None,
+            webhook_allow: Vec::new(),
+            seal_bodies: true,
+        }
+    }
 }
 
 /// clap value parser for an IP address or CIDR range.
@@ -245,6 +261,14 @@ pub fn net(s: &str) -> Result<ipnet::IpNet, String> {
 }
 
 impl SecretConfig {
+    /// The keyring (see [`SecretConfig::keyring`]), installed for bodies at rest in this
+    /// process.
+    pub fn install_keyring(&self, data_dir: &std::path::Path) -> anyhow::Result<crate::secret::Keyring> {
+        let keyring = self.keyring(data_dir)?;
+        crate::secret::at_rest::install(&keyring, self.seal_bodies);
+        Ok(keyring)
+    }
+
     /// The configured keyring, or the one kept in the data folder (created on first use).
     pub fn keyring(&self, data_dir: &std::path::Path) -> anyhow::Result<crate::secret::Keyring> {
         use secrecy::ExposeSecret;

@@ -13,6 +13,7 @@ use super::model::{
 use crate::account::UserId;
 use crate::contact::GroupId;
 use crate::device::DeviceId;
+use crate::secret::at_rest::{self, Column};
 use crate::template::TemplateId;
 
 pub(crate) struct ScheduleRow {
@@ -26,6 +27,7 @@ pub(crate) struct ScheduleRow {
     pub recipients: Vec<String>,
     pub group_ids: Vec<Uuid>,
     pub body: String,
+    pub body_sealed: Option<Vec<u8>>,
     pub template_id: Option<TemplateId>,
     pub variables: serde_json::Value,
     pub device_id: Option<DeviceId>,
@@ -52,7 +54,15 @@ impl ScheduleRow {
                 variables: serde_json::from_value::<BTreeMap<String, String>>(self.variables)
                     .unwrap_or_default(),
             },
-            None => Content::Body(self.body),
+            None => Content::Body(
+                at_rest::open_text(
+                    Column::ScheduleBody,
+                    self.id.0,
+                    self.body,
+                    self.body_sealed.as_deref(),
+                )
+                .map_err(|e| format!("its message text could not be opened: {e}"))?,
+            ),
         };
         Ok(Schedule {
             id: self.id,
@@ -80,7 +90,7 @@ macro_rules! query_schedules {
         sqlx::query_as!(
             ScheduleRow,
             r#"SELECT id AS "id: ScheduleId", user_id AS "user_id: UserId", name, kind, local_time, cron_expr, timezone,
-                      recipients, group_ids, body, template_id AS "template_id: TemplateId", variables,
+                      recipients, group_ids, body, body_sealed, template_id AS "template_id: TemplateId", variables,
                       device_id AS "device_id: DeviceId", status, next_run_at, last_run_at, run_count, created_at, updated_at
                FROM scheduled_sends "# + $tail
             $(, $arg)*
@@ -185,33 +195,40 @@ struct Columns {
     local_time: Option<NaiveDateTime>,
     cron_expr: String,
     body: String,
+    /// Empty for NULL.
+    body_sealed: Vec<u8>,
     template_id: Option<Uuid>,
     variables: serde_json::Value,
     group_ids: Vec<Uuid>,
 }
 
-fn columns(input: &ScheduleInput) -> Columns {
+fn columns(id: ScheduleId, input: &ScheduleInput) -> sqlx::Result<Columns> {
     let (kind, local_time, cron_expr) = match &input.when {
         When::Once(t) => ("once", Some(*t), String::new()),
         When::Recurring(c) => ("recurring", None, c.as_str().to_owned()),
     };
-    let (body, template_id, variables) = match &input.content {
-        Content::Body(b) => (b.clone(), None, serde_json::json!({})),
+    let (body, body_sealed, template_id, variables) = match &input.content {
+        Content::Body(b) => {
+            let (body, sealed) = at_rest::store_text(Column::ScheduleBody, id.0, b)?;
+            (body, sealed, None, serde_json::json!({}))
+        }
         Content::Template { id, variables } => (
             String::new(),
+            Vec::new(),
             Some(id.0),
             serde_json::to_value(variables).unwrap_or_else(|_| serde_json::json!({})),
         ),
     };
-    Columns {
+    Ok(Columns {
         kind,
         local_time,
         cron_expr,
         body,
+        body_sealed,
         template_id,
         variables,
         group_ids: input.group_ids.iter().map(|g| g.0).collect(),
-    }
+    })
 }
 
 /// Creates an active schedule, within the user's limit of open schedules.
@@ -234,12 +251,12 @@ pub async fn create(
     }
     check_owned(&mut tx, user, input).await?;
     let next = next_run(&input.when, input.timezone, now);
-    let c = columns(input);
     let id = ScheduleId(Uuid::now_v7());
+    let c = columns(id, input)?;
     sqlx::query!(
         "INSERT INTO scheduled_sends (id, user_id, name, kind, local_time, cron_expr, timezone, recipients, group_ids,
-                                      body, template_id, variables, device_id, status, next_run_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                                      body, body_sealed, template_id, variables, device_id, status, next_run_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULLIF($16, ''::bytea), $11, $12, $13, $14, $15)",
         id as ScheduleId,
         user as UserId,
         input.name,
@@ -254,7 +271,8 @@ pub async fn create(
         c.variables,
         input.device_id.map(|d| d.0),
         if next.is_some() { "active" } else { "completed" },
-        next
+        next,
+        c.body_sealed
     )
     .execute(&mut *tx)
     .await?;
@@ -294,11 +312,11 @@ pub async fn update(
             });
         }
     }
-    let c = columns(input);
+    let c = columns(id, input)?;
     let done = sqlx::query!(
         "UPDATE scheduled_sends
          SET name = $3, kind = $4, local_time = $5, cron_expr = $6, timezone = $7, recipients = $8, group_ids = $9,
-             body = $10, template_id = $11, variables = $12, device_id = $13, next_run_at = $14,
+             body = $10, body_sealed = NULLIF($15, ''::bytea), template_id = $11, variables = $12, device_id = $13, next_run_at = $14,
              status = CASE WHEN $14::timestamptz IS NULL THEN 'completed'
                            WHEN status = 'paused' THEN 'paused' ELSE 'active' END,
              updated_at = now()
@@ -316,7 +334,8 @@ pub async fn update(
         c.template_id,
         c.variables,
         input.device_id.map(|d| d.0),
-        next
+        next,
+        c.body_sealed
     )
     .execute(&mut *tx)
     .await?;

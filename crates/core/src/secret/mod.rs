@@ -8,6 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
 
+pub mod at_rest;
+
 /// A sealed secret: the key version, a random 96-bit nonce and the ciphertext with its tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {

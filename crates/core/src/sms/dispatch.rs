@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -16,6 +15,7 @@ use crate::account::UserId;
 use crate::bus::{self, BusEvent};
 use crate::config::SmsConfig;
 use crate::device::{Device, DeviceId};
+use crate::secret::at_rest::{self, Column};
 use crate::webhook::endpoint as webhook;
 use crate::webhook::{Event, Payload};
 
@@ -185,6 +185,21 @@ pub struct Claimed {
     pub body: String,
 }
 
+impl Claimed {
+    fn open(id: MessageId, recipient: String, body: String, sealed: Option<Vec<u8>>) -> sqlx::Result<Self> {
+        Ok(Self {
+            body: message_body(id, body, sealed)?,
+            id,
+            recipient,
+        })
+    }
+}
+
+/// A message's body from its row (sealed, or plaintext from before sealing).
+fn message_body(id: MessageId, body: String, sealed: Option<Vec<u8>>) -> sqlx::Result<String> {
+    at_rest::open_text(Column::MessageBody, id.0, body, sealed.as_deref())
+}
+
 /// The device takes up to `cfg.claim_batch` of its assigned messages, oldest first: each
 /// moves to `sending` with a lease. Unreported ones come back after the lease.
 pub async fn claim(pool: &PgPool, cfg: &SmsConfig, device: &Device) -> sqlx::Result<Vec<Claimed>> {
@@ -195,7 +210,7 @@ pub async fn claim(pool: &PgPool, cfg: &SmsConfig, device: &Device) -> sqlx::Res
            FROM (SELECT id FROM messages WHERE device_id = $1 AND status = 'assigned'
                  ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) c
            WHERE m.id = c.id
-           RETURNING m.id AS "id: MessageId", m.recipient, m.body"#,
+           RETURNING m.id AS "id: MessageId", m.recipient, m.body, m.body_sealed"#,
         device.id as DeviceId,
         cfg.claim_batch,
         cfg.lease_secs as f64
@@ -222,26 +237,23 @@ pub async fn claim(pool: &PgPool, cfg: &SmsConfig, device: &Device) -> sqlx::Res
         .await?;
     }
     tx.commit().await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Claimed {
-            id: r.id,
-            recipient: r.recipient,
-            body: r.body,
-        })
-        .collect())
+    rows.into_iter()
+        .map(|r| Claimed::open(r.id, r.recipient, r.body, r.body_sealed))
+        .collect()
 }
 
 /// Messages a device holds under a lease, for streams that push them again on reconnect.
 pub async fn sending_for_device(pool: &PgPool, device: DeviceId) -> sqlx::Result<Vec<Claimed>> {
-    sqlx::query_as!(
-        Claimed,
-        r#"SELECT id AS "id: MessageId", recipient, body FROM messages
+    sqlx::query!(
+        r#"SELECT id AS "id: MessageId", recipient, body, body_sealed FROM messages
            WHERE device_id = $1 AND status = 'sending' ORDER BY id LIMIT 500"#,
         device as DeviceId
     )
     .fetch_all(pool)
-    .await
+    .await?
+    .into_iter()
+    .map(|r| Claimed::open(r.id, r.recipient, r.body, r.body_sealed))
+    .collect()
 }
 
 /// What a device can report.
@@ -377,7 +389,7 @@ pub async fn report(
                 delivered_at = CASE WHEN $2 = 'delivered' THEN coalesce(delivered_at, now()) ELSE delivered_at END,
                 updated_at = now()
          WHERE id = $1
-         RETURNING recipient, body, sent_at, delivered_at",
+         RETURNING recipient, body, body_sealed, sent_at, delivered_at",
         id as MessageId,
         status.as_str(),
         reason,
@@ -402,7 +414,7 @@ pub async fn report(
         event,
         Some(device.id),
         &payload,
-        Some(&row.body),
+        Some(&message_body(id, row.body, row.body_sealed)?),
     )
     .await?;
     record_events(&mut tx, &[id], status.as_str(), &reason, Some(device.id)).await?;
@@ -430,6 +442,18 @@ pub enum IncomingError {
     Database(#[from] sqlx::Error),
 }
 
+/// The de-duplication key of an incoming SMS: a blind index (keyed HMAC) of the device,
+/// the sender, the body and the second it was received, so the stored key does not give
+/// the body away.
+pub fn incoming_key(device: DeviceId, from: &str, body: &str, received_at: DateTime<Utc>) -> String {
+    at_rest::blind_index(&[
+        device.to_string().as_bytes(),
+        from.as_bytes(),
+        body.as_bytes(),
+        received_at.timestamp().to_string().as_bytes(),
+    ])
+}
+
 /// Stores an SMS the device received. The same (device, sender, body, time) reported
 /// again is the same message.
 pub async fn incoming(
@@ -444,34 +468,27 @@ pub async fn incoming(
         return Err(IncomingError::From);
     }
     let body = SmsBody::parse_received(body)?;
-    let mut h = Sha256::new();
-    for part in [
-        device.id.to_string().as_str(),
-        from,
-        body.as_str(),
-        &received_at.timestamp().to_string(),
-    ] {
-        h.update(part.as_bytes());
-        h.update([0]);
-    }
-    let key = hex::encode(h.finalize());
+    let key = incoming_key(device.id, from, body.as_str(), received_at);
+    let id = MessageId(Uuid::now_v7());
+    let (text, sealed) = at_rest::store_text(Column::MessageBody, id.0, body.as_str())?;
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query_scalar!(
-        r#"INSERT INTO messages (id, user_id, direction, recipient, from_number, body, encoding, segments, status,
-                                 device_id, received_at, dedupe_key)
-           VALUES ($1, $2, 'incoming', $3, $4, $5, $6, $7, 'received', $8, $9, $10)
+        r#"INSERT INTO messages (id, user_id, direction, recipient, from_number, body, body_sealed, encoding, segments,
+                                 status, device_id, received_at, dedupe_key)
+           VALUES ($1, $2, 'incoming', $3, $4, $5, NULLIF($11, ''::bytea), $6, $7, 'received', $8, $9, $10)
            ON CONFLICT (dedupe_key) DO NOTHING
            RETURNING id AS "id: MessageId""#,
-        Uuid::now_v7(),
+        id as MessageId,
         device.user_id as UserId,
         device.phone_number,
         from,
-        body.as_str(),
+        text,
         body.encoding.as_str(),
         body.segments,
         device.id as DeviceId,
         received_at,
-        key
+        key,
+        sealed
     )
     .fetch_optional(&mut *tx)
     .await?;
@@ -538,7 +555,7 @@ pub async fn watchdog(pool: &PgPool, cfg: &SmsConfig) -> sqlx::Result<WatchdogRe
                  LIMIT 1000 FOR UPDATE SKIP LOCKED) x
            WHERE m.id = x.id
            RETURNING m.id AS "id: MessageId", m.status, m.user_id AS "user_id: UserId", m.device_id AS "device_id: DeviceId",
-                     m.recipient, m.body, m.error_message, m.sent_at"#,
+                     m.recipient, m.body, m.body_sealed, m.error_message, m.sent_at"#,
         cfg.max_attempts()
     )
     .fetch_all(&mut *tx)
@@ -562,7 +579,7 @@ pub async fn watchdog(pool: &PgPool, cfg: &SmsConfig) -> sqlx::Result<WatchdogRe
                 Event::SmsFailed,
                 l.device_id,
                 &payload,
-                Some(&l.body),
+                Some(&message_body(l.id, l.body.clone(), l.body_sealed.clone())?),
             )
             .await?;
         }
@@ -598,7 +615,7 @@ pub async fn watchdog(pool: &PgPool, cfg: &SmsConfig) -> sqlx::Result<WatchdogRe
            FROM (SELECT id FROM messages WHERE status IN ('pending', 'assigned') AND valid_until < now()
                  LIMIT 1000 FOR UPDATE SKIP LOCKED) x
            WHERE m.id = x.id
-           RETURNING m.id AS "id: MessageId", m.user_id AS "user_id: UserId", m.recipient, m.body,
+           RETURNING m.id AS "id: MessageId", m.user_id AS "user_id: UserId", m.recipient, m.body, m.body_sealed,
                      coalesce(m.device_id, m.requested_device_id) AS "device_id: DeviceId""#
     )
     .fetch_all(&mut *tx)
@@ -615,7 +632,7 @@ pub async fn watchdog(pool: &PgPool, cfg: &SmsConfig) -> sqlx::Result<WatchdogRe
             Event::SmsExpired,
             e.device_id,
             &payload,
-            Some(&e.body),
+            Some(&message_body(e.id, e.body.clone(), e.body_sealed.clone())?),
         )
         .await?;
     }

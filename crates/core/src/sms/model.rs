@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::account::UserId;
 use crate::device::DeviceId;
+use crate::secret::at_rest::{self, Column};
 
 id_type!(MessageId);
 id_type!(BatchId);
@@ -84,6 +85,62 @@ pub struct Message {
     pub received_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A message as its row holds it: the body sealed (or, from before sealing, in plaintext).
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: MessageId,
+    pub user_id: UserId,
+    pub batch_id: Option<BatchId>,
+    pub direction: String,
+    pub recipient: String,
+    pub from_number: String,
+    pub body: String,
+    pub body_sealed: Option<Vec<u8>>,
+    pub encoding: String,
+    pub segments: i32,
+    pub status: String,
+    pub error_message: String,
+    pub device_id: Option<DeviceId>,
+    pub attempts: i32,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub received_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl StoredMessage {
+    /// The message with its body opened.
+    pub fn open(self) -> sqlx::Result<Message> {
+        let body = at_rest::open_text(
+            Column::MessageBody,
+            self.id.0,
+            self.body,
+            self.body_sealed.as_deref(),
+        )?;
+        Ok(Message {
+            id: self.id,
+            user_id: self.user_id,
+            batch_id: self.batch_id,
+            direction: self.direction,
+            recipient: self.recipient,
+            from_number: self.from_number,
+            body,
+            encoding: self.encoding,
+            segments: self.segments,
+            status: self.status,
+            error_message: self.error_message,
+            device_id: self.device_id,
+            attempts: self.attempts,
+            sent_at: self.sent_at,
+            delivered_at: self.delivered_at,
+            received_at: self.received_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
 }
 
 /// One step in a message's history.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
-use super::model::{BatchId, Message, MessageEvent, MessageFilter, MessageId};
+use super::model::{BatchId, Message, MessageEvent, MessageFilter, MessageId, StoredMessage};
 use crate::account::UserId;
 use crate::device::DeviceId;
 
@@ -61,16 +61,18 @@ pub async fn requeue_device(
 /// The owner's message.
 pub async fn find(pool: &PgPool, user: UserId, id: MessageId) -> sqlx::Result<Option<Message>> {
     sqlx::query_as!(
-        Message,
+        StoredMessage,
         r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
-                  recipient, from_number, body, encoding, segments, status, error_message,
+                  recipient, from_number, body, body_sealed, encoding, segments, status, error_message,
                   coalesce(device_id, requested_device_id) AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
            FROM messages WHERE id = $1 AND user_id = $2"#,
         id as MessageId,
         user as UserId
     )
     .fetch_optional(pool)
-    .await
+    .await?
+    .map(StoredMessage::open)
+    .transpose()
 }
 
 /// One page of a batch's messages, newest first.
@@ -82,9 +84,9 @@ pub async fn batch_page(
     offset: i64,
 ) -> sqlx::Result<Vec<Message>> {
     sqlx::query_as!(
-        Message,
+        StoredMessage,
         r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
-                  recipient, from_number, body, encoding, segments, status, error_message,
+                  recipient, from_number, body, body_sealed, encoding, segments, status, error_message,
                   coalesce(device_id, requested_device_id) AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
            FROM messages WHERE batch_id = $1 AND user_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"#,
         batch as BatchId,
@@ -93,7 +95,10 @@ pub async fn batch_page(
         offset
     )
     .fetch_all(pool)
-    .await
+    .await?
+    .into_iter()
+    .map(StoredMessage::open)
+    .collect()
 }
 
 /// How many of a batch's messages are in each status, over the whole batch (sorted by
@@ -130,9 +135,9 @@ pub async fn page(
     offset: i64,
 ) -> sqlx::Result<(Vec<Message>, i64)> {
     let items = sqlx::query_as!(
-        Message,
+        StoredMessage,
         r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
-                  recipient, from_number, body, encoding, segments, status, error_message,
+                  recipient, from_number, body, body_sealed, encoding, segments, status, error_message,
                   coalesce(device_id, requested_device_id) AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
            FROM messages
            WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR direction = $3)
@@ -152,7 +157,10 @@ pub async fn page(
         offset
     )
     .fetch_all(pool)
-    .await?;
+    .await?
+    .into_iter()
+    .map(StoredMessage::open)
+    .collect::<sqlx::Result<Vec<_>>>()?;
     let total = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM messages
            WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR direction = $3)
@@ -189,9 +197,9 @@ pub async fn page_before(
         None => (None, None),
     };
     sqlx::query_as!(
-        Message,
+        StoredMessage,
         r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
-                  recipient, from_number, body, encoding, segments, status, error_message,
+                  recipient, from_number, body, body_sealed, encoding, segments, status, error_message,
                   coalesce(device_id, requested_device_id) AS "device_id: DeviceId", attempts, sent_at, delivered_at,
                   received_at, created_at, updated_at
            FROM messages
@@ -210,7 +218,10 @@ pub async fn page_before(
         filter.device.map(|d| d.0)
     )
     .fetch_all(pool)
-    .await
+    .await?
+    .into_iter()
+    .map(StoredMessage::open)
+    .collect()
 }
 
 /// Filters of the dashboard's message list.

@@ -14,6 +14,7 @@ use crate::config::SmsConfig;
 use crate::contact::GroupId;
 use crate::device::DeviceId;
 use crate::quota::{self, ConsumeError, QuotaExceeded};
+use crate::secret::at_rest::{self, Column};
 
 /// What a caller asks to send.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -393,7 +394,8 @@ pub(crate) async fn insert_accepted(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    let (mut encodings, mut segments, mut devices, mut valid) = (
+    let (mut sealed, mut encodings, mut segments, mut devices, mut valid) = (
+        Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -406,7 +408,9 @@ pub(crate) async fn insert_accepted(
             users.push(user.0);
             batches.push(batch.map(|b| b.0));
             recipients.push(recipient.clone());
-            bodies.push(body.as_str().to_owned());
+            let (text, seal) = at_rest::store_text(Column::MessageBody, id.0, body.as_str())?;
+            bodies.push(text);
+            sealed.push(seal);
             encodings.push(body.encoding.as_str().to_owned());
             segments.push(body.segments);
             devices.push(v.device.map(|d| d.0));
@@ -416,12 +420,13 @@ pub(crate) async fn insert_accepted(
     // Messages and their first events in one statement.
     sqlx::query!(
         "WITH m AS (
-             INSERT INTO messages (id, user_id, batch_id, direction, recipient, body, encoding, segments, status,
-                                   requested_device_id, valid_until)
-             SELECT id, user_id, batch_id, 'outgoing', recipient, body, encoding, segments, 'pending', device, valid_until
+             INSERT INTO messages (id, user_id, batch_id, direction, recipient, body, body_sealed, encoding, segments,
+                                   status, requested_device_id, valid_until)
+             SELECT id, user_id, batch_id, 'outgoing', recipient, body, NULLIF(sealed, ''::bytea), encoding, segments,
+                    'pending', device, valid_until
              FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::uuid[],
-                         $9::timestamptz[])
-                  AS t(id, user_id, batch_id, recipient, body, encoding, segments, device, valid_until)
+                         $9::timestamptz[], $10::bytea[])
+                  AS t(id, user_id, batch_id, recipient, body, encoding, segments, device, valid_until, sealed)
              RETURNING id)
          INSERT INTO message_events (message_id, status, detail) SELECT id, 'pending', 'Accepted.' FROM m",
         &ids,
@@ -432,7 +437,8 @@ pub(crate) async fn insert_accepted(
         &encodings,
         &segments,
         &devices as &[Option<Uuid>],
-        &valid as &[Option<chrono::DateTime<chrono::Utc>>]
+        &valid as &[Option<chrono::DateTime<chrono::Utc>>],
+        &sealed
     )
     .execute(&mut *conn)
     .await?;

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use super::text::{TemplateError, TemplateText};
 use crate::FieldError;
 use crate::account::UserId;
+use crate::secret::at_rest::{self, Column};
 use crate::sms::body::MAX_CHARS;
 
 id_type!(TemplateId);
@@ -20,6 +21,37 @@ pub struct Template {
     pub body: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A template as its row holds it: the body sealed (or, from before sealing, in plaintext).
+#[derive(Debug, Clone)]
+pub struct StoredTemplate {
+    pub id: TemplateId,
+    pub user_id: UserId,
+    pub name: String,
+    pub body: String,
+    pub body_sealed: Option<Vec<u8>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl StoredTemplate {
+    /// The template with its body opened.
+    pub fn open(self) -> sqlx::Result<Template> {
+        Ok(Template {
+            body: at_rest::open_text(
+                Column::TemplateBody,
+                self.id.0,
+                self.body,
+                self.body_sealed.as_deref(),
+            )?,
+            id: self.id,
+            user_id: self.user_id,
+            name: self.name,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
 }
 
 impl Template {

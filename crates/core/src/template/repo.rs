@@ -3,10 +3,11 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::model::{Template, TemplateId, TemplateInput, TemplateStoreError};
+use super::model::{StoredTemplate, Template, TemplateId, TemplateInput, TemplateStoreError};
 use super::text::TemplateText;
 use crate::account::UserId;
 use crate::db::is_unique_violation;
+use crate::secret::at_rest::{self, Column};
 use crate::sms::send::SendError;
 
 /// The constraint behind "this template name is taken".
@@ -26,28 +27,33 @@ pub async fn list(
     .fetch_one(pool)
     .await?;
     let items = sqlx::query_as!(
-        Template,
-        r#"SELECT id AS "id: TemplateId", user_id AS "user_id: UserId", name, body, created_at, updated_at
+        StoredTemplate,
+        r#"SELECT id AS "id: TemplateId", user_id AS "user_id: UserId", name, body, body_sealed, created_at, updated_at
            FROM message_templates WHERE user_id = $1 ORDER BY lower(name), id OFFSET $2 LIMIT $3"#,
         user as UserId,
         offset,
         limit
     )
     .fetch_all(pool)
-    .await?;
+    .await?
+    .into_iter()
+    .map(StoredTemplate::open)
+    .collect::<sqlx::Result<Vec<_>>>()?;
     Ok((items, total))
 }
 
 pub async fn find(pool: &PgPool, user: UserId, id: TemplateId) -> sqlx::Result<Option<Template>> {
     sqlx::query_as!(
-        Template,
-        r#"SELECT id AS "id: TemplateId", user_id AS "user_id: UserId", name, body, created_at, updated_at
+        StoredTemplate,
+        r#"SELECT id AS "id: TemplateId", user_id AS "user_id: UserId", name, body, body_sealed, created_at, updated_at
            FROM message_templates WHERE id = $1 AND user_id = $2"#,
         id as TemplateId,
         user as UserId
     )
     .fetch_optional(pool)
-    .await
+    .await?
+    .map(StoredTemplate::open)
+    .transpose()
 }
 
 /// Creates a template; the user may keep at most `max_templates` (counted under a lock on
@@ -61,14 +67,16 @@ pub async fn create(
     let mut tx = pool.begin().await?;
     crate::account::repo::lock(&mut tx, user).await?;
     let id = TemplateId(Uuid::now_v7());
+    let (body, sealed) = at_rest::store_text(Column::TemplateBody, id.0, &input.body)?;
     let inserted = sqlx::query_as!(
-        Template,
-        r#"INSERT INTO message_templates (id, user_id, name, body) VALUES ($1, $2, $3, $4)
-           RETURNING id AS "id: TemplateId", user_id AS "user_id: UserId", name, body, created_at, updated_at"#,
+        StoredTemplate,
+        r#"INSERT INTO message_templates (id, user_id, name, body, body_sealed) VALUES ($1, $2, $3, $4, NULLIF($5, ''::bytea))
+           RETURNING id AS "id: TemplateId", user_id AS "user_id: UserId", name, body, body_sealed, created_at, updated_at"#,
         id as TemplateId,
         user as UserId,
         input.name,
-        input.body
+        body,
+        sealed
     )
     .fetch_one(&mut *tx)
     .await;
@@ -77,7 +85,7 @@ pub async fn create(
             Err(TemplateStoreError::DuplicateName(input.name.clone()))
         }
         other => {
-            let template = other?;
+            let template = other?.open()?;
             // Counted after the insert so a taken name says so first; dropping `tx` rolls back.
             let held = sqlx::query_scalar!(
                 r#"SELECT count(*) AS "n!" FROM message_templates WHERE user_id = $1"#,
@@ -100,14 +108,16 @@ pub async fn update(
     id: TemplateId,
     input: &TemplateInput,
 ) -> Result<Template, TemplateStoreError> {
+    let (body, sealed) = at_rest::store_text(Column::TemplateBody, id.0, &input.body)?;
     let updated = sqlx::query_as!(
-        Template,
-        r#"UPDATE message_templates SET name = $3, body = $4, updated_at = now() WHERE id = $1 AND user_id = $2
-           RETURNING id AS "id: TemplateId", user_id AS "user_id: UserId", name, body, created_at, updated_at"#,
+        StoredTemplate,
+        r#"UPDATE message_templates SET name = $3, body = $4, body_sealed = NULLIF($5, ''::bytea), updated_at = now() WHERE id = $1 AND user_id = $2
+           RETURNING id AS "id: TemplateId", user_id AS "user_id: UserId", name, body, body_sealed, created_at, updated_at"#,
         id as TemplateId,
         user as UserId,
         input.name,
-        input.body
+        body,
+        sealed
     )
     .fetch_optional(pool)
     .await;
@@ -115,7 +125,10 @@ pub async fn update(
         Err(e) if is_unique_violation(&e, UNIQUE_NAME) => {
             Err(TemplateStoreError::DuplicateName(input.name.clone()))
         }
-        other => other?.ok_or(TemplateStoreError::NotFound),
+        other => other?
+            .ok_or(TemplateStoreError::NotFound)?
+            .open()
+            .map_err(Into::into),
     }
 }
 
@@ -160,7 +173,7 @@ pub async fn for_send(pool: &PgPool, user: UserId, raw: &str) -> Result<Template
     }
     let id: TemplateId = raw.parse().map_err(|_| SendError::TemplateNotFound)?;
     let row = sqlx::query!(
-        r#"SELECT user_id AS "user_id: UserId", body FROM message_templates WHERE id = $1"#,
+        r#"SELECT user_id AS "user_id: UserId", body, body_sealed FROM message_templates WHERE id = $1"#,
         id as TemplateId
     )
     .fetch_optional(pool)
@@ -169,6 +182,7 @@ pub async fn for_send(pool: &PgPool, user: UserId, raw: &str) -> Result<Template
     if row.user_id != user {
         return Err(SendError::TemplateNotOwned);
     }
+    let body = at_rest::open_text(Column::TemplateBody, id.0, row.body, row.body_sealed.as_deref())?;
     // Stored bodies were checked when saved.
-    TemplateText::parse(&row.body).map_err(|_| SendError::TemplateNotFound)
+    TemplateText::parse(&body).map_err(|_| SendError::TemplateNotFound)
 }

@@ -68,9 +68,17 @@ impl Drop for TestDb {
     }
 }
 
+/// The key list test processes seal bodies with: fixed, so a test can open what it finds
+/// in a row, and give it (as `ENDER_SECRET_KEYS`) to the binaries it starts.
+pub const TEST_SECRET_KEYS: &str = "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+static TEST_KEYRING: std::sync::LazyLock<crate::secret::Keyring> =
+    std::sync::LazyLock::new(|| crate::secret::Keyring::parse(TEST_SECRET_KEYS).expect("a valid key list"));
+
 /// A new database with every migration applied.
 pub async fn test_db() -> TestDb {
     crate::install_crypto_provider();
+    crate::secret::at_rest::install(&TEST_KEYRING, true);
     let server = SERVER
         .get_or_init(|| {
             std::thread::spawn(|| {
@@ -258,4 +266,38 @@ pub async fn create_user(pool: &PgPool, email: &str) -> crate::account::UserId {
     .expect("sign-up in a test database")
     .user
     .id
+}
+
+/// Every message as (direction, recipient, body), bodies opened, by recipient then age.
+pub async fn message_texts(pool: &PgPool) -> Vec<(String, String, String)> {
+    use crate::secret::at_rest::{Column, open_text};
+    type Row = (uuid::Uuid, String, String, String, Option<Vec<u8>>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, direction, recipient, body, body_sealed FROM messages ORDER BY recipient, created_at, id",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("reading the messages");
+    rows.into_iter()
+        .map(|(id, direction, to, body, sealed)| {
+            let body =
+                open_text(Column::MessageBody, id, body, sealed.as_deref()).expect("a body that opens");
+            (direction, to, body)
+        })
+        .collect()
+}
+
+/// Every webhook delivery as (event, payload), payloads opened, oldest first.
+pub async fn webhook_payloads(pool: &PgPool) -> Vec<(String, Vec<u8>)> {
+    let rows: Vec<(uuid::Uuid, String, Vec<u8>)> =
+        sqlx::query_as("SELECT id, event, body FROM webhook_deliveries ORDER BY created_at, id")
+            .fetch_all(pool)
+            .await
+            .expect("reading the webhook deliveries");
+    rows.into_iter()
+        .map(|(id, event, body)| {
+            let body = crate::secret::at_rest::open_payload(id, body).expect("a payload that opens");
+            (event, body)
+        })
+        .collect()
 }

@@ -13,6 +13,7 @@ use super::sign::new_secret;
 use crate::FieldError;
 use crate::account::UserId;
 use crate::device::DeviceId;
+use crate::secret::at_rest;
 use crate::secret::{Keyring, Sealed};
 
 #[derive(Debug, Clone)]
@@ -599,15 +600,44 @@ pub async fn enqueue(
         .and_then(|v| v.as_str())
         .unwrap_or("")
         .to_owned();
+    // The endpoints first, so each delivery's payload is sealed for its own row. The key
+    // share lock is the one the insert's foreign key takes anyway, taken earlier: an
+    // endpoint deleted meanwhile waits for this transaction instead of failing the insert.
+    let targets = sqlx::query!(
+        "SELECT e.id, e.include_body, e.active FROM webhook_endpoints e
+         WHERE e.user_id = $1 AND (e.active OR e.disabled_at IS NOT NULL) AND $2 = ANY (e.events)
+           AND (e.device_id IS NULL OR e.device_id = $3)
+         FOR KEY SHARE",
+        user as UserId,
+        event.as_str(),
+        device.map(|d| d.0)
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if targets.is_empty() {
+        return Ok(0);
+    }
+    let (mut ids, mut endpoints, mut bodies, mut statuses) = (
+        Vec::with_capacity(targets.len()),
+        Vec::with_capacity(targets.len()),
+        Vec::with_capacity(targets.len()),
+        Vec::with_capacity(targets.len()),
+    );
+    for t in &targets {
+        // Random ids, as gen_random_uuid() gave: time-ordered ones make concurrent claims
+        // contend at the right-hand edge of the primary key (measured; bench/README.md).
+        let id = Uuid::new_v4();
+        let payload = if t.include_body { &with } else { &without };
+        bodies.push(at_rest::store_payload(id, payload)?);
+        ids.push(id);
+        endpoints.push(t.id);
+        statuses.push(if t.active { "pending" } else { "held" }.to_owned());
+    }
     let written = sqlx::query!(
         r#"WITH written AS (
                INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, message_id, body, status)
-               SELECT gen_random_uuid(), e.id, e.user_id, $2, $3,
-                      CASE WHEN e.include_body THEN $5::bytea ELSE $4::bytea END,
-                      CASE WHEN e.active THEN 'pending' ELSE 'held' END
-               FROM webhook_endpoints e
-               WHERE e.user_id = $1 AND (e.active OR e.disabled_at IS NOT NULL) AND $2 = ANY (e.events)
-                 AND (e.device_id IS NULL OR e.device_id = $6)
+               SELECT t.id, t.endpoint_id, $1, $2, $3, t.body, t.status
+               FROM unnest($4::uuid[], $5::uuid[], $6::bytea[], $7::text[]) AS t(id, endpoint_id, body, status)
                RETURNING id, endpoint_id, status)
            SELECT (SELECT count(*) FROM written) AS "n!",
                   -- Only an idle endpoint needs a wake-up: one with a delivery in flight or
@@ -615,7 +645,7 @@ pub async fn enqueue(
                   -- (NOTIFY serialises committing transactions, so it is kept for idle times.)
                   -- Each check is an index scan that stops at the first row it finds, so it
                   -- costs the same whatever the backlog.
-                  (SELECT count(*) FROM (SELECT pg_notify($7, '')
+                  (SELECT count(*) FROM (SELECT pg_notify($8, '')
                                          WHERE EXISTS (
                                              SELECT 1 FROM written w WHERE w.status = 'pending'
                                                AND (SELECT 1 FROM webhook_deliveries d
@@ -629,9 +659,10 @@ pub async fn enqueue(
         user as UserId,
         event.as_str(),
         message_id,
-        without,
-        with,
-        device.map(|d| d.0),
+        &ids,
+        &endpoints,
+        &bodies,
+        &statuses,
         crate::bus::WEBHOOKS
     )
     .fetch_one(conn)
@@ -726,13 +757,15 @@ pub async fn create_test_delivery(pool: &PgPool, user: UserId, id: Uuid) -> Resu
         .with("from", "+15550000000")
         .with("body", "This is a test event from Ender.")
         .to_bytes();
+    let delivery = Uuid::now_v7();
+    let body = at_rest::store_payload(delivery, &body)?;
     // Written as failed so no worker claims it before the caller sends it.
     sqlx::query_scalar!(
         "INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, message_id, body, status)
          SELECT $1, e.id, e.user_id, 'test', $4, $5, 'failed' FROM webhook_endpoints e
          WHERE e.id = $2 AND e.user_id = $3
          RETURNING id",
-        Uuid::now_v7(),
+        delivery,
         id,
         user as UserId,
         message_id,

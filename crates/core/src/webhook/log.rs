@@ -169,7 +169,7 @@ pub async fn find(
             delivered_at: row.delivered_at,
             created_at: row.created_at,
         },
-        body: row.body,
+        body: crate::secret::at_rest::open_payload(row.id, row.body)?,
         attempts,
     })
 }

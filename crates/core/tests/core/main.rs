@@ -7,6 +7,7 @@
 
 mod accounts;
 mod address_book;
+mod at_rest;
 mod housekeeping;
 mod schedules;
 mod sending;

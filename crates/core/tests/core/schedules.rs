@@ -34,10 +34,11 @@ fn daily(cron: &str, tz: &str, body: &str, recipients: &[&str]) -> ScheduleForm 
 }
 
 async fn bodies(pool: &PgPool) -> Vec<(String, String)> {
-    sqlx::query_as("SELECT recipient, body FROM messages ORDER BY recipient, created_at")
-        .fetch_all(pool)
+    ender_core::testing::message_texts(pool)
         .await
-        .unwrap()
+        .into_iter()
+        .map(|(_, to, body)| (to, body))
+        .collect()
 }
 
 async fn run_count(pool: &PgPool) -> i64 {

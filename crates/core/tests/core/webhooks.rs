@@ -52,6 +52,7 @@ mod endpoints {
     use ender_core::config::SmsConfig;
     use ender_core::device::{DeviceInput, create as create_device};
     use ender_core::secret::Keyring;
+    use ender_core::secret::at_rest;
     use ender_core::sms::dispatch::{Report, claim, dispatch_user, incoming, report};
     use ender_core::sms::send::{SendRequest, send};
     use ender_core::testing::test_db;
@@ -141,12 +142,21 @@ mod endpoints {
             .await
             .unwrap();
 
-        let rows: Vec<(uuid::Uuid, String, Vec<u8>)> = sqlx::query_as(
-            "SELECT endpoint_id, event, body FROM webhook_deliveries ORDER BY created_at, event",
+        let rows: Vec<(uuid::Uuid, String, Vec<u8>, uuid::Uuid)> = sqlx::query_as(
+            "SELECT endpoint_id, event, body, id FROM webhook_deliveries ORDER BY created_at, event",
         )
         .fetch_all(&db.pool)
         .await
         .unwrap();
+        assert!(
+            rows.iter()
+                .all(|r| at_rest::payload_is_sealed(&r.2) && !r.2.windows(5).any(|w| w == b"Hello")),
+            "payloads are sealed at rest"
+        );
+        let rows: Vec<_> = rows
+            .into_iter()
+            .map(|(endpoint, event, body, id)| (endpoint, event, at_rest::open_payload(id, body).unwrap()))
+            .collect();
         let events: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
         // The device-filtered endpoint hears nothing of the other phone; a repeated
         // "delivered" adds nothing.

@@ -689,11 +689,11 @@ async fn a_person_imports_contacts_and_schedules_a_daily_personalised_send() {
                 .unwrap();
         }
     }
-    let sent: Vec<(String, String)> =
-        sqlx::query_as("SELECT recipient, body FROM messages ORDER BY recipient, created_at")
-            .fetch_all(app.pool())
-            .await
-            .unwrap();
+    let sent: Vec<(String, String)> = ender_core::testing::message_texts(app.pool())
+        .await
+        .into_iter()
+        .map(|(_, to, body)| (to, body))
+        .collect();
     assert_eq!(
         sent,
         [

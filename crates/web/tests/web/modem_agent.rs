@@ -82,6 +82,7 @@ impl Ender {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DATABASE_URL", &self.db_url)
             .env("ENDER_DATA_DIR", self.data_dir.path())
+            .env("ENDER_SECRET_KEYS", ender_core::testing::TEST_SECRET_KEYS)
             .env("ENDER_BIND", format!("127.0.0.1:{}", self.port))
             .env("ENDER_PUBLIC_URL", self.url(""))
             .env("ENDER_EMBEDDED_WORKER", "true")
@@ -227,11 +228,11 @@ fn sent_messages(sent: &[SentSms]) -> Vec<(String, String, Vec<u8>)> {
 }
 
 async fn incoming_count(pool: &PgPool, body: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM messages WHERE direction = 'incoming' AND body = $1")
-        .bind(body)
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    let texts = ender_core::testing::message_texts(pool).await;
+    texts
+        .iter()
+        .filter(|(dir, _, text)| dir == "incoming" && text == body)
+        .count() as i64
 }
 
 async fn delivered_events(pool: &PgPool, id: &str) -> i64 {

@@ -323,11 +323,7 @@ async fn devices_going_online_and_offline_are_announced() {
         0
     );
     wait_for(2).await;
-    let rows: Vec<(String, Vec<u8>)> =
-        sqlx::query_as("SELECT event, body FROM webhook_deliveries ORDER BY created_at")
-            .fetch_all(app.pool())
-            .await
-            .unwrap();
+    let rows = ender_core::testing::webhook_payloads(app.pool()).await;
     assert_eq!(
         (rows[0].0.as_str(), rows[1].0.as_str()),
         ("device_online", "device_offline")
@@ -365,13 +361,14 @@ async fn devices_going_online_and_offline_are_announced() {
             .unwrap(),
         1
     );
-    let events: Vec<String> = sqlx::query_scalar(
-        "SELECT event FROM webhook_deliveries WHERE convert_from(body, 'UTF8')::jsonb ->> 'device_id' = $1 ORDER BY created_at",
-    )
-    .bind(&phone.id)
-    .fetch_all(app.pool())
-    .await
-    .unwrap();
+    let events: Vec<String> = ender_core::testing::webhook_payloads(app.pool())
+        .await
+        .into_iter()
+        .filter(|(_, body)| {
+            serde_json::from_slice::<Value>(body).unwrap()["device_id"].as_str() == Some(phone.id.as_str())
+        })
+        .map(|(event, _)| event)
+        .collect();
     assert_eq!(events, ["device_online", "device_offline"]);
 }
 

@@ -286,8 +286,9 @@ async fn the_retry_schedule_is_followed_until_it_runs_out() {
 async fn a_worker_killed_mid_delivery_loses_nothing() {
     let (hub, base) = hub().await;
     let db = test_db().await;
-    let keys = Keyring::generate_entry(1);
-    let keyring = Keyring::parse(&keys).unwrap();
+    // The workers open the payloads this process sealed: the same keys.
+    let keys = ender_core::testing::TEST_SECRET_KEYS;
+    let keyring = Keyring::parse(keys).unwrap();
     let user = ender_core::testing::create_user(&db.pool, "crash@example.org").await;
     // Five endpoints with four events each (fewer failures in a row than open a breaker).
     let paths = ["h1", "h2", "h3", "h4", "h5"];
@@ -303,7 +304,7 @@ async fn a_worker_killed_mid_delivery_loses_nothing() {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DATABASE_URL", db.url())
             .env("ENDER_DATA_DIR", data.path())
-            .env("ENDER_SECRET_KEYS", &keys)
+            .env("ENDER_SECRET_KEYS", keys)
             .env("ENDER_WEBHOOK_ALLOW", "127.0.0.0/8")
             .env("ENDER_WEBHOOK_RETRY_SECS", "1,1,1,1,1,1,1,1,1,1,1,1")
             .env("ENDER_WEBHOOK_TIMEOUT_SECS", "2")
