@@ -30,10 +30,11 @@ pub enum SecretError {
     Damaged,
 }
 
-/// The configured keys.
+/// The configured keys, each with its cipher ready (the AES key schedule is built once, not
+/// for every body sealed on the send path).
 #[derive(Clone)]
 pub struct Keyring {
-    keys: Vec<(i32, [u8; 32])>,
+    keys: Vec<(i32, [u8; 32], Aes256Gcm)>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -52,7 +53,8 @@ impl Keyring {
             let version: i32 = version.trim().parse().map_err(|_| SecretError::BadKeyList)?;
             let bytes = STANDARD.decode(key.trim()).map_err(|_| SecretError::BadKeyList)?;
             let key: [u8; 32] = bytes.try_into().map_err(|_| SecretError::BadKeyList)?;
-            keys.push((version, key));
+            let cipher = Aes256Gcm::new_from_slice(&key).map_err(|_| SecretError::BadKeyList)?;
+            keys.push((version, key, cipher));
         }
         if keys.is_empty() {
             return Err(SecretError::BadKeyList);
@@ -68,13 +70,12 @@ impl Keyring {
         format!("{version}:{}", STANDARD.encode(key))
     }
 
-    fn cipher(&self, version: i32) -> Result<Aes256Gcm, SecretError> {
-        let key = self
-            .keys
+    fn cipher(&self, version: i32) -> Result<&Aes256Gcm, SecretError> {
+        self.keys
             .iter()
             .find(|k| k.0 == version)
-            .ok_or(SecretError::UnknownVersion(version))?;
-        Aes256Gcm::new_from_slice(&key.1).map_err(|_| SecretError::BadKeyList)
+            .map(|k| &k.2)
+            .ok_or(SecretError::UnknownVersion(version))
     }
 
     /// The version new secrets are sealed with.
