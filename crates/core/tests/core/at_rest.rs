@@ -381,3 +381,41 @@ async fn rows_from_before_sealing_are_sealed_once_and_opened_again_when_sealing_
     assert_eq!(payload, br#"{"body":"STOP"}"#);
     sqlx::raw_sql(down).execute(&db.pool).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_body_that_does_not_open_is_counted_and_left_as_it_was() {
+    let db = test_db().await;
+    let owner = create_user(&db.pool, "damaged@example.org").await;
+    let device = phone(&db, owner).await;
+    let cfg = SmsConfig::default();
+    let req = SendRequest {
+        recipients: vec!["+15550001111".into(), "+15550002222".into()],
+        body: "Pick-up at 4".into(),
+        device_id: Some(device.id.to_string()),
+        ..Default::default()
+    };
+    let Sent::Accepted(sent) = send(&db.pool, &cfg, owner, &req, None).await.unwrap() else {
+        panic!("accepted")
+    };
+    let ids: Vec<Uuid> = sent.message_ids.iter().map(|i| i.parse().unwrap()).collect();
+    // The first row's envelope names key 1 but its ciphertext is not one that key made
+    // (damaged on disk, or sealed under a key that has since been lost).
+    let damaged: Vec<u8> = [&1i32.to_be_bytes()[..], &[0; 12], &[0xde; 32]].concat();
+    sqlx::query("UPDATE messages SET body_sealed = $1 WHERE id = $2")
+        .bind(&damaged)
+        .bind(ids[0])
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    // Opening everything (sealing turned off) opens the readable row and leaves the other.
+    let opened = at_rest::convert_stored(&db.pool, false).await.unwrap();
+    assert_eq!((opened.messages, opened.unreadable), (1, 1));
+    assert_eq!(stored(&db, ids[1]).await, ("Pick-up at 4".to_owned(), None));
+    assert_eq!(stored(&db, ids[0]).await, (String::new(), Some(damaged)));
+    // A second pass ends too, and still reports the row it cannot read.
+    let again = at_rest::convert_stored(&db.pool, false).await.unwrap();
+    assert_eq!((again.messages, again.unreadable), (0, 1));
+    let read = repo::find(&db.pool, owner, MessageId(ids[0])).await;
+    assert!(matches!(read, Err(sqlx::Error::Decode(_))), "{read:?}");
+}

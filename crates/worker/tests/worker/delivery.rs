@@ -703,3 +703,50 @@ async fn a_name_resolving_to_loopback_is_refused_when_connecting() {
     d.pass().await.unwrap();
     assert_eq!(hub.delivered("hook").len(), 1);
 }
+
+#[tokio::test]
+async fn a_payload_that_does_not_decrypt_is_not_sent_and_says_why() {
+    let (hub, base) = hub().await;
+    let db = test_db().await;
+    let keyring = Arc::new(Keyring::parse(&Keyring::generate_entry(1)).unwrap());
+    let user = ender_core::testing::create_user(&db.pool, "sealed@example.org").await;
+    add_endpoint(&db, &keyring, user, &format!("{base}/hook")).await;
+    events(&db, user, 2).await;
+    // One payload damaged at rest (a sealed envelope whose ciphertext no key opens), the
+    // other left as it was sealed.
+    sqlx::query(
+        "UPDATE webhook_deliveries
+         SET body = '\\x00'::bytea || int4send(1) || decode(repeat('00', 12), 'hex') || decode(repeat('de', 32), 'hex')
+         WHERE id = (SELECT id FROM webhook_deliveries ORDER BY id LIMIT 1)",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let d = Arc::new(Deliverer::new(db.pool.clone(), keyring, config(vec![], 4), loopback(), None).unwrap());
+    d.pass().await.unwrap();
+    wait_count(
+        &db,
+        "SELECT count(*) FROM webhook_deliveries WHERE status IN ('succeeded', 'failed')",
+        2,
+        10,
+    )
+    .await;
+    let (status, error): (String, String) = sqlx::query_as(
+        "SELECT d.status, a.error FROM webhook_deliveries d JOIN webhook_attempts a ON a.delivery_id = d.id
+         WHERE d.id = (SELECT id FROM webhook_deliveries ORDER BY id LIMIT 1)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "failed");
+    assert_eq!(
+        error,
+        "The event could not be decrypted (check ENDER_SECRET_KEYS); not sent."
+    );
+    assert_eq!(
+        hub.requests("hook"),
+        1,
+        "only the readable event reached the receiver"
+    );
+    assert_eq!(hub.delivered("hook").len(), 1);
+}
