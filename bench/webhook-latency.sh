@@ -2,8 +2,8 @@
 # Event -> webhook delivery to one endpoint, open loop, at stepped rates. For each offered
 # rate a fresh ender-web (fresh private PostgreSQL) runs with loopback receivers allowed;
 # the generator (crates/worker/examples/webhook_load.rs) commits RATE sms_sent events/s,
-# each one call of endpoint::enqueue (one statement, which notifies ender_webhooks when the
-# endpoint is idle) committed on its own — in Ender it runs inside the transaction of the
+# each one call of endpoint::enqueue (a read of the endpoints, then one insert, which
+# notifies ender_webhooks when the endpoint is idle) committed on its own — in Ender it runs inside the transaction of the
 # change that raised the event; EVENT_TRANSACTION=1 gives each event a BEGIN … COMMIT of
 # its own instead — for SECONDS_RUN after a WARMUP, and times commit -> request at its
 # receiver (answers 200 at once) per message id, overall and per 5 s of the window. The

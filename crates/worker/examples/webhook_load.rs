@@ -9,9 +9,10 @@
 //! `ender_webhooks`), sent at its scheduled time whether or not earlier ones committed.
 //! Each endpoint belongs to its own user, so an event makes exactly one delivery.
 //!
-//! `enqueue` is one statement, so by default it runs on its own and commits by itself:
-//! in Ender it is a statement inside the transaction of the change that raised the event
-//! (a message marked sent, say), whose BEGIN and COMMIT that change pays for anyway.
+//! `enqueue` is a read of the endpoints and one insert, so by default they run on their
+//! own and the insert commits by itself: in Ender they are statements inside the
+//! transaction of the change that raised the event (a message marked sent, say), whose
+//! BEGIN and COMMIT that change pays for anyway.
 //! `--transaction` wraps each event in BEGIN … COMMIT of its own, two more round trips.
 //!
 //! Latency is event (commit returned to the generator) → request handled by the receiver,
