@@ -60,6 +60,7 @@ pub mod template;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod webhook;
+pub mod workspace;
 
 /// A value that failed validation, with the form field it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

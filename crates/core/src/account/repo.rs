@@ -29,7 +29,7 @@ impl From<UserRow> for User {
     }
 }
 
-/// Inserts a user. Fails with a unique violation on `users_email_normalized_key` when the
+/// Inserts a user and their personal workspace. Fails with a unique violation on `users_email_normalized_key` when the
 /// email is taken.
 pub async fn insert(
     conn: &mut PgConnection,
@@ -53,7 +53,13 @@ pub async fn insert(
         verified,
         is_admin,
     )
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
+    .await?;
+    crate::workspace::repo::create_personal(
+        conn,
+        id,
+        &crate::workspace::WorkspaceName::personal_for(full_name, email),
+    )
     .await?;
     Ok(row.into())
 }

@@ -13,3 +13,4 @@ mod schedules;
 mod sending;
 mod setup;
 mod webhooks;
+mod workspaces;
