@@ -81,7 +81,9 @@ run_load() {
   if [ "${BENCH_PG_STATEMENTS:-0}" = 1 ]; then
     bench_psql -c "SELECT pg_stat_statements_reset()" >/dev/null
   fi
-  DATABASE_URL="$WEBHOOK_DB_URL" "$WEBHOOK_LOAD" --label "$name" --mark-file "$markf" "$@" >"$RESULTS_DIR/$name.txt" 2>"$RESULTS_DIR/$name.err" &
+  # GEN_PGOPTIONS: server settings for the generator's sessions only (diagnostics, e.g.
+  # "-c plan_cache_mode=force_generic_plan" to see what planning costs the enqueue).
+  DATABASE_URL="$WEBHOOK_DB_URL" PGOPTIONS="${GEN_PGOPTIONS:-}" "$WEBHOOK_LOAD" --label "$name" --mark-file "$markf" "$@" >"$RESULTS_DIR/$name.txt" 2>"$RESULTS_DIR/$name.err" &
   local pid=$!
   until grep -qs start "$markf"; do
     kill -0 "$pid" 2>/dev/null || break
