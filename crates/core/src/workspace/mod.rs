@@ -10,7 +10,6 @@ use sqlx::PgPool;
 
 use crate::account::UserId;
 pub use model::{Action, Membership, Role, Workspace, WorkspaceId, WorkspaceName};
-pub use repo::Member;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
@@ -94,6 +93,30 @@ fn needed_for(from: Role, to: Option<Role>) -> Action {
     }
 }
 
+/// The actor (read again under the lock, allowed to manage members) and `target`'s
+/// current membership, for a change to another member.
+async fn member_change(
+    conn: &mut sqlx::PgConnection,
+    actor: &Membership,
+    target: UserId,
+) -> Result<(Membership, Membership), WorkspaceError> {
+    let actor = actor_under_lock(conn, actor).await?;
+    authorize(&actor, Action::ManageMembers)?;
+    let current = repo::membership(conn, actor.workspace.id, target)
+        .await?
+        .ok_or(WorkspaceError::NoSuchMember)?;
+    Ok((actor, current))
+}
+
+/// Refuses when `leaving` stops being an owner and was the workspace's last one. Called
+/// under the workspace lock.
+async fn keep_an_owner(conn: &mut sqlx::PgConnection, leaving: &Membership) -> Result<(), WorkspaceError> {
+    if leaving.role == Role::Owner && repo::owners(conn, leaving.workspace.id).await? <= 1 {
+        return Err(WorkspaceError::LastOwner);
+    }
+    Ok(())
+}
+
 /// Gives `target` the role `role`. Refused if it would leave the workspace without an
 /// owner.
 pub async fn change_role(
@@ -103,17 +126,10 @@ pub async fn change_role(
     role: Role,
 ) -> Result<(), WorkspaceError> {
     let mut tx = pool.begin().await?;
-    let actor = actor_under_lock(&mut tx, actor).await?;
-    authorize(&actor, Action::ManageMembers)?;
-    let current = repo::membership(&mut tx, actor.workspace.id, target)
-        .await?
-        .ok_or(WorkspaceError::NoSuchMember)?;
+    let (actor, current) = member_change(&mut tx, actor, target).await?;
     authorize(&actor, needed_for(current.role, Some(role)))?;
-    if current.role == Role::Owner
-        && role != Role::Owner
-        && repo::owners(&mut tx, actor.workspace.id).await? <= 1
-    {
-        return Err(WorkspaceError::LastOwner);
+    if role != Role::Owner {
+        keep_an_owner(&mut tx, &current).await?;
     }
     repo::set_role(&mut tx, actor.workspace.id, target, role).await?;
     tx.commit().await?;
@@ -123,18 +139,12 @@ pub async fn change_role(
 /// Removes `target` from the actor's workspace.
 pub async fn remove_member(pool: &PgPool, actor: &Membership, target: UserId) -> Result<(), WorkspaceError> {
     let mut tx = pool.begin().await?;
-    let actor = actor_under_lock(&mut tx, actor).await?;
-    authorize(&actor, Action::ManageMembers)?;
-    let current = repo::membership(&mut tx, actor.workspace.id, target)
-        .await?
-        .ok_or(WorkspaceError::NoSuchMember)?;
+    let (actor, current) = member_change(&mut tx, actor, target).await?;
     if current.workspace.personal_for == Some(target) {
         return Err(WorkspaceError::Personal);
     }
     authorize(&actor, needed_for(current.role, None))?;
-    if current.role == Role::Owner && repo::owners(&mut tx, actor.workspace.id).await? <= 1 {
-        return Err(WorkspaceError::LastOwner);
-    }
+    keep_an_owner(&mut tx, &current).await?;
     repo::remove_member(&mut tx, actor.workspace.id, target).await?;
     tx.commit().await?;
     Ok(())
@@ -148,9 +158,7 @@ pub async fn leave(pool: &PgPool, m: &Membership) -> Result<(), WorkspaceError> 
     if m.workspace.personal_for == Some(m.user_id) {
         return Err(WorkspaceError::Personal);
     }
-    if m.role == Role::Owner && repo::owners(&mut tx, m.workspace.id).await? <= 1 {
-        return Err(WorkspaceError::LastOwner);
-    }
+    keep_an_owner(&mut tx, &m).await?;
     repo::remove_member(&mut tx, m.workspace.id, m.user_id).await?;
     tx.commit().await?;
     Ok(())

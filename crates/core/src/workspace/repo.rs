@@ -145,41 +145,6 @@ pub async fn personal(conn: &mut PgConnection, user: UserId) -> sqlx::Result<Opt
     .await
 }
 
-/// One member as the members page lists them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub user_id: UserId,
-    pub email: String,
-    pub full_name: String,
-    pub role: Role,
-    pub joined_at: DateTime<Utc>,
-}
-
-/// The workspace's members, owners first, then by email.
-pub async fn members(conn: &mut PgConnection, workspace: WorkspaceId) -> sqlx::Result<Vec<Member>> {
-    let rows = sqlx::query!(
-        r#"SELECT m.user_id AS "user_id: UserId", u.email, u.full_name, m.role, m.created_at
-           FROM workspace_members m JOIN users u ON u.id = m.user_id
-           WHERE m.workspace_id = $1
-           ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 WHEN 'member' THEN 2 ELSE 3 END,
-                    u.email_normalized"#,
-        workspace as WorkspaceId,
-    )
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(Member {
-                user_id: r.user_id,
-                email: r.email,
-                full_name: r.full_name,
-                role: Role::parse(&r.role).map_err(|e| sqlx::Error::Decode(e.message.into()))?,
-                joined_at: r.created_at,
-            })
-        })
-        .collect()
-}
-
 /// Locks the workspace row: changes to its members that must keep an owner take this
 /// first, so two of them never both see the other owner still there.
 pub async fn lock(conn: &mut PgConnection, workspace: WorkspaceId) -> sqlx::Result<bool> {

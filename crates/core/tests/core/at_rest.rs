@@ -41,6 +41,23 @@ async fn stored(db: &TestDb, id: Uuid) -> (String, Option<Vec<u8>>) {
         .unwrap()
 }
 
+/// Sends `body` to two numbers through `device`; the new messages' ids.
+async fn send_two(db: &TestDb, owner: ender_core::account::UserId, device: &Device, body: &str) -> Vec<Uuid> {
+    let req = SendRequest {
+        recipients: vec!["+15550001111".into(), "+15550002222".into()],
+        body: body.into(),
+        device_id: Some(device.id.to_string()),
+        ..Default::default()
+    };
+    let Sent::Accepted(sent) = send(&db.pool, &SmsConfig::default(), owner, &req, None)
+        .await
+        .unwrap()
+    else {
+        panic!("accepted")
+    };
+    sent.message_ids.iter().map(|i| i.parse().unwrap()).collect()
+}
+
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
@@ -51,16 +68,7 @@ async fn a_sent_body_is_sealed_for_its_row_and_reads_back_everywhere() {
     let owner = create_user(&db.pool, "seal@example.org").await;
     let device = phone(&db, owner).await;
     let cfg = SmsConfig::default();
-    let req = SendRequest {
-        recipients: vec!["+15550001111".into(), "+15550002222".into()],
-        body: "Your code is 4821".into(),
-        device_id: Some(device.id.to_string()),
-        ..Default::default()
-    };
-    let Sent::Accepted(sent) = send(&db.pool, &cfg, owner, &req, None).await.unwrap() else {
-        panic!("accepted")
-    };
-    let ids: Vec<Uuid> = sent.message_ids.iter().map(|i| i.parse().unwrap()).collect();
+    let ids = send_two(&db, owner, &device, "Your code is 4821").await;
     for id in &ids {
         let (body, sealed) = stored(&db, *id).await;
         assert_eq!(body, "", "no plaintext in the row");
@@ -387,17 +395,7 @@ async fn a_body_that_does_not_open_is_counted_and_left_as_it_was() {
     let db = test_db().await;
     let owner = create_user(&db.pool, "damaged@example.org").await;
     let device = phone(&db, owner).await;
-    let cfg = SmsConfig::default();
-    let req = SendRequest {
-        recipients: vec!["+15550001111".into(), "+15550002222".into()],
-        body: "Pick-up at 4".into(),
-        device_id: Some(device.id.to_string()),
-        ..Default::default()
-    };
-    let Sent::Accepted(sent) = send(&db.pool, &cfg, owner, &req, None).await.unwrap() else {
-        panic!("accepted")
-    };
-    let ids: Vec<Uuid> = sent.message_ids.iter().map(|i| i.parse().unwrap()).collect();
+    let ids = send_two(&db, owner, &device, "Pick-up at 4").await;
     // The first row's envelope names key 1 but its ciphertext is not one that key made
     // (damaged on disk, or sealed under a key that has since been lost).
     let damaged: Vec<u8> = [&1i32.to_be_bytes()[..], &[0; 12], &[0xde; 32]].concat();
