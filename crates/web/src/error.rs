@@ -6,6 +6,7 @@ use askama_web::WebTemplate;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use ender_core::account::AccountError;
+use ender_core::workspace::{Action, Role, WorkspaceError};
 
 use crate::routes::paths;
 
@@ -15,6 +16,13 @@ pub enum AppError {
     NotFound,
     #[error("forbidden")]
     Forbidden,
+    /// The member's role in the current workspace does not allow the action.
+    #[error("the role does not allow: {}", .0.describe())]
+    RoleForbids(Action),
+    /// The workspace the session was looking at is no longer theirs (they were removed, or
+    /// it was deleted); the session is back in the personal workspace.
+    #[error("no longer a member of the workspace")]
+    NoLongerMember,
     #[error("the security token of the form was missing or wrong")]
     Csrf,
     #[error("sign-in required")]
@@ -60,12 +68,23 @@ impl From<AccountError> for AppError {
     }
 }
 
+impl From<WorkspaceError> for AppError {
+    fn from(e: WorkspaceError) -> Self {
+        match e {
+            WorkspaceError::Db(e) => e.into(),
+            WorkspaceError::NotFound => Self::NotFound,
+            WorkspaceError::Forbidden(action) => Self::RoleForbids(action),
+            other => Self::BadRequest(other.to_string()),
+        }
+    }
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "error.html")]
 pub struct ErrorPage {
     pub code: u16,
     pub title: &'static str,
-    pub message: &'static str,
+    pub message: String,
 }
 
 impl ErrorPage {
@@ -102,7 +121,7 @@ impl ErrorPage {
         Self {
             code: status.as_u16(),
             title,
-            message,
+            message: message.to_owned(),
         }
     }
 }
@@ -117,6 +136,22 @@ impl IntoResponse for AppError {
         let status = match &self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Forbidden | Self::Csrf => StatusCode::FORBIDDEN,
+            Self::RoleForbids(action) => {
+                let page = ErrorPage {
+                    code: 403,
+                    title: "Not allowed for your role",
+                    message: role_forbids(*action),
+                };
+                return (StatusCode::FORBIDDEN, page).into_response();
+            }
+            Self::NoLongerMember => {
+                let page = ErrorPage {
+                    code: 403,
+                    title: "You no longer have access",
+                    message: NO_LONGER_MEMBER.to_owned(),
+                };
+                return (StatusCode::FORBIDDEN, page).into_response();
+            }
             Self::LoginRequired { next } => {
                 let to = format!(
                     "{}?next={}",
@@ -142,3 +177,19 @@ impl IntoResponse for AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// Why a role check refused, as pages and the API say it.
+pub fn role_forbids(action: Action) -> String {
+    let who = match action.least_role() {
+        Role::Owner => "an owner",
+        Role::Admin => "an admin or an owner",
+        Role::Member | Role::Viewer => "a member, an admin or an owner",
+    };
+    format!(
+        "Your role in this workspace does not allow you to {}: ask {who} of the workspace.",
+        action.describe()
+    )
+}
+
+pub const NO_LONGER_MEMBER: &str = "You are no longer a member of the workspace you were looking at: \
+     someone removed you, or it was deleted. You are back in your personal workspace.";

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use ender_core::account::{User, UserId};
 use ender_core::session::repo;
+use ender_core::workspace::{Action, Membership, WorkspaceError, WorkspaceId};
 use sqlx::PgPool;
 use tower_sessions::Session;
 use tower_sessions::session::{Id, Record};
@@ -26,6 +27,8 @@ pub const USER_KEY: &str = "user_id";
 pub const AUTH_AT_KEY: &str = "auth_at";
 pub const CSRF_KEY: &str = "csrf";
 pub const FLASH_KEY: &str = "flash";
+/// The workspace chosen with the switcher; absent means the personal workspace.
+pub const WORKSPACE_KEY: &str = "workspace";
 
 /// tower-sessions store on the `sessions` table. The signed-in user id is mirrored into a
 /// column so ending a user's sessions is one statement.
@@ -154,6 +157,7 @@ impl SessionStore for PgSessionStore {
 /// absolute expiry, and a fresh CSRF token.
 pub async fn log_in(session: &Session, user: &User) -> AppResult<()> {
     session.cycle_id().await?;
+    session.remove_value(WORKSPACE_KEY).await?;
     session.insert(USER_KEY, user.id).await?;
     session.insert(AUTH_AT_KEY, Utc::now().timestamp()).await?;
     session
@@ -284,4 +288,72 @@ impl FromRequestParts<AppState> for AdminUser {
             Err(AppError::Forbidden)
         }
     }
+}
+
+/// The workspace a signed-in user is acting in, with their role: the one chosen in the
+/// session, or their personal workspace. Read afresh on every request, so a member who is
+/// removed, or whose role changes, is treated as such from their next click; one whose
+/// chosen workspace is no longer theirs gets the "no longer have access" page once and is
+/// back in their personal workspace.
+#[derive(Debug, Clone)]
+pub struct CurrentWorkspace(pub Membership);
+
+impl CurrentWorkspace {
+    pub fn id(&self) -> WorkspaceId {
+        self.0.workspace.id
+    }
+
+    /// The member: the signed-in user.
+    pub fn user_id(&self) -> UserId {
+        self.0.user_id
+    }
+
+    /// Refuses (a 403 page, or the envelope on the API) unless the role may do `action`.
+    pub fn may(&self, action: Action) -> AppResult<()> {
+        if self.0.role.may(action) {
+            Ok(())
+        } else {
+            Err(AppError::RoleForbids(action))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for CurrentWorkspace {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        if let Some(cached) = parts.extensions.get::<CurrentWorkspace>() {
+            return Ok(cached.clone());
+        }
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("session layer missing")))?;
+        let current = current_workspace(&session, state, &user).await?;
+        parts.extensions.insert(current.clone());
+        Ok(current)
+    }
+}
+
+async fn current_workspace(session: &Session, state: &AppState, user: &User) -> AppResult<CurrentWorkspace> {
+    let chosen = session.get::<WorkspaceId>(WORKSPACE_KEY).await?;
+    match ender_core::workspace::current(&state.pool, user.id, chosen).await {
+        Ok(m) => Ok(CurrentWorkspace(m)),
+        Err(WorkspaceError::NotFound) if chosen.is_some() => {
+            session.remove_value(WORKSPACE_KEY).await?;
+            Err(AppError::NoLongerMember)
+        }
+        Err(WorkspaceError::Db(e)) => Err(e.into()),
+        Err(e) => Err(AppError::Internal(anyhow::anyhow!("no personal workspace: {e}"))),
+    }
+}
+
+/// Makes `workspace` the session's current one (the caller has checked the membership).
+pub async fn switch_workspace(session: &Session, workspace: &Membership) -> AppResult<()> {
+    if workspace.workspace.personal_for == Some(workspace.user_id) {
+        session.remove_value(WORKSPACE_KEY).await?;
+    } else {
+        session.insert(WORKSPACE_KEY, workspace.workspace.id).await?;
+    }
+    Ok(())
 }

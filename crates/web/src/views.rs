@@ -1,20 +1,26 @@
-//! What every page template gets: the signed-in user, the CSRF token, flash messages and
-//! the active navigation entry; and the field errors of a re-rendered form.
+//! What every page template gets: the signed-in user, the workspace they are looking at (and
+//! the others they may switch to), the CSRF token, flash messages and the active navigation
+//! entry; and the field errors of a re-rendered form.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use ender_core::FieldError;
 use ender_core::account::User;
+use ender_core::workspace::{Action, Membership};
 use tower_sessions::Session;
 
 use crate::error::{AppError, AppResult};
-use crate::session::{Flash, MaybeUser, csrf_token, take_flashes};
+use crate::session::{CurrentWorkspace, Flash, MaybeUser, csrf_token, take_flashes};
 use crate::state::AppState;
 
 /// The page frame's data.
 #[derive(Debug, Clone)]
 pub struct Shell {
     pub user: Option<User>,
+    /// The signed-in user's current workspace and role.
+    pub workspace: Option<Membership>,
+    /// Every workspace the user belongs to, for the switcher.
+    pub workspaces: Vec<Membership>,
     pub csrf: String,
     pub flashes: Vec<Flash>,
     pub path: String,
@@ -39,6 +45,25 @@ impl Shell {
     pub fn user_name(&self) -> &str {
         self.user.as_ref().map(User::display_name).unwrap_or("")
     }
+
+    /// Whether the user's role in the current workspace allows `what`, to show or hide the
+    /// page's controls (the handlers check again): `send`, `templates`, `schedules`,
+    /// `contacts`, `devices`, `keys`, `webhooks`, `members`, `audit`.
+    pub fn can(&self, what: &str) -> bool {
+        let action = match what {
+            "send" => Action::Send,
+            "templates" => Action::ManageTemplates,
+            "schedules" => Action::ManageSchedules,
+            "contacts" => Action::ManageContacts,
+            "devices" => Action::ManageDevices,
+            "keys" => Action::ManageKeys,
+            "webhooks" => Action::ManageWebhooks,
+            "members" => Action::ManageMembers,
+            "audit" => Action::ReadAudit,
+            _ => return false,
+        };
+        self.workspace.as_ref().is_some_and(|m| m.role.may(action))
+    }
 }
 
 impl FromRequestParts<AppState> for Shell {
@@ -46,11 +71,21 @@ impl FromRequestParts<AppState> for Shell {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
         let MaybeUser(user) = MaybeUser::from_request_parts(parts, state).await?;
+        let (workspace, workspaces) = match &user {
+            Some(u) => {
+                let CurrentWorkspace(current) = CurrentWorkspace::from_request_parts(parts, state).await?;
+                let all = ender_core::workspace::list_for(&state.pool, u.id).await?;
+                (Some(current), all)
+            }
+            None => (None, Vec::new()),
+        };
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|_| AppError::Internal(anyhow::anyhow!("session layer missing")))?;
         Ok(Self {
             user,
+            workspace,
+            workspaces,
             csrf: csrf_token(&session).await?,
             flashes: take_flashes(&session).await?,
             path: parts.uri.path().to_owned(),

@@ -43,6 +43,7 @@ use ender_core::account::UserId;
 use ender_core::secret::Keyring;
 use ender_core::webhook::endpoint::{self, EndpointInput};
 use ender_core::webhook::{Event, Payload};
+use ender_core::workspace::WorkspaceId;
 use rand::Rng;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -155,9 +156,9 @@ async fn start_receiver(name: String, flaky: f64) -> anyhow::Result<(Arc<Receive
     Ok((r, url))
 }
 
-/// One endpoint under load: its user, receiver and the events sent to it.
+/// One endpoint under load: its workspace, receiver and the events sent to it.
 struct Target {
-    user: UserId,
+    workspace: WorkspaceId,
     receiver: Arc<Receiver>,
     rate: f64,
     /// Message number → (scheduled, committed); index = message number.
@@ -185,14 +186,24 @@ async fn create_target(
     .execute(pool)
     .await
     .context("creating the bench user")?;
+    // Its personal workspace, with the user's id (as the migration gives existing accounts).
+    sqlx::query(
+        "WITH w AS (INSERT INTO workspaces (id, name, personal_user_id) VALUES ($1, 'Bench', $1) RETURNING id)
+         INSERT INTO workspace_members (workspace_id, user_id, role) SELECT id, id, 'owner' FROM w",
+    )
+    .bind(user.0)
+    .execute(pool)
+    .await
+    .context("creating the bench workspace")?;
+    let workspace = WorkspaceId(user.0);
     let allowed: Vec<ipnet::IpNet> = vec!["127.0.0.1/32".parse()?];
     let input = EndpointInput::parse(&url, &["sms_sent".to_owned()], &name, None, false, &allowed)
         .map_err(|e| anyhow::anyhow!("endpoint input: {}", e.message))?;
-    endpoint::create(pool, keyring, user, &input, i64::MAX)
+    endpoint::create(pool, keyring, workspace, &input, i64::MAX)
         .await
         .context("creating the endpoint")?;
     Ok(Arc::new(Target {
-        user,
+        workspace,
         receiver,
         rate,
         events: Mutex::new(Vec::new()),
@@ -215,12 +226,12 @@ async fn send_event(
         .with("device_id", "00000000-0000-0000-0000-000000000000");
     let written = if transaction {
         let mut tx = pool.begin().await?;
-        let written = endpoint::enqueue(&mut tx, t.user, Event::SmsSent, None, &payload, None).await?;
+        let written = endpoint::enqueue(&mut tx, t.workspace, Event::SmsSent, None, &payload, None).await?;
         tx.commit().await?;
         written
     } else {
         let mut conn = pool.acquire().await?;
-        endpoint::enqueue(&mut conn, t.user, Event::SmsSent, None, &payload, None).await?
+        endpoint::enqueue(&mut conn, t.workspace, Event::SmsSent, None, &payload, None).await?
     };
     let at = Instant::now();
     anyhow::ensure!(written == 1, "enqueue wrote {written} deliveries, expected 1");
@@ -547,9 +558,9 @@ async fn main() -> anyhow::Result<()> {
 async fn backlog(args: &Args, pool: &PgPool, keyring: &Keyring, n: u64) -> anyhow::Result<()> {
     let t = create_target(pool, keyring, &args.label, "backlog".to_owned(), 0.0, 1.0).await?;
     sqlx::query(
-        "UPDATE webhook_endpoints SET breaker_open_until = now() + interval '1 hour' WHERE user_id = $1",
+        "UPDATE webhook_endpoints SET breaker_open_until = now() + interval '1 hour' WHERE workspace_id = $1",
     )
-    .bind(t.user.0)
+    .bind(t.workspace.0)
     .execute(pool)
     .await?;
     let chunk = 500;
@@ -559,7 +570,7 @@ async fn backlog(args: &Args, pool: &PgPool, keyring: &Keyring, n: u64) -> anyho
         for i in next..(next + chunk).min(n) {
             let message_id = format!("{}-{i}", args.label);
             let payload = Payload::new(Event::SmsSent, &message_id, Utc::now()).with("to", "+15550001111");
-            endpoint::enqueue(&mut tx, t.user, Event::SmsSent, None, &payload, None).await?;
+            endpoint::enqueue(&mut tx, t.workspace, Event::SmsSent, None, &payload, None).await?;
         }
         tx.commit().await?;
         next = (next + chunk).min(n);
@@ -574,10 +585,10 @@ async fn backlog(args: &Args, pool: &PgPool, keyring: &Keyring, n: u64) -> anyho
     mark(&args.mark_file, "start");
     let released = Instant::now();
     sqlx::query(
-        "WITH o AS (UPDATE webhook_endpoints SET breaker_open_until = NULL WHERE user_id = $1 RETURNING 1)
+        "WITH o AS (UPDATE webhook_endpoints SET breaker_open_until = NULL WHERE workspace_id = $1 RETURNING 1)
          SELECT pg_notify('ender_webhooks', '') FROM o",
     )
-    .bind(t.user.0)
+    .bind(t.workspace.0)
     .execute(pool)
     .await?;
     let deadline = released + Duration::from_secs_f64(args.seconds.max(1.0) * 10.0);

@@ -1,18 +1,18 @@
 //! The dispatcher: wakes on `NOTIFY ender_dispatch` (sent in the same transaction as new
 //! or re-queued messages) and sweeps every couple of seconds, running the watchdog and a
-//! dispatch pass for every user with due pending messages. Pending rows are the durable
+//! dispatch pass for every workspace with due pending messages. Pending rows are the durable
 //! queue: a dispatcher that was down finds them on its first sweep. Any number of workers
-//! may run this at once (passes are serialised per user in the database).
+//! may run this at once (passes are serialised per workspace in the database).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ender_core::account::UserId;
 use ender_core::bus::DISPATCH;
 use ender_core::config::SmsConfig;
 use ender_core::device::announce_presence;
-use ender_core::sms::dispatch::{Assignment, dispatch_user, watchdog};
+use ender_core::sms::dispatch::{Assignment, dispatch_workspace, watchdog};
+use ender_core::workspace::WorkspaceId;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::{Mutex, Notify};
@@ -49,18 +49,18 @@ pub async fn run(pool: PgPool, cfg: SmsConfig, fcm: Option<Arc<Fcm>>, shutdown: 
                                 "watchdog resolved overdue messages"
                             );
                         }
-                        due.lock().await.extend(report.users_to_dispatch.iter().map(|u| u.0));
+                        due.lock().await.extend(report.workspaces_to_dispatch.iter().map(|u| u.0));
                     }
                     Err(e) => tracing::warn!(error = %e, "watchdog pass failed"),
                 }
             }
         }
-        let users: Vec<uuid::Uuid> = std::mem::take(&mut *due.lock().await).into_iter().collect();
-        for user in users {
-            match dispatch_user(&pool, &cfg, UserId(user)).await {
+        let workspaces: Vec<uuid::Uuid> = std::mem::take(&mut *due.lock().await).into_iter().collect();
+        for workspace in workspaces {
+            match dispatch_workspace(&pool, &cfg, WorkspaceId(workspace)).await {
                 Ok(assignments) => wake_devices(&pool, fcm.as_deref(), &assignments).await,
                 Err(e) => {
-                    tracing::warn!(user.id = %user, error = %e, "dispatch pass failed; retrying on the next sweep");
+                    tracing::warn!(workspace.id = %workspace, error = %e, "dispatch pass failed; retrying on the next sweep");
                 }
             }
         }
@@ -82,8 +82,8 @@ async fn listen(
                     () = shutdown.cancelled() => return Ok(()),
                     n = listener.recv() => n?,
                 };
-                if let Ok(user) = n.payload().parse::<uuid::Uuid>() {
-                    due.lock().await.insert(user);
+                if let Ok(workspace) = n.payload().parse::<uuid::Uuid>() {
+                    due.lock().await.insert(workspace);
                     wake.notify_one();
                 }
             }

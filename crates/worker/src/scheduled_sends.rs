@@ -1,4 +1,4 @@
-//! Fires users' scheduled sends. Every worker process runs this loop; the claim in
+//! Fires workspaces' scheduled sends. Every worker process runs this loop; the claim in
 //! [`ender_core::schedule::run::fire_due`] makes each due time fire once however many run.
 
 use std::time::Duration;

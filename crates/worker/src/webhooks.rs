@@ -50,11 +50,11 @@ pub struct WebhookConfig {
     #[arg(long, env = "ENDER_WEBHOOK_CONCURRENCY", default_value_t = 64)]
     pub webhook_concurrency: i64,
 
-    /// Deliveries in flight at once per user, on all their endpoints and across all
+    /// Deliveries in flight at once per workspace, on all its endpoints and across all
     /// workers, so that one tenant with slow receivers cannot hold every slot. Claims also
-    /// take due deliveries round-robin between users.
-    #[arg(long, env = "ENDER_WEBHOOK_USER_CONCURRENCY", default_value_t = 128)]
-    pub webhook_user_concurrency: i64,
+    /// take due deliveries round-robin between workspaces.
+    #[arg(long, env = "ENDER_WEBHOOK_WORKSPACE_CONCURRENCY", default_value_t = 128)]
+    pub webhook_workspace_concurrency: i64,
 
     /// Deliveries one worker process has in flight at most.
     #[arg(long, env = "ENDER_WEBHOOK_MAX_IN_FLIGHT", default_value_t = 512)]
@@ -82,7 +82,7 @@ impl Default for WebhookConfig {
             webhook_retry_secs: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
             webhook_timeout_secs: 15,
             webhook_concurrency: 64,
-            webhook_user_concurrency: 128,
+            webhook_workspace_concurrency: 128,
             webhook_max_in_flight: 512,
             webhook_disable_after_hours: 120,
             webhook_retention_days: 30,
@@ -431,7 +431,7 @@ impl Deliverer {
     /// deliveries are taken. A delivery whose request is over holds no slot while its
     /// outcome waits to be recorded. An endpoint whose breaker is open is skipped without
     /// touching its deliveries' attempts; a failing one gets one probe at a time. Due
-    /// deliveries are taken round-robin between users, none beyond its user's share.
+    /// deliveries are taken round-robin between workspaces, none beyond its share.
     async fn claim(&self, limit: usize) -> sqlx::Result<Vec<Due>> {
         let finished: Vec<Uuid> = self
             .finished
@@ -448,7 +448,7 @@ impl Deliverer {
             BREAKER_THRESHOLD,
             i64::try_from(limit).unwrap_or(i64::MAX),
             &finished,
-            self.cfg.webhook_user_concurrency.max(1)
+            self.cfg.webhook_workspace_concurrency.max(1)
         )
         .fetch_all(&self.pool)
         .await
@@ -976,28 +976,34 @@ impl Deliverer {
         Ok(true)
     }
 
+    /// Mails the workspace's owners and administrators (who may re-enable the endpoint).
     async fn tell_owner(&self, endpoint: Uuid, reason: &str) {
         let Some(notices) = &self.notices else { return };
-        let row = sqlx::query!(
-            "SELECT u.email, e.url FROM webhook_endpoints e JOIN users u ON u.id = e.user_id WHERE e.id = $1",
+        let rows = sqlx::query!(
+            "SELECT u.email, e.url FROM webhook_endpoints e
+             JOIN workspace_members m ON m.workspace_id = e.workspace_id AND m.role IN ('owner', 'admin')
+             JOIN users u ON u.id = m.user_id
+             WHERE e.id = $1 ORDER BY m.created_at",
             endpoint
         )
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await;
-        let Ok(Some(row)) = row else { return };
+        let Ok(rows) = rows else { return };
         let link = format!("{}/webhooks/{endpoint}", notices.public_url.trim_end_matches('/'));
-        let mail = Mail {
-            to: row.email,
-            subject: "Ender stopped sending to one of your webhooks".to_owned(),
-            text: format!(
-                "Ender disabled your webhook endpoint\n\n  {url}\n\n{reason}\n\n\
-                 Events since then are kept. When the receiver works again, open\n\n  {link}\n\n\
-                 and choose \"Re-enable and replay\": Ender sends everything it missed.\n",
-                url = row.url
-            ),
-        };
-        if let Err(e) = notices.mailer.send(&mail).await {
-            tracing::warn!(endpoint.id = %endpoint, error = %e, "mailing the owner of a disabled webhook failed");
+        for row in rows {
+            let mail = Mail {
+                to: row.email,
+                subject: "Ender stopped sending to one of your webhooks".to_owned(),
+                text: format!(
+                    "Ender disabled your webhook endpoint\n\n  {url}\n\n{reason}\n\n\
+                     Events since then are kept. When the receiver works again, open\n\n  {link}\n\n\
+                     and choose \"Re-enable and replay\": Ender sends everything it missed.\n",
+                    url = row.url
+                ),
+            };
+            if let Err(e) = notices.mailer.send(&mail).await {
+                tracing::warn!(endpoint.id = %endpoint, error = %e, "mailing the owner of a disabled webhook failed");
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 
 mod scope;
 
-pub use scope::{Scope, Scopes, for_route};
+pub use scope::{Scope, Scopes, action_for, for_route};
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::FieldError;
 use crate::account::UserId;
 use crate::crypto::{key_hint, new_key, token_digest};
+use crate::workspace::WorkspaceId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize, serde::Deserialize)]
 #[sqlx(transparent)]
@@ -29,7 +30,9 @@ impl std::fmt::Display for ApiKeyId {
 #[derive(Debug, Clone)]
 pub struct ApiKey {
     pub id: ApiKeyId,
-    pub user_id: UserId,
+    pub workspace_id: WorkspaceId,
+    /// Who made it (None once that account is deleted); the key outlives their membership.
+    pub created_by: Option<UserId>,
     pub name: String,
     pub prefix: String,
     pub scopes: Scopes,
@@ -56,7 +59,7 @@ pub struct NewApiKey {
 pub enum ApiKeyError {
     #[error(transparent)]
     Invalid(#[from] FieldError),
-    #[error("You can hold at most {0} active API keys. Revoke one first.")]
+    #[error("This workspace can hold at most {0} active API keys. Revoke one first.")]
     TooMany(i64),
     #[error("API key not found.")]
     NotFound,
@@ -81,7 +84,8 @@ pub fn parse_name(raw: &str) -> Result<String, FieldError> {
 
 pub async fn create(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
+    by: Option<UserId>,
     name: &str,
     scopes: Scopes,
     expires_at: Option<DateTime<Utc>>,
@@ -95,21 +99,21 @@ pub async fn create(
         return Err(FieldError::new("expires_at", "The expiry must be in the future.").into());
     }
     let mut tx = pool.begin().await?;
-    crate::account::repo::lock(&mut tx, user).await?;
-    let active = count_active(&mut tx, user).await?;
+    crate::workspace::repo::lock(&mut tx, workspace).await?;
+    let active = count_active(&mut tx, workspace).await?;
     if active >= max_active {
         return Err(ApiKeyError::TooMany(max_active));
     }
-    let created = insert(&mut tx, user, &name, scopes, expires_at).await?;
+    let created = insert(&mut tx, workspace, by, &name, scopes, expires_at).await?;
     tx.commit().await?;
     Ok(created)
 }
 
-async fn count_active(conn: &mut PgConnection, user: UserId) -> sqlx::Result<i64> {
+async fn count_active(conn: &mut PgConnection, workspace: WorkspaceId) -> sqlx::Result<i64> {
     sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM api_keys
-           WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"#,
-        user as UserId
+           WHERE workspace_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"#,
+        workspace as WorkspaceId
     )
     .fetch_one(conn)
     .await
@@ -117,7 +121,8 @@ async fn count_active(conn: &mut PgConnection, user: UserId) -> sqlx::Result<i64
 
 async fn insert(
     conn: &mut PgConnection,
-    user: UserId,
+    workspace: WorkspaceId,
+    by: Option<UserId>,
     name: &str,
     scopes: Scopes,
     expires_at: Option<DateTime<Utc>>,
@@ -125,12 +130,13 @@ async fn insert(
     let secret = new_key("vk_");
     let key = sqlx::query_as!(
         ApiKey,
-        r#"INSERT INTO api_keys (id, user_id, name, prefix, key_hash, expires_at, scopes)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)
-           RETURNING id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, scopes AS "scopes: Scopes",
+        r#"INSERT INTO api_keys (id, workspace_id, created_by, name, prefix, key_hash, expires_at, scopes)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           RETURNING id AS "id: ApiKeyId", workspace_id AS "workspace_id: WorkspaceId", created_by AS "created_by: UserId", name, prefix, scopes AS "scopes: Scopes",
                      expires_at, last_used_at, revoked_at, created_at"#,
         Uuid::now_v7(),
-        user as UserId,
+        workspace as WorkspaceId,
+        by as Option<UserId>,
         name,
         key_hint(&secret),
         &token_digest(&secret),
@@ -142,55 +148,60 @@ async fn insert(
     Ok(NewApiKey { key, secret })
 }
 
-pub async fn list(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<ApiKey>> {
-    sqlx::query_as!(ApiKey, r#"SELECT id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, scopes AS "scopes: Scopes",
-                  expires_at, last_used_at, revoked_at, created_at FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC"#, user as UserId)
+pub async fn list(pool: &PgPool, workspace: WorkspaceId) -> sqlx::Result<Vec<ApiKey>> {
+    sqlx::query_as!(ApiKey, r#"SELECT id AS "id: ApiKeyId", workspace_id AS "workspace_id: WorkspaceId", created_by AS "created_by: UserId", name, prefix, scopes AS "scopes: Scopes",
+                  expires_at, last_used_at, revoked_at, created_at FROM api_keys WHERE workspace_id = $1 ORDER BY created_at DESC"#, workspace as WorkspaceId)
         .fetch_all(pool)
         .await
 }
 
-/// One page of the user's keys (revoked and expired ones too), newest first, and how many
+/// One page of the workspace's keys (revoked and expired ones too), newest first, and how many
 /// there are in all.
-pub async fn page(pool: &PgPool, user: UserId, limit: i64, offset: i64) -> sqlx::Result<(Vec<ApiKey>, i64)> {
+pub async fn page(
+    pool: &PgPool,
+    workspace: WorkspaceId,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<ApiKey>, i64)> {
     let items = sqlx::query_as!(
         ApiKey,
-        r#"SELECT id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, scopes AS "scopes: Scopes",
+        r#"SELECT id AS "id: ApiKeyId", workspace_id AS "workspace_id: WorkspaceId", created_by AS "created_by: UserId", name, prefix, scopes AS "scopes: Scopes",
                   expires_at, last_used_at, revoked_at, created_at
-           FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"#,
-        user as UserId,
+           FROM api_keys WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"#,
+        workspace as WorkspaceId,
         limit,
         offset
     )
     .fetch_all(pool)
     .await?;
     let total = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM api_keys WHERE user_id = $1"#,
-        user as UserId
+        r#"SELECT count(*) AS "n!" FROM api_keys WHERE workspace_id = $1"#,
+        workspace as WorkspaceId
     )
     .fetch_one(pool)
     .await?;
     Ok((items, total))
 }
 
-/// The owner's key (another user's key is "not found").
-pub async fn find(pool: &PgPool, user: UserId, id: ApiKeyId) -> Result<ApiKey, ApiKeyError> {
+/// The owner's key (another workspace's key is "not found").
+pub async fn find(pool: &PgPool, workspace: WorkspaceId, id: ApiKeyId) -> Result<ApiKey, ApiKeyError> {
     sqlx::query_as!(
         ApiKey,
-        r#"SELECT id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, scopes AS "scopes: Scopes",
-                  expires_at, last_used_at, revoked_at, created_at FROM api_keys WHERE id = $1 AND user_id = $2"#,
+        r#"SELECT id AS "id: ApiKeyId", workspace_id AS "workspace_id: WorkspaceId", created_by AS "created_by: UserId", name, prefix, scopes AS "scopes: Scopes",
+                  expires_at, last_used_at, revoked_at, created_at FROM api_keys WHERE id = $1 AND workspace_id = $2"#,
         id as ApiKeyId,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_optional(pool)
     .await?
     .ok_or(ApiKeyError::NotFound)
 }
 
-pub async fn revoke(pool: &PgPool, user: UserId, id: ApiKeyId) -> Result<(), ApiKeyError> {
+pub async fn revoke(pool: &PgPool, workspace: WorkspaceId, id: ApiKeyId) -> Result<(), ApiKeyError> {
     let done = sqlx::query!(
-        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND user_id = $2",
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND workspace_id = $2",
         id as ApiKeyId,
-        user as UserId
+        workspace as WorkspaceId
     )
     .execute(pool)
     .await?;
@@ -202,14 +213,20 @@ pub async fn revoke(pool: &PgPool, user: UserId, id: ApiKeyId) -> Result<(), Api
 
 /// A new key with the same name, scopes and expiry for an active key; the old one is revoked in the
 /// same transaction. Revoked and expired keys cannot be rotated (create a new one).
-pub async fn rotate(pool: &PgPool, user: UserId, id: ApiKeyId) -> Result<NewApiKey, ApiKeyError> {
+/// The new key is recorded as made by `by` (None: by a key whose maker's account is gone).
+pub async fn rotate(
+    pool: &PgPool,
+    workspace: WorkspaceId,
+    by: Option<UserId>,
+    id: ApiKeyId,
+) -> Result<NewApiKey, ApiKeyError> {
     let mut tx = pool.begin().await?;
     let old = sqlx::query_as!(
         ApiKey,
-        r#"SELECT id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, scopes AS "scopes: Scopes",
-                  expires_at, last_used_at, revoked_at, created_at FROM api_keys WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) FOR UPDATE"#,
+        r#"SELECT id AS "id: ApiKeyId", workspace_id AS "workspace_id: WorkspaceId", created_by AS "created_by: UserId", name, prefix, scopes AS "scopes: Scopes",
+                  expires_at, last_used_at, revoked_at, created_at FROM api_keys WHERE id = $1 AND workspace_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) FOR UPDATE"#,
         id as ApiKeyId,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_optional(&mut *tx)
     .await?
@@ -220,7 +237,7 @@ pub async fn rotate(pool: &PgPool, user: UserId, id: ApiKeyId) -> Result<NewApiK
     )
     .execute(&mut *tx)
     .await?;
-    let created = insert(&mut tx, user, &old.name, old.scopes, old.expires_at).await?;
+    let created = insert(&mut tx, workspace, by, &old.name, old.scopes, old.expires_at).await?;
     tx.commit().await?;
     Ok(created)
 }
@@ -228,7 +245,8 @@ pub async fn rotate(pool: &PgPool, user: UserId, id: ApiKeyId) -> Result<NewApiK
 /// Who an active key (`vk_…` or legacy `ek_…`) acts for and what it may do.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyGrant {
-    pub user: UserId,
+    pub workspace: WorkspaceId,
+    pub created_by: Option<UserId>,
     pub key: ApiKeyId,
     pub scopes: Scopes,
 }
@@ -241,7 +259,8 @@ pub async fn authenticate(pool: &PgPool, secret: &str) -> sqlx::Result<Option<Ke
     }
     let digest = token_digest(secret);
     let Some(row) = sqlx::query!(
-        r#"SELECT user_id AS "user_id: UserId", id AS "id: ApiKeyId", scopes AS "scopes: Scopes",
+        r#"SELECT workspace_id AS "workspace_id: WorkspaceId", created_by AS "created_by: UserId",
+                  id AS "id: ApiKeyId", scopes AS "scopes: Scopes",
                   last_used_at IS NULL OR last_used_at < now() - interval '1 minute' AS "stale!"
            FROM api_keys
            WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"#,
@@ -262,7 +281,8 @@ pub async fn authenticate(pool: &PgPool, secret: &str) -> sqlx::Result<Option<Ke
         .await?;
     }
     Ok(Some(KeyGrant {
-        user: row.user_id,
+        workspace: row.workspace_id,
+        created_by: row.created_by,
         key: row.id,
         scopes: row.scopes,
     }))
@@ -272,7 +292,8 @@ pub async fn authenticate(pool: &PgPool, secret: &str) -> sqlx::Result<Option<Ke
 /// working; it gets the given scopes (the Vendel key it stands for could do everything).
 pub async fn import_legacy(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
+    by: Option<UserId>,
     name: &str,
     secret: &str,
     scopes: Scopes,
@@ -290,18 +311,20 @@ pub async fn import_legacy(
         .into());
     }
     let mut tx = pool.begin().await?;
-    crate::account::repo::lock(&mut tx, user).await?;
-    if count_active(&mut tx, user).await? >= max_active {
+    crate::workspace::repo::lock(&mut tx, workspace).await?;
+    if count_active(&mut tx, workspace).await? >= max_active {
         return Err(ApiKeyError::TooMany(max_active));
     }
     let key = sqlx::query_as!(
         ApiKey,
-        r#"INSERT INTO api_keys (id, user_id, name, prefix, key_hash, scopes) VALUES ($1, $2, $3, $4, $5, $6)
+        r#"INSERT INTO api_keys (id, workspace_id, created_by, name, prefix, key_hash, scopes)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
            ON CONFLICT (key_hash) DO NOTHING
-           RETURNING id AS "id: ApiKeyId", user_id AS "user_id: UserId", name, prefix, scopes AS "scopes: Scopes",
+           RETURNING id AS "id: ApiKeyId", workspace_id AS "workspace_id: WorkspaceId", created_by AS "created_by: UserId", name, prefix, scopes AS "scopes: Scopes",
                      expires_at, last_used_at, revoked_at, created_at"#,
         Uuid::now_v7(),
-        user as UserId,
+        workspace as WorkspaceId,
+        by as Option<UserId>,
         name,
         key_hint(secret),
         &token_digest(secret),

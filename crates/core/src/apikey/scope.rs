@@ -1,7 +1,10 @@
 //! What an integration key may do. A key holds a set of scopes; each API route needs one
-//! (the table is [`for_route`]). A browser session may do everything its user may.
+//! (the table is [`for_route`]). A browser session may do what its role in the workspace
+//! allows ([`action_for`]).
 
 use std::fmt;
+
+use crate::workspace::Action;
 
 /// One permission of an integration key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -185,9 +188,79 @@ pub fn for_route(method: &str, template: &str) -> Option<Scope> {
     })
 }
 
+/// What a person signed in (calling an integration route from their session, in their
+/// current workspace) asks to do by calling the route; their role must allow it
+/// ([`Action::least_role`]). `None` for a state-changing route this table does not name,
+/// which only an owner may call, so a new route is closed until it has a line here. Keys
+/// are held to their scopes ([`for_route`]) instead.
+pub fn action_for(method: &str, template: &str) -> Option<Action> {
+    let path = template
+        .strip_prefix("/api")
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or(template);
+    let read_only = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    Some(if under("/api-keys") {
+        Action::ManageKeys
+    } else if under("/webhooks") {
+        if read_only && !path.ends_with("/secret") {
+            Action::Read
+        } else {
+            Action::ManageWebhooks
+        }
+    } else if read_only || path == "/sms/validate-cron" {
+        Action::Read
+    } else if under("/contacts") {
+        Action::ManageContacts
+    } else if under("/templates") {
+        Action::ManageTemplates
+    } else if under("/schedules") {
+        Action::ManageSchedules
+    } else if path == "/sms/send" || path == "/sms/send-template" {
+        Action::Send
+    } else {
+        return None;
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_call_asks_for_the_action_its_route_does() {
+        let table: &[(&str, &str, Option<Action>)] = &[
+            ("POST", "/api/sms/send", Some(Action::Send)),
+            ("POST", "/api/sms/send-template", Some(Action::Send)),
+            ("POST", "/api/sms/validate-cron", Some(Action::Read)),
+            ("GET", "/api/sms/status/{id}", Some(Action::Read)),
+            ("GET", "/api/sms/messages", Some(Action::Read)),
+            ("GET", "/api/plans/quota", Some(Action::Read)),
+            ("GET", "/api/devices", Some(Action::Read)),
+            ("GET", "/api/contacts", Some(Action::Read)),
+            ("POST", "/api/contacts", Some(Action::ManageContacts)),
+            (
+                "DELETE",
+                "/api/contacts/groups/{id}/members",
+                Some(Action::ManageContacts),
+            ),
+            ("GET", "/api/templates", Some(Action::Read)),
+            ("PUT", "/api/templates/{id}", Some(Action::ManageTemplates)),
+            ("GET", "/api/schedules", Some(Action::Read)),
+            ("POST", "/api/schedules/{id}/pause", Some(Action::ManageSchedules)),
+            ("GET", "/api/webhooks", Some(Action::Read)),
+            ("GET", "/api/webhooks/{id}/deliveries", Some(Action::Read)),
+            ("GET", "/api/webhooks/{id}/secret", Some(Action::ManageWebhooks)),
+            ("POST", "/api/webhooks/{id}/replay", Some(Action::ManageWebhooks)),
+            ("GET", "/api/api-keys", Some(Action::ManageKeys)),
+            ("POST", "/api/api-keys", Some(Action::ManageKeys)),
+            ("POST", "/api/something-new", None),
+            ("DELETE", "/api/sms/status/{id}", None),
+        ];
+        for (method, route, action) in table {
+            assert_eq!(action_for(method, route), *action, "{method} {route}");
+        }
+    }
 
     #[test]
     fn every_integration_route_needs_the_scope_its_table_row_names() {

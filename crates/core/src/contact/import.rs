@@ -5,7 +5,7 @@
 //! A file is read one row (or card) at a time on the blocking pool, at most [`PARALLEL_PARSES`]
 //! at once per process: the memory an import takes is its text and one chunk of contacts,
 //! whatever the file holds. Rows, fields and field lengths are capped ([`ImportLimits`]), and
-//! so are the imports one user may hold open (`ENDER_MAX_OPEN_IMPORTS`).
+//! so are the imports one workspace may hold open (`ENDER_MAX_OPEN_IMPORTS`).
 
 use std::ops::ControlFlow;
 
@@ -21,8 +21,8 @@ use super::import_csv::{
 use super::model::GroupId;
 use super::repo::{self, OnDuplicate};
 use super::vcard;
-use crate::account::UserId;
 use crate::config::TenantLimits;
+use crate::workspace::WorkspaceId;
 
 id_type!(ImportId);
 
@@ -113,7 +113,7 @@ pub struct StoredRowError {
 #[derive(Debug, Clone)]
 pub struct Import {
     pub id: ImportId,
-    pub user_id: UserId,
+    pub workspace_id: WorkspaceId,
     pub file_name: String,
     pub format: Format,
     pub encoding: String,
@@ -189,11 +189,11 @@ fn detect_format(file_name: &str, text: &str) -> Format {
     }
 }
 
-/// Imports of the user waiting for their settings or running.
-async fn open_count(db: impl PgExecutor<'_>, user: UserId) -> sqlx::Result<i64> {
+/// Imports of the workspace waiting for their settings or running.
+async fn open_count(db: impl PgExecutor<'_>, workspace: WorkspaceId) -> sqlx::Result<i64> {
     sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM contact_imports WHERE user_id = $1 AND status IN ('preview', 'running')"#,
-        user as UserId
+        r#"SELECT count(*) AS "n!" FROM contact_imports WHERE workspace_id = $1 AND status IN ('preview', 'running')"#,
+        workspace as WorkspaceId
     )
     .fetch_one(db)
     .await
@@ -243,7 +243,7 @@ fn read_upload(file_name: &str, bytes: Vec<u8>, caps: &ImportLimits) -> Result<R
 /// guessed and its rows counted within the limits. Nothing is imported yet.
 pub async fn upload(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     file_name: &str,
     bytes: Vec<u8>,
     limits: &TenantLimits,
@@ -251,8 +251,8 @@ pub async fn upload(
     if bytes.len() > import_csv::MAX_IMPORT_BYTES {
         return Err(ImportError::TooLarge.into());
     }
-    // A first look without the lock, so a user at the limit costs no parse.
-    if open_count(pool, user).await? >= limits.max_open_imports {
+    // A first look without the lock, so a workspace at the limit costs no parse.
+    if open_count(pool, workspace).await? >= limits.max_open_imports {
         return Err(UploadError::TooManyOpen(limits.max_open_imports));
     }
     let caps = ImportLimits::from(limits);
@@ -261,17 +261,17 @@ pub async fn upload(
     let read = off_thread(move || read_upload(&hint, bytes, &caps)).await??;
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
-    // Serialises this user's uploads so two at once cannot both pass the limit.
-    crate::account::repo::lock(&mut tx, user).await?;
-    if open_count(&mut *tx, user).await? >= limits.max_open_imports {
+    // Serialises this workspace's uploads so two at once cannot both pass the limit.
+    crate::workspace::repo::lock(&mut tx, workspace).await?;
+    if open_count(&mut *tx, workspace).await? >= limits.max_open_imports {
         return Err(UploadError::TooManyOpen(limits.max_open_imports));
     }
     let id = ImportId(Uuid::now_v7());
     sqlx::query!(
-        "INSERT INTO contact_imports (id, user_id, file_name, format, content, encoding, delimiter, mapping, total_rows)
+        "INSERT INTO contact_imports (id, workspace_id, file_name, format, content, encoding, delimiter, mapping, total_rows)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         id as ImportId,
-        user as UserId,
+        workspace as WorkspaceId,
         name,
         read.format.as_str(),
         read.text,
@@ -289,27 +289,27 @@ pub async fn upload(
 }
 
 /// Discards an import still waiting for its settings; false if there is none to discard.
-pub async fn discard(pool: &PgPool, user: UserId, id: ImportId) -> sqlx::Result<bool> {
+pub async fn discard(pool: &PgPool, workspace: WorkspaceId, id: ImportId) -> sqlx::Result<bool> {
     let done = sqlx::query!(
-        "DELETE FROM contact_imports WHERE id = $1 AND user_id = $2 AND status = 'preview'",
+        "DELETE FROM contact_imports WHERE id = $1 AND workspace_id = $2 AND status = 'preview'",
         id as ImportId,
-        user as UserId
+        workspace as WorkspaceId
     )
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// The user's imports waiting or running, newest first (for the upload page).
-pub async fn open_imports(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<Import>> {
+/// The workspace's imports waiting or running, newest first (for the upload page).
+pub async fn open_imports(pool: &PgPool, workspace: WorkspaceId) -> sqlx::Result<Vec<Import>> {
     let rows = sqlx::query_as!(
         ImportRow,
-        r#"SELECT id AS "id: ImportId", user_id AS "user_id: UserId", file_name, format, encoding, delimiter, has_header,
+        r#"SELECT id AS "id: ImportId", workspace_id AS "workspace_id: WorkspaceId", file_name, format, encoding, delimiter, has_header,
                   mapping, default_country, on_duplicate, group_id AS "group_id: GroupId", status, total_rows, processed,
                   created, updated, skipped, failed, error_message, heartbeat_at, created_at, finished_at
-           FROM contact_imports WHERE user_id = $1 AND status IN ('preview', 'running')
+           FROM contact_imports WHERE workspace_id = $1 AND status IN ('preview', 'running')
            ORDER BY created_at DESC"#,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_all(pool)
     .await?;
@@ -318,7 +318,7 @@ pub async fn open_imports(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<Impor
 
 struct ImportRow {
     id: ImportId,
-    user_id: UserId,
+    workspace_id: WorkspaceId,
     file_name: String,
     format: String,
     encoding: String,
@@ -346,7 +346,7 @@ impl From<ImportRow> for Import {
         let mapping: StoredMapping = serde_json::from_value(r.mapping).unwrap_or_default();
         Self {
             id: r.id,
-            user_id: r.user_id,
+            workspace_id: r.workspace_id,
             file_name: r.file_name,
             format: if r.format == "vcard" {
                 Format::Vcard
@@ -377,16 +377,16 @@ impl From<ImportRow> for Import {
     }
 }
 
-/// The user's import (without its file content).
-pub async fn find(pool: &PgPool, user: UserId, id: ImportId) -> sqlx::Result<Option<Import>> {
+/// The workspace's import (without its file content).
+pub async fn find(pool: &PgPool, workspace: WorkspaceId, id: ImportId) -> sqlx::Result<Option<Import>> {
     let row = sqlx::query_as!(
         ImportRow,
-        r#"SELECT id AS "id: ImportId", user_id AS "user_id: UserId", file_name, format, encoding, delimiter, has_header,
+        r#"SELECT id AS "id: ImportId", workspace_id AS "workspace_id: WorkspaceId", file_name, format, encoding, delimiter, has_header,
                   mapping, default_country, on_duplicate, group_id AS "group_id: GroupId", status, total_rows, processed,
                   created, updated, skipped, failed, error_message, heartbeat_at, created_at, finished_at
-           FROM contact_imports WHERE id = $1 AND user_id = $2"#,
+           FROM contact_imports WHERE id = $1 AND workspace_id = $2"#,
         id as ImportId,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_optional(pool)
     .await?;
@@ -496,17 +496,17 @@ async fn count_drafts(
 /// (usually on a spawned task).
 pub async fn start(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     id: ImportId,
     settings: &Settings,
     limits: &TenantLimits,
 ) -> Result<(), UploadError> {
-    let import = find(pool, user, id).await?.ok_or(UploadError::NotFound)?;
+    let import = find(pool, workspace, id).await?.ok_or(UploadError::NotFound)?;
     if import.format == Format::Csv && settings.mapping.phone.is_none() {
         return Err(UploadError::NoPhoneColumn);
     }
     if let Some(g) = settings.group
-        && repo::find_group(pool, user, g).await?.is_none()
+        && repo::find_group(pool, workspace, g).await?.is_none()
     {
         return Err(UploadError::GroupNotFound);
     }
@@ -519,9 +519,9 @@ pub async fn start(
          SET status = 'running', delimiter = $3, has_header = $4, mapping = $5, default_country = $6,
              on_duplicate = $7, group_id = $8, total_rows = $9, processed = 0, created = 0, updated = 0,
              skipped = 0, failed = 0, errors = '[]', heartbeat_at = now()
-         WHERE id = $1 AND user_id = $2 AND status = 'preview'",
+         WHERE id = $1 AND workspace_id = $2 AND status = 'preview'",
         id as ImportId,
-        user as UserId,
+        workspace as WorkspaceId,
         (settings.delimiter as char).to_string(),
         settings.has_header,
         serde_json::to_value(StoredMapping::from(&settings.mapping)).unwrap_or_default(),
@@ -540,13 +540,13 @@ pub async fn start(
 
 /// Takes over a running import whose worker stopped moving its heartbeat; true if the
 /// caller should now [`run`] it.
-pub async fn claim_stale(pool: &PgPool, user: UserId, id: ImportId) -> sqlx::Result<bool> {
+pub async fn claim_stale(pool: &PgPool, workspace: WorkspaceId, id: ImportId) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "UPDATE contact_imports SET heartbeat_at = now()
-         WHERE id = $1 AND user_id = $2 AND status = 'running'
+         WHERE id = $1 AND workspace_id = $2 AND status = 'running'
            AND (heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => $3))",
         id as ImportId,
-        user as UserId,
+        workspace as WorkspaceId,
         STALE_SECS
     )
     .execute(pool)
@@ -559,7 +559,7 @@ enum Written {
     All,
     /// Another runner moved the import on.
     TakenOver,
-    /// A per-user limit stopped it, with the message for the user.
+    /// A per-workspace limit stopped it, with the message for the user.
     Stopped(String),
 }
 
@@ -569,11 +569,11 @@ enum Written {
 /// nobody else moved the import on meanwhile, so two runners never write the same chunk twice.
 pub async fn run(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     id: ImportId,
     limits: &TenantLimits,
 ) -> Result<(), UploadError> {
-    let import = find(pool, user, id).await?.ok_or(UploadError::NotFound)?;
+    let import = find(pool, workspace, id).await?.ok_or(UploadError::NotFound)?;
     if !import.is_running() {
         return Ok(());
     }
@@ -632,7 +632,7 @@ pub async fn run(
             let mut tx = pool.begin().await?;
             let counts = repo::upsert_drafts(
                 &mut tx,
-                user,
+                workspace,
                 &ok,
                 import.settings.on_duplicate,
                 import.settings.group,
@@ -715,11 +715,15 @@ async fn fail(pool: &PgPool, id: ImportId, message: &str) -> sqlx::Result<()> {
 }
 
 /// The rows that could not be imported, as a CSV (line, value, error).
-pub async fn errors_csv(pool: &PgPool, user: UserId, id: ImportId) -> sqlx::Result<Option<Vec<u8>>> {
+pub async fn errors_csv(
+    pool: &PgPool,
+    workspace: WorkspaceId,
+    id: ImportId,
+) -> sqlx::Result<Option<Vec<u8>>> {
     let errors = sqlx::query_scalar!(
-        "SELECT errors FROM contact_imports WHERE id = $1 AND user_id = $2",
+        "SELECT errors FROM contact_imports WHERE id = $1 AND workspace_id = $2",
         id as ImportId,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_optional(pool)
     .await?;
@@ -740,14 +744,14 @@ pub async fn errors_csv(pool: &PgPool, user: UserId, id: ImportId) -> sqlx::Resu
 /// The first `n` row errors, for the result page.
 pub async fn first_errors(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     id: ImportId,
     n: usize,
 ) -> sqlx::Result<Vec<StoredRowError>> {
     let errors = sqlx::query_scalar!(
-        "SELECT errors FROM contact_imports WHERE id = $1 AND user_id = $2",
+        "SELECT errors FROM contact_imports WHERE id = $1 AND workspace_id = $2",
         id as ImportId,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_optional(pool)
     .await?;

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::FieldError;
-use crate::account::UserId;
 use crate::sms::phone::PhoneNumber;
+use crate::workspace::WorkspaceId;
 
 id_type!(ContactId);
 id_type!(GroupId);
@@ -17,7 +17,7 @@ pub const MAX_NOTES: usize = 2000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Contact {
     pub id: ContactId,
-    pub user_id: UserId,
+    pub workspace_id: WorkspaceId,
     pub name: String,
     pub phone_number: String,
     pub notes: String,
@@ -36,7 +36,7 @@ pub struct GroupRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     pub id: GroupId,
-    pub user_id: UserId,
+    pub workspace_id: WorkspaceId,
     pub name: String,
     pub members: i64,
     pub created_at: DateTime<Utc>,
@@ -135,9 +135,9 @@ pub enum ContactError {
     NotFound,
     #[error("Group not found.")]
     GroupNotFound,
-    #[error("You can keep at most {0} contacts (ENDER_MAX_CONTACTS). Delete some first.")]
+    #[error("This workspace can keep at most {0} contacts (ENDER_MAX_CONTACTS). Delete some first.")]
     TooManyContacts(i64),
-    #[error("You can keep at most {0} groups (ENDER_MAX_GROUPS). Delete one first.")]
+    #[error("This workspace can keep at most {0} groups (ENDER_MAX_GROUPS). Delete one first.")]
     TooManyGroups(i64),
     #[error(transparent)]
     Database(#[from] sqlx::Error),

@@ -1,4 +1,4 @@
-//! Devices: the Android phones and modems that send a user's SMS. Each has a secret key
+//! Devices: the Android phones and modems that send a workspace's SMS. Each has a secret key
 //! (`dk_…`, stored hashed), pacing limits, an enabled flag and a reachability state.
 
 use chrono::{DateTime, Utc};
@@ -6,9 +6,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::FieldError;
-use crate::account::UserId;
 use crate::crypto::{key_hint, new_key, token_digest};
 use crate::sms::phone::PhoneNumber;
+use crate::workspace::WorkspaceId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize, serde::Deserialize)]
 #[sqlx(transparent)]
@@ -64,7 +64,7 @@ impl DeviceKind {
 #[derive(Debug, Clone)]
 pub struct Device {
     pub id: DeviceId,
-    pub user_id: UserId,
+    pub workspace_id: WorkspaceId,
     pub name: String,
     pub kind: String,
     pub phone_number: String,
@@ -108,7 +108,7 @@ pub struct NewDevice {
 pub enum DeviceError {
     #[error(transparent)]
     Invalid(#[from] FieldError),
-    #[error("You can register at most {0} devices.")]
+    #[error("This workspace can register at most {0} devices.")]
     TooMany(i64),
     #[error("Device not found.")]
     NotFound,
@@ -172,15 +172,15 @@ pub fn parse_name(raw: &str) -> Result<String, FieldError> {
 
 pub async fn create(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     input: &DeviceInput,
     max_devices: i64,
 ) -> Result<NewDevice, DeviceError> {
     let mut tx = pool.begin().await?;
-    crate::account::repo::lock(&mut tx, user).await?;
+    crate::workspace::repo::lock(&mut tx, workspace).await?;
     let count = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM devices WHERE user_id = $1"#,
-        user as UserId
+        r#"SELECT count(*) AS "n!" FROM devices WHERE workspace_id = $1"#,
+        workspace as WorkspaceId
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -191,13 +191,13 @@ pub async fn create(
     let (per_minute, per_day) = input.kind.default_limits();
     let device = sqlx::query_as!(
         Device,
-        r#"INSERT INTO devices (id, user_id, name, kind, phone_number, key_prefix, key_hash, per_minute_limit, per_day_limit)
+        r#"INSERT INTO devices (id, workspace_id, name, kind, phone_number, key_prefix, key_hash, per_minute_limit, per_day_limit)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-           RETURNING id AS "id: DeviceId", user_id AS "user_id: UserId", name, kind, phone_number, key_prefix,
+           RETURNING id AS "id: DeviceId", workspace_id AS "workspace_id: WorkspaceId", name, kind, phone_number, key_prefix,
                      coalesce(fcm_token, '') <> '' AS "has_fcm_token!", enabled, per_minute_limit, per_day_limit,
                      last_seen_at, stream_until, signal_dbm, network_operator, registration, status_at, created_at, updated_at"#,
         Uuid::now_v7(),
-        user as UserId,
+        workspace as WorkspaceId,
         input.name,
         input.kind.as_str(),
         input.phone_number,
@@ -212,24 +212,24 @@ pub async fn create(
     Ok(NewDevice { device, secret })
 }
 
-pub async fn list(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<Device>> {
+pub async fn list(pool: &PgPool, workspace: WorkspaceId) -> sqlx::Result<Vec<Device>> {
     sqlx::query_as!(
         Device,
-        r#"SELECT id AS "id: DeviceId", user_id AS "user_id: UserId", name, kind, phone_number, key_prefix,
+        r#"SELECT id AS "id: DeviceId", workspace_id AS "workspace_id: WorkspaceId", name, kind, phone_number, key_prefix,
                   coalesce(fcm_token, '') <> '' AS "has_fcm_token!", enabled, per_minute_limit, per_day_limit,
                   last_seen_at, stream_until, signal_dbm, network_operator, registration, status_at, created_at, updated_at
-           FROM devices WHERE user_id = $1 ORDER BY created_at DESC, id DESC"#,
-        user as UserId
+           FROM devices WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC"#,
+        workspace as WorkspaceId
     )
     .fetch_all(pool)
     .await
 }
 
-/// The owner's device (another user's is "not found").
-pub async fn find(pool: &PgPool, user: UserId, id: DeviceId) -> Result<Device, DeviceError> {
+/// The owner's device (another workspace's is "not found").
+pub async fn find(pool: &PgPool, workspace: WorkspaceId, id: DeviceId) -> Result<Device, DeviceError> {
     find_any(pool, id)
         .await?
-        .filter(|d| d.user_id == user)
+        .filter(|d| d.workspace_id == workspace)
         .ok_or(DeviceError::NotFound)
 }
 
@@ -237,7 +237,7 @@ pub async fn find(pool: &PgPool, user: UserId, id: DeviceId) -> Result<Device, D
 pub async fn find_any(pool: &PgPool, id: DeviceId) -> sqlx::Result<Option<Device>> {
     sqlx::query_as!(
         Device,
-        r#"SELECT id AS "id: DeviceId", user_id AS "user_id: UserId", name, kind, phone_number, key_prefix,
+        r#"SELECT id AS "id: DeviceId", workspace_id AS "workspace_id: WorkspaceId", name, kind, phone_number, key_prefix,
                   coalesce(fcm_token, '') <> '' AS "has_fcm_token!", enabled, per_minute_limit, per_day_limit,
                   last_seen_at, stream_until, signal_dbm, network_operator, registration, status_at, created_at, updated_at
            FROM devices WHERE id = $1"#,
@@ -255,7 +255,7 @@ pub async fn authenticate(pool: &PgPool, secret: &str) -> sqlx::Result<Option<De
     sqlx::query_as!(
         Device,
         r#"UPDATE devices SET last_seen_at = now() WHERE key_hash = $1
-           RETURNING id AS "id: DeviceId", user_id AS "user_id: UserId", name, kind, phone_number, key_prefix,
+           RETURNING id AS "id: DeviceId", workspace_id AS "workspace_id: WorkspaceId", name, kind, phone_number, key_prefix,
                      coalesce(fcm_token, '') <> '' AS "has_fcm_token!", enabled, per_minute_limit, per_day_limit,
                      last_seen_at, stream_until, signal_dbm, network_operator, registration, status_at, created_at, updated_at"#,
         &token_digest(secret)
@@ -266,7 +266,7 @@ pub async fn authenticate(pool: &PgPool, secret: &str) -> sqlx::Result<Option<De
 
 pub async fn update(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     id: DeviceId,
     name: &str,
     phone: &str,
@@ -281,9 +281,9 @@ pub async fn update(
             .to_owned()
     };
     let done = sqlx::query!(
-        "UPDATE devices SET name = $3, phone_number = $4, updated_at = now() WHERE id = $1 AND user_id = $2",
+        "UPDATE devices SET name = $3, phone_number = $4, updated_at = now() WHERE id = $1 AND workspace_id = $2",
         id as DeviceId,
-        user as UserId,
+        workspace as WorkspaceId,
         name,
         phone
     )
@@ -294,7 +294,7 @@ pub async fn update(
 
 pub async fn set_pacing(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     id: DeviceId,
     per_minute: i32,
     per_day: i32,
@@ -310,9 +310,9 @@ pub async fn set_pacing(
         .into());
     }
     let done = sqlx::query!(
-        "UPDATE devices SET per_minute_limit = $3, per_day_limit = $4, updated_at = now() WHERE id = $1 AND user_id = $2",
+        "UPDATE devices SET per_minute_limit = $3, per_day_limit = $4, updated_at = now() WHERE id = $1 AND workspace_id = $2",
         id as DeviceId,
-        user as UserId,
+        workspace as WorkspaceId,
         per_minute,
         per_day
     )
@@ -324,15 +324,15 @@ pub async fn set_pacing(
 /// Enables or disables a device. A disabled device's unclaimed messages go back to the queue.
 pub async fn set_enabled(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     id: DeviceId,
     enabled: bool,
 ) -> Result<(), DeviceError> {
     let mut tx = pool.begin().await?;
     let done = sqlx::query!(
-        "UPDATE devices SET enabled = $3, updated_at = now() WHERE id = $1 AND user_id = $2",
+        "UPDATE devices SET enabled = $3, updated_at = now() WHERE id = $1 AND workspace_id = $2",
         id as DeviceId,
-        user as UserId,
+        workspace as WorkspaceId,
         enabled
     )
     .execute(&mut *tx)
@@ -346,12 +346,12 @@ pub async fn set_enabled(
 }
 
 /// A new key; the old one stops working at once.
-pub async fn rotate_key(pool: &PgPool, user: UserId, id: DeviceId) -> Result<String, DeviceError> {
+pub async fn rotate_key(pool: &PgPool, workspace: WorkspaceId, id: DeviceId) -> Result<String, DeviceError> {
     let secret = new_key("dk_");
     let done = sqlx::query!(
-        "UPDATE devices SET key_hash = $3, key_prefix = $4, fcm_token = NULL, updated_at = now() WHERE id = $1 AND user_id = $2",
+        "UPDATE devices SET key_hash = $3, key_prefix = $4, fcm_token = NULL, updated_at = now() WHERE id = $1 AND workspace_id = $2",
         id as DeviceId,
-        user as UserId,
+        workspace as WorkspaceId,
         &token_digest(&secret),
         key_hint(&secret)
     )
@@ -362,12 +362,12 @@ pub async fn rotate_key(pool: &PgPool, user: UserId, id: DeviceId) -> Result<Str
 }
 
 /// Deletes a device; messages it had not sent yet go back to the pending queue.
-pub async fn delete(pool: &PgPool, user: UserId, id: DeviceId) -> Result<(), DeviceError> {
+pub async fn delete(pool: &PgPool, workspace: WorkspaceId, id: DeviceId) -> Result<(), DeviceError> {
     let mut tx = pool.begin().await?;
     sqlx::query!(
-        "SELECT id FROM devices WHERE id = $1 AND user_id = $2 FOR UPDATE",
+        "SELECT id FROM devices WHERE id = $1 AND workspace_id = $2 FOR UPDATE",
         id as DeviceId,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_optional(&mut *tx)
     .await?
@@ -418,19 +418,19 @@ pub async fn stream_closed(pool: &PgPool, id: DeviceId) -> sqlx::Result<()> {
 /// Counts for the integration API (`GET /api/devices`): one page, newest first.
 pub async fn page(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     kind: Option<&str>,
     limit: i64,
     offset: i64,
 ) -> sqlx::Result<(Vec<Device>, i64)> {
     let items = sqlx::query_as!(
         Device,
-        r#"SELECT id AS "id: DeviceId", user_id AS "user_id: UserId", name, kind, phone_number, key_prefix,
+        r#"SELECT id AS "id: DeviceId", workspace_id AS "workspace_id: WorkspaceId", name, kind, phone_number, key_prefix,
                   coalesce(fcm_token, '') <> '' AS "has_fcm_token!", enabled, per_minute_limit, per_day_limit,
                   last_seen_at, stream_until, signal_dbm, network_operator, registration, status_at, created_at, updated_at
-           FROM devices WHERE user_id = $1 AND ($2::text IS NULL OR kind = $2)
+           FROM devices WHERE workspace_id = $1 AND ($2::text IS NULL OR kind = $2)
            ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"#,
-        user as UserId,
+        workspace as WorkspaceId,
         kind,
         limit,
         offset
@@ -438,8 +438,8 @@ pub async fn page(
     .fetch_all(pool)
     .await?;
     let total = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM devices WHERE user_id = $1 AND ($2::text IS NULL OR kind = $2)"#,
-        user as UserId,
+        r#"SELECT count(*) AS "n!" FROM devices WHERE workspace_id = $1 AND ($2::text IS NULL OR kind = $2)"#,
+        workspace as WorkspaceId,
         kind
     )
     .fetch_one(pool)
@@ -447,10 +447,10 @@ pub async fn page(
     Ok((items, total))
 }
 
-pub async fn count(pool: &PgPool, user: UserId) -> sqlx::Result<i64> {
+pub async fn count(pool: &PgPool, workspace: WorkspaceId) -> sqlx::Result<i64> {
     sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM devices WHERE user_id = $1"#,
-        user as UserId
+        r#"SELECT count(*) AS "n!" FROM devices WHERE workspace_id = $1"#,
+        workspace as WorkspaceId
     )
     .fetch_one(pool)
     .await
@@ -487,7 +487,7 @@ pub async fn announce_presence(
                  -- only rows whose state changed are locked (a sweep touches nothing else)
                  WHERE c.announced_online <> c.online) x
            WHERE d.id = x.id AND d.announced_online <> x.online
-           RETURNING d.id AS "id: DeviceId", d.user_id AS "user_id: UserId", d.name, x.online AS "online!""#,
+           RETURNING d.id AS "id: DeviceId", d.workspace_id AS "workspace_id: WorkspaceId", d.name, x.online AS "online!""#,
         window_secs as f64,
         only.map(|d| d.0)
     )
@@ -502,7 +502,7 @@ pub async fn announce_presence(
         let payload = Payload::new(event, "", chrono::Utc::now())
             .with("device_id", d.id.to_string())
             .with("device_name", d.name.clone());
-        endpoint::enqueue(&mut tx, d.user_id, event, Some(d.id), &payload, None).await?;
+        endpoint::enqueue(&mut tx, d.workspace_id, event, Some(d.id), &payload, None).await?;
     }
     tx.commit().await?;
     Ok(changed.len())

@@ -3,7 +3,7 @@
 use chrono::{Datelike, NaiveDate, Utc};
 use sqlx::PgConnection;
 
-use crate::account::UserId;
+use crate::workspace::WorkspaceId;
 
 /// Sending `requested` more would pass the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -29,18 +29,23 @@ pub fn month_bounds() -> (NaiveDate, NaiveDate) {
 
 /// Counts `n` messages against this month's allowance, or refuses without counting any.
 /// The row lock it takes is held until the caller commits: call it last in the transaction.
-pub async fn consume(conn: &mut PgConnection, user: UserId, n: i32, limit: i32) -> Result<(), ConsumeError> {
+pub async fn consume(
+    conn: &mut PgConnection,
+    workspace: WorkspaceId,
+    n: i32,
+    limit: i32,
+) -> Result<(), ConsumeError> {
     let (month, _) = month_bounds();
     if n > limit {
-        let used = used_in(conn, user, month).await?;
+        let used = used_in(conn, workspace, month).await?;
         return Err(exceeded(limit, used).into());
     }
     let counted = sqlx::query_scalar!(
-        "INSERT INTO sms_usage (user_id, month, sent) VALUES ($1, $2, $3)
-         ON CONFLICT (user_id, month) DO UPDATE SET sent = sms_usage.sent + excluded.sent
+        "INSERT INTO sms_usage (workspace_id, month, sent) VALUES ($1, $2, $3)
+         ON CONFLICT (workspace_id, month) DO UPDATE SET sent = sms_usage.sent + excluded.sent
          WHERE sms_usage.sent + excluded.sent <= $4
          RETURNING sent",
-        user as UserId,
+        workspace as WorkspaceId,
         month,
         n,
         limit
@@ -50,7 +55,7 @@ pub async fn consume(conn: &mut PgConnection, user: UserId, n: i32, limit: i32) 
     match counted {
         Some(_) => Ok(()),
         None => {
-            let used = used_in(conn, user, month).await?;
+            let used = used_in(conn, workspace, month).await?;
             Err(exceeded(limit, used).into())
         }
     }
@@ -64,10 +69,10 @@ fn exceeded(limit: i32, used: i32) -> QuotaExceeded {
     }
 }
 
-async fn used_in(conn: &mut PgConnection, user: UserId, month: NaiveDate) -> sqlx::Result<i32> {
+async fn used_in(conn: &mut PgConnection, workspace: WorkspaceId, month: NaiveDate) -> sqlx::Result<i32> {
     Ok(sqlx::query_scalar!(
-        "SELECT sent FROM sms_usage WHERE user_id = $1 AND month = $2",
-        user as UserId,
+        "SELECT sent FROM sms_usage WHERE workspace_id = $1 AND month = $2",
+        workspace as WorkspaceId,
         month
     )
     .fetch_optional(conn)
@@ -76,8 +81,8 @@ async fn used_in(conn: &mut PgConnection, user: UserId, month: NaiveDate) -> sql
 }
 
 /// Messages counted this month.
-pub async fn used_this_month(conn: &mut PgConnection, user: UserId) -> sqlx::Result<i32> {
-    used_in(conn, user, month_bounds().0).await
+pub async fn used_this_month(conn: &mut PgConnection, workspace: WorkspaceId) -> sqlx::Result<i32> {
+    used_in(conn, workspace, month_bounds().0).await
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,11 +7,11 @@ use chrono_tz::Tz;
 
 use super::cron::{CronExpr, parse_timezone, resolve_local};
 use crate::FieldError;
-use crate::account::UserId;
 use crate::contact::GroupId;
 use crate::device::DeviceId;
 use crate::sms::phone::PhoneNumber;
 use crate::template::TemplateId;
+use crate::workspace::WorkspaceId;
 
 id_type!(ScheduleId);
 
@@ -66,7 +66,7 @@ pub enum Content {
 #[derive(Debug, Clone)]
 pub struct Schedule {
     pub id: ScheduleId,
-    pub user_id: UserId,
+    pub workspace_id: WorkspaceId,
     pub name: String,
     pub when: When,
     pub timezone: Tz,

@@ -10,15 +10,15 @@ use super::cron::{CronExpr, parse_timezone};
 use super::model::{
     Content, Run, Schedule, ScheduleError, ScheduleId, ScheduleInput, Status, When, next_run,
 };
-use crate::account::UserId;
 use crate::contact::GroupId;
 use crate::device::DeviceId;
 use crate::secret::at_rest::{self, Column};
 use crate::template::TemplateId;
+use crate::workspace::WorkspaceId;
 
 pub(crate) struct ScheduleRow {
     pub id: ScheduleId,
-    pub user_id: UserId,
+    pub workspace_id: WorkspaceId,
     pub name: String,
     pub kind: String,
     pub local_time: Option<NaiveDateTime>,
@@ -66,7 +66,7 @@ impl ScheduleRow {
         };
         Ok(Schedule {
             id: self.id,
-            user_id: self.user_id,
+            workspace_id: self.workspace_id,
             name: self.name,
             when,
             timezone,
@@ -89,7 +89,7 @@ macro_rules! query_schedules {
     ($tail:literal $(, $arg:expr)* $(,)?) => {
         sqlx::query_as!(
             ScheduleRow,
-            r#"SELECT id AS "id: ScheduleId", user_id AS "user_id: UserId", name, kind, local_time, cron_expr, timezone,
+            r#"SELECT id AS "id: ScheduleId", workspace_id AS "workspace_id: WorkspaceId", name, kind, local_time, cron_expr, timezone,
                       recipients, group_ids, body, body_sealed, template_id AS "template_id: TemplateId", variables,
                       device_id AS "device_id: DeviceId", status, next_run_at, last_run_at, run_count, created_at, updated_at
                FROM scheduled_sends "# + $tail
@@ -103,22 +103,22 @@ fn readable(rows: Vec<ScheduleRow>) -> Vec<Schedule> {
     rows.into_iter().filter_map(|r| r.into_schedule().ok()).collect()
 }
 
-/// One page of the user's schedules, newest first, and how many there are.
+/// One page of the workspace's schedules, newest first, and how many there are.
 pub async fn list(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     offset: i64,
     limit: i64,
 ) -> sqlx::Result<(Vec<Schedule>, i64)> {
     let total = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM scheduled_sends WHERE user_id = $1"#,
-        user as UserId
+        r#"SELECT count(*) AS "n!" FROM scheduled_sends WHERE workspace_id = $1"#,
+        workspace as WorkspaceId
     )
     .fetch_one(pool)
     .await?;
     let rows = query_schedules!(
-        "WHERE user_id = $1 ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT $3",
-        user as UserId,
+        "WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT $3",
+        workspace as WorkspaceId,
         offset,
         limit
     )
@@ -127,34 +127,38 @@ pub async fn list(
     Ok((readable(rows), total))
 }
 
-pub async fn find(pool: &PgPool, user: UserId, id: ScheduleId) -> sqlx::Result<Option<Schedule>> {
-    let row = query_schedules!("WHERE id = $1 AND user_id = $2", id as ScheduleId, user as UserId)
-        .fetch_optional(pool)
-        .await?;
+pub async fn find(pool: &PgPool, workspace: WorkspaceId, id: ScheduleId) -> sqlx::Result<Option<Schedule>> {
+    let row = query_schedules!(
+        "WHERE id = $1 AND workspace_id = $2",
+        id as ScheduleId,
+        workspace as WorkspaceId
+    )
+    .fetch_optional(pool)
+    .await?;
     Ok(row.and_then(|r| r.into_schedule().ok()))
 }
 
-/// Active and paused schedules of the user (what the limit counts).
-pub async fn count_open(conn: &mut PgConnection, user: UserId) -> sqlx::Result<i64> {
+/// Active and paused schedules of the workspace (what the limit counts).
+pub async fn count_open(conn: &mut PgConnection, workspace: WorkspaceId) -> sqlx::Result<i64> {
     sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM scheduled_sends WHERE user_id = $1 AND status IN ('active', 'paused')"#,
-        user as UserId
+        r#"SELECT count(*) AS "n!" FROM scheduled_sends WHERE workspace_id = $1 AND status IN ('active', 'paused')"#,
+        workspace as WorkspaceId
     )
     .fetch_one(conn)
     .await
 }
 
-/// Checks that the groups, template and device a schedule names are the user's.
+/// Checks that the groups, template and device a schedule names are the workspace's.
 async fn check_owned(
     conn: &mut PgConnection,
-    user: UserId,
+    workspace: WorkspaceId,
     input: &ScheduleInput,
 ) -> Result<(), ScheduleError> {
     if !input.group_ids.is_empty() {
         let ids: Vec<Uuid> = input.group_ids.iter().map(|g| g.0).collect();
         let owned = sqlx::query_scalar!(
-            r#"SELECT count(*) AS "n!" FROM contact_groups WHERE user_id = $1 AND id = ANY($2)"#,
-            user as UserId,
+            r#"SELECT count(*) AS "n!" FROM contact_groups WHERE workspace_id = $1 AND id = ANY($2)"#,
+            workspace as WorkspaceId,
             &ids
         )
         .fetch_one(&mut *conn)
@@ -165,9 +169,9 @@ async fn check_owned(
     }
     if let Content::Template { id, .. } = &input.content {
         let owned = sqlx::query_scalar!(
-            r#"SELECT count(*) AS "n!" FROM message_templates WHERE id = $1 AND user_id = $2"#,
+            r#"SELECT count(*) AS "n!" FROM message_templates WHERE id = $1 AND workspace_id = $2"#,
             *id as TemplateId,
-            user as UserId
+            workspace as WorkspaceId
         )
         .fetch_one(&mut *conn)
         .await?;
@@ -177,9 +181,9 @@ async fn check_owned(
     }
     if let Some(device) = input.device_id {
         let owned = sqlx::query_scalar!(
-            r#"SELECT count(*) AS "n!" FROM devices WHERE id = $1 AND user_id = $2"#,
+            r#"SELECT count(*) AS "n!" FROM devices WHERE id = $1 AND workspace_id = $2"#,
             device as DeviceId,
-            user as UserId
+            workspace as WorkspaceId
         )
         .fetch_one(&mut *conn)
         .await?;
@@ -231,34 +235,34 @@ fn columns(id: ScheduleId, input: &ScheduleInput) -> sqlx::Result<Columns> {
     })
 }
 
-/// Creates an active schedule, within the user's limit of open schedules.
+/// Creates an active schedule, within the workspace's limit of open schedules.
 pub async fn create(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     input: &ScheduleInput,
     max_open: i64,
     now: DateTime<Utc>,
 ) -> Result<Schedule, ScheduleError> {
     let mut tx = pool.begin().await?;
-    // Serialises this user's creations so two at once cannot both pass the limit.
-    crate::account::repo::lock(&mut tx, user).await?;
-    let used = count_open(&mut tx, user).await?;
+    // Serialises this workspace's creations so two at once cannot both pass the limit.
+    crate::workspace::repo::lock(&mut tx, workspace).await?;
+    let used = count_open(&mut tx, workspace).await?;
     if used >= max_open {
         return Err(ScheduleError::Limit {
             limit: max_open,
             used,
         });
     }
-    check_owned(&mut tx, user, input).await?;
+    check_owned(&mut tx, workspace, input).await?;
     let next = next_run(&input.when, input.timezone, now);
     let id = ScheduleId(Uuid::now_v7());
     let c = columns(id, input)?;
     sqlx::query!(
-        "INSERT INTO scheduled_sends (id, user_id, name, kind, local_time, cron_expr, timezone, recipients, group_ids,
+        "INSERT INTO scheduled_sends (id, workspace_id, name, kind, local_time, cron_expr, timezone, recipients, group_ids,
                                       body, body_sealed, template_id, variables, device_id, status, next_run_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULLIF($16, ''::bytea), $11, $12, $13, $14, $15)",
         id as ScheduleId,
-        user as UserId,
+        workspace as WorkspaceId,
         input.name,
         c.kind,
         c.local_time,
@@ -277,34 +281,34 @@ pub async fn create(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    find(pool, user, id).await?.ok_or(ScheduleError::NotFound)
+    find(pool, workspace, id).await?.ok_or(ScheduleError::NotFound)
 }
 
 /// Replaces a schedule's definition; its next run is worked out afresh from `now`. A
-/// completed one-time send given a new future time becomes active again, if the user's
+/// completed one-time send given a new future time becomes active again, if the workspace's
 /// limit of open schedules has room.
 pub async fn update(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     id: ScheduleId,
     input: &ScheduleInput,
     max_open: i64,
     now: DateTime<Utc>,
 ) -> Result<Schedule, ScheduleError> {
     let mut tx = pool.begin().await?;
-    check_owned(&mut tx, user, input).await?;
+    check_owned(&mut tx, workspace, input).await?;
     let next = next_run(&input.when, input.timezone, now);
-    crate::account::repo::lock(&mut tx, user).await?;
+    crate::workspace::repo::lock(&mut tx, workspace).await?;
     let status = sqlx::query_scalar!(
-        "SELECT status FROM scheduled_sends WHERE id = $1 AND user_id = $2",
+        "SELECT status FROM scheduled_sends WHERE id = $1 AND workspace_id = $2",
         id as ScheduleId,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ScheduleError::NotFound)?;
     if status == "completed" && next.is_some() {
-        let used = count_open(&mut tx, user).await?;
+        let used = count_open(&mut tx, workspace).await?;
         if used >= max_open {
             return Err(ScheduleError::Limit {
                 limit: max_open,
@@ -320,9 +324,9 @@ pub async fn update(
              status = CASE WHEN $14::timestamptz IS NULL THEN 'completed'
                            WHEN status = 'paused' THEN 'paused' ELSE 'active' END,
              updated_at = now()
-         WHERE id = $1 AND user_id = $2",
+         WHERE id = $1 AND workspace_id = $2",
         id as ScheduleId,
-        user as UserId,
+        workspace as WorkspaceId,
         input.name,
         c.kind,
         c.local_time,
@@ -343,14 +347,14 @@ pub async fn update(
         return Err(ScheduleError::NotFound);
     }
     tx.commit().await?;
-    find(pool, user, id).await?.ok_or(ScheduleError::NotFound)
+    find(pool, workspace, id).await?.ok_or(ScheduleError::NotFound)
 }
 
-pub async fn delete(pool: &PgPool, user: UserId, id: ScheduleId) -> sqlx::Result<bool> {
+pub async fn delete(pool: &PgPool, workspace: WorkspaceId, id: ScheduleId) -> sqlx::Result<bool> {
     let done = sqlx::query!(
-        "DELETE FROM scheduled_sends WHERE id = $1 AND user_id = $2",
+        "DELETE FROM scheduled_sends WHERE id = $1 AND workspace_id = $2",
         id as ScheduleId,
-        user as UserId
+        workspace as WorkspaceId
     )
     .execute(pool)
     .await?;
@@ -358,19 +362,19 @@ pub async fn delete(pool: &PgPool, user: UserId, id: ScheduleId) -> sqlx::Result
 }
 
 /// Stops an active schedule from firing until it is resumed.
-pub async fn pause(pool: &PgPool, user: UserId, id: ScheduleId) -> Result<Schedule, ScheduleError> {
-    let s = find(pool, user, id).await?.ok_or(ScheduleError::NotFound)?;
+pub async fn pause(pool: &PgPool, workspace: WorkspaceId, id: ScheduleId) -> Result<Schedule, ScheduleError> {
+    let s = find(pool, workspace, id).await?.ok_or(ScheduleError::NotFound)?;
     if s.status == Status::Completed {
         return Err(ScheduleError::Completed);
     }
     sqlx::query!(
-        "UPDATE scheduled_sends SET status = 'paused', updated_at = now() WHERE id = $1 AND user_id = $2 AND status = 'active'",
+        "UPDATE scheduled_sends SET status = 'paused', updated_at = now() WHERE id = $1 AND workspace_id = $2 AND status = 'active'",
         id as ScheduleId,
-        user as UserId
+        workspace as WorkspaceId
     )
     .execute(pool)
     .await?;
-    find(pool, user, id).await?.ok_or(ScheduleError::NotFound)
+    find(pool, workspace, id).await?.ok_or(ScheduleError::NotFound)
 }
 
 /// Starts a paused schedule again from `now`: a recurring one at its next due time (runs
@@ -378,11 +382,11 @@ pub async fn pause(pool: &PgPool, user: UserId, id: ScheduleId) -> Result<Schedu
 /// at once.
 pub async fn resume(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     id: ScheduleId,
     now: DateTime<Utc>,
 ) -> Result<Schedule, ScheduleError> {
-    let s = find(pool, user, id).await?.ok_or(ScheduleError::NotFound)?;
+    let s = find(pool, workspace, id).await?.ok_or(ScheduleError::NotFound)?;
     if s.status == Status::Completed {
         return Err(ScheduleError::Completed);
     }
@@ -394,26 +398,31 @@ pub async fn resume(
         "UPDATE scheduled_sends
          SET status = CASE WHEN $3::timestamptz IS NULL THEN 'completed' ELSE 'active' END,
              next_run_at = $3, updated_at = now()
-         WHERE id = $1 AND user_id = $2 AND status = 'paused'",
+         WHERE id = $1 AND workspace_id = $2 AND status = 'paused'",
         id as ScheduleId,
-        user as UserId,
+        workspace as WorkspaceId,
         next
     )
     .execute(pool)
     .await?;
-    find(pool, user, id).await?.ok_or(ScheduleError::NotFound)
+    find(pool, workspace, id).await?.ok_or(ScheduleError::NotFound)
 }
 
 /// The schedule's most recent runs, newest first.
-pub async fn runs(pool: &PgPool, user: UserId, id: ScheduleId, limit: i64) -> sqlx::Result<Vec<Run>> {
+pub async fn runs(
+    pool: &PgPool,
+    workspace: WorkspaceId,
+    id: ScheduleId,
+    limit: i64,
+) -> sqlx::Result<Vec<Run>> {
     sqlx::query_as!(
         Run,
         "SELECT r.due_at, r.ran_at, r.late, r.messages, r.batch_id, r.error
          FROM schedule_runs r JOIN scheduled_sends s ON s.id = r.schedule_id
-         WHERE r.schedule_id = $1 AND s.user_id = $2
+         WHERE r.schedule_id = $1 AND s.workspace_id = $2
          ORDER BY r.ran_at DESC, r.due_at DESC LIMIT $3",
         id as ScheduleId,
-        user as UserId,
+        workspace as WorkspaceId,
         limit
     )
     .fetch_all(pool)

@@ -10,12 +10,12 @@ use sqlx::{Acquire, PgPool};
 
 use super::model::{Content, Schedule, ScheduleId, When, next_run};
 use super::repo::{ScheduleRow, query_schedules};
-use crate::account::UserId;
 use crate::config::SmsConfig;
 use crate::device::DeviceId;
 use crate::quota;
 use crate::sms::send::{self, SendError, SendRequest, TemplateSendRequest, Validated};
 use crate::template::TemplateId;
+use crate::workspace::WorkspaceId;
 
 /// A run that starts this long after its due time is recorded as late.
 pub const LATE_AFTER_SECS: i64 = 60;
@@ -94,9 +94,9 @@ async fn fire_one(pool: &PgPool, cfg: &SmsConfig, now: DateTime<Utc>) -> sqlx::R
             Err(e) => Err(e),
             Ok(v) => {
                 let (ids, batch, response) = send::accept(&v);
-                send::insert_accepted(&mut sp, &[(schedule.user_id, &v, &ids, batch)], true).await?;
+                send::insert_accepted(&mut sp, &[(schedule.workspace_id, &v, &ids, batch)], true).await?;
                 let n = i32::try_from(v.count()).unwrap_or(i32::MAX);
-                match quota::consume(&mut sp, schedule.user_id, n, cfg.max_sms_per_month).await {
+                match quota::consume(&mut sp, schedule.workspace_id, n, cfg.max_sms_per_month).await {
                     Ok(()) => {
                         sp.commit().await?;
                         Ok((n, batch.map(|b| b.0), response))
@@ -191,7 +191,7 @@ fn run_error(e: &SendError) -> String {
 
 /// The messages of one run: groups resolved now, the template as it reads now.
 async fn build(pool: &PgPool, cfg: &SmsConfig, s: &Schedule) -> Result<Validated, SendError> {
-    if !has_enabled_device(pool, s.user_id).await? {
+    if !has_enabled_device(pool, s.workspace_id).await? {
         return Err(SendError::NoDevice);
     }
     let group_ids: Vec<String> = s.group_ids.iter().map(ToString::to_string).collect();
@@ -205,7 +205,7 @@ async fn build(pool: &PgPool, cfg: &SmsConfig, s: &Schedule) -> Result<Validated
                 group_ids,
                 valid_until: None,
             };
-            send::validate(pool, cfg, s.user_id, &req).await
+            send::validate(pool, cfg, s.workspace_id, &req).await
         }
         Content::Template { id, variables } => {
             let req = TemplateSendRequest {
@@ -216,15 +216,15 @@ async fn build(pool: &PgPool, cfg: &SmsConfig, s: &Schedule) -> Result<Validated
                 group_ids,
                 valid_until: None,
             };
-            send::validate_template(pool, cfg, s.user_id, &req).await
+            send::validate_template(pool, cfg, s.workspace_id, &req).await
         }
     }
 }
 
-async fn has_enabled_device(pool: &PgPool, user: UserId) -> sqlx::Result<bool> {
+async fn has_enabled_device(pool: &PgPool, workspace: WorkspaceId) -> sqlx::Result<bool> {
     sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM devices WHERE user_id = $1 AND enabled) AS "e!""#,
-        user as UserId
+        r#"SELECT EXISTS (SELECT 1 FROM devices WHERE workspace_id = $1 AND enabled) AS "e!""#,
+        workspace as WorkspaceId
     )
     .fetch_one(pool)
     .await

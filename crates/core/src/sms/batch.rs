@@ -1,7 +1,7 @@
-//! Group commit for sends. Each commit of a send waits for the disk and holds the user's
+//! Group commit for sends. Each commit of a send waits for the disk and holds the workspace's
 //! usage row, so one account sending from many connections is limited by commits, not by
 //! work. The batcher collects the requests that arrive while a commit is in flight and
-//! accepts them together: one transaction, one insert per table, each user's usage row
+//! accepts them together: one transaction, one insert per table, each workspace's usage row
 //! locked once (in id order, so batchers of several processes never deadlock), each request
 //! accepted or refused on its own against the remaining quota.
 
@@ -11,9 +11,9 @@ use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::send::{SendError, SendResponse, Validated, accept, insert_accepted};
-use crate::account::UserId;
 use crate::config::SmsConfig;
 use crate::quota::{QuotaExceeded, month_bounds};
+use crate::workspace::WorkspaceId;
 
 /// Most requests accepted in one transaction.
 const MAX_BATCH: usize = 256;
@@ -25,7 +25,7 @@ type Reply = oneshot::Sender<Result<SendResponse, SendError>>;
 
 #[derive(Clone)]
 pub struct Batcher {
-    tx: mpsc::Sender<(UserId, Validated, Reply)>,
+    tx: mpsc::Sender<(WorkspaceId, Validated, Reply)>,
 }
 
 impl Batcher {
@@ -40,10 +40,14 @@ impl Batcher {
     }
 
     /// Accepts a validated request (or refuses it on quota) as part of the next batch.
-    pub async fn submit(&self, user: UserId, request: Validated) -> Result<SendResponse, SendError> {
+    pub async fn submit(
+        &self,
+        workspace: WorkspaceId,
+        request: Validated,
+    ) -> Result<SendResponse, SendError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send((user, request, reply))
+            .send((workspace, request, reply))
             .await
             .map_err(|_| SendError::Database(sqlx::Error::PoolClosed))?;
         answer
@@ -52,7 +56,7 @@ impl Batcher {
     }
 }
 
-async fn work(pool: PgPool, cfg: SmsConfig, rx: Arc<Mutex<mpsc::Receiver<(UserId, Validated, Reply)>>>) {
+async fn work(pool: PgPool, cfg: SmsConfig, rx: Arc<Mutex<mpsc::Receiver<(WorkspaceId, Validated, Reply)>>>) {
     // The writer keeps one connection of its own (no pool round trip per batch), and takes
     // a fresh one after any error.
     let mut conn: Option<sqlx::PgConnection> = None;
@@ -104,34 +108,34 @@ async fn work(pool: PgPool, cfg: SmsConfig, rx: Arc<Mutex<mpsc::Receiver<(UserId
 async fn commit(
     conn: &mut sqlx::PgConnection,
     cfg: &SmsConfig,
-    jobs: &[(UserId, Validated, Reply)],
+    jobs: &[(WorkspaceId, Validated, Reply)],
 ) -> sqlx::Result<Vec<Result<SendResponse, SendError>>> {
     let (month, _) = month_bounds();
-    let mut users: Vec<uuid::Uuid> = jobs.iter().map(|j| j.0.0).collect();
-    users.sort();
-    users.dedup();
+    let mut workspaces: Vec<uuid::Uuid> = jobs.iter().map(|j| j.0.0).collect();
+    workspaces.sort();
+    workspaces.dedup();
     let mut tx = sqlx::Connection::begin(conn).await?;
     // Creates missing usage rows and locks them all, in id order, in one statement.
     let rows = sqlx::query!(
-        "INSERT INTO sms_usage (user_id, month, sent) SELECT u, $2, 0 FROM unnest($1::uuid[]) AS u ORDER BY u
-         ON CONFLICT (user_id, month) DO UPDATE SET sent = sms_usage.sent
-         RETURNING user_id, sent",
-        &users,
+        "INSERT INTO sms_usage (workspace_id, month, sent) SELECT u, $2, 0 FROM unnest($1::uuid[]) AS u ORDER BY u
+         ON CONFLICT (workspace_id, month) DO UPDATE SET sent = sms_usage.sent
+         RETURNING workspace_id, sent",
+        &workspaces,
         month
     )
     .fetch_all(&mut *tx)
     .await?;
     let mut used: std::collections::HashMap<uuid::Uuid, i32> =
-        rows.into_iter().map(|r| (r.user_id, r.sent)).collect();
+        rows.into_iter().map(|r| (r.workspace_id, r.sent)).collect();
     let used_before = used.clone();
 
     let limit = cfg.max_sms_per_month;
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut accepted = Vec::new();
     let mut prepared = Vec::new();
-    for (user, v, _) in jobs {
+    for (workspace, v, _) in jobs {
         let n = i32::try_from(v.count()).unwrap_or(i32::MAX);
-        let u = used.entry(user.0).or_insert(0);
+        let u = used.entry(workspace.0).or_insert(0);
         if u.saturating_add(n) > limit {
             outcomes.push(Some(Err(SendError::Quota(QuotaExceeded {
                 limit,
@@ -145,11 +149,11 @@ async fn commit(
         outcomes.push(None);
     }
     let mut next = prepared.iter();
-    for ((user, v, _), outcome) in jobs.iter().zip(&outcomes) {
+    for ((workspace, v, _), outcome) in jobs.iter().zip(&outcomes) {
         if outcome.is_none()
             && let Some((ids, batch, _)) = next.next()
         {
-            accepted.push((*user, v, ids.as_slice(), *batch));
+            accepted.push((*workspace, v, ids.as_slice(), *batch));
         }
     }
     if !accepted.is_empty() {
@@ -159,12 +163,12 @@ async fn commit(
             .map(|(u, n)| (*u, n - used_before.get(u).copied().unwrap_or(0)))
             .filter(|(_, d)| *d > 0)
             .unzip();
-        // Counts the usage and wakes the dispatchers of these users (at commit) in one go.
+        // Counts the usage and wakes the dispatchers of these workspaces (at commit) in one go.
         sqlx::query!(
             "WITH counted AS (
-                 UPDATE sms_usage s SET sent = s.sent + d.n FROM unnest($1::uuid[], $2::int[]) AS d(user_id, n)
-                 WHERE s.user_id = d.user_id AND s.month = $3 RETURNING s.user_id)
-             SELECT pg_notify($4, user_id::text) FROM counted",
+                 UPDATE sms_usage s SET sent = s.sent + d.n FROM unnest($1::uuid[], $2::int[]) AS d(workspace_id, n)
+                 WHERE s.workspace_id = d.workspace_id AND s.month = $3 RETURNING s.workspace_id)
+             SELECT pg_notify($4, workspace_id::text) FROM counted",
             &ids,
             &deltas,
             month,

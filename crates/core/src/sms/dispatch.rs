@@ -11,13 +11,13 @@ use uuid::Uuid;
 use super::body::SmsBody;
 use super::model::{MessageId, Status};
 use super::repo::record_events;
-use crate::account::UserId;
 use crate::bus::{self, BusEvent};
 use crate::config::SmsConfig;
 use crate::device::{Device, DeviceId};
 use crate::secret::at_rest::{self, Column};
 use crate::webhook::endpoint as webhook;
 use crate::webhook::{Event, Payload};
+use crate::workspace::WorkspaceId;
 
 /// Messages given to one device by a dispatch pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,18 +31,22 @@ struct Candidate {
     capacity: i64,
 }
 
-/// Assigns `user`'s due pending messages to reachable, enabled devices with pacing room:
+/// Assigns `workspace`'s due pending messages to reachable, enabled devices with pacing room:
 /// the requested device if any, else the device that held an expired lease, else the next
-/// device in the user's rotation (skipping the one that just failed when another can take
-/// it). Passes for one user run one at a time; messages are locked with SKIP LOCKED.
-pub async fn dispatch_user(pool: &PgPool, cfg: &SmsConfig, user: UserId) -> sqlx::Result<Vec<Assignment>> {
+/// device in the workspace's rotation (skipping the one that just failed when another can take
+/// it). Passes for one workspace run one at a time; messages are locked with SKIP LOCKED.
+pub async fn dispatch_workspace(
+    pool: &PgPool,
+    cfg: &SmsConfig,
+    workspace: WorkspaceId,
+) -> sqlx::Result<Vec<Assignment>> {
     // Without a reachable device there is nothing to do: skip the locks (and the commit).
     let reachable = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM devices d WHERE d.user_id = $1 AND d.enabled
+        r#"SELECT EXISTS (SELECT 1 FROM devices d WHERE d.workspace_id = $1 AND d.enabled
              AND (d.stream_until > now()
                   OR (coalesce(d.fcm_token, '') <> '' AND d.last_seen_at > now() - make_interval(secs => $2))
                   OR d.last_seen_at > now() - interval '90 seconds')) AS "e!""#,
-        user as UserId,
+        workspace as WorkspaceId,
         cfg.device_seen_window_secs as f64
     )
     .fetch_one(pool)
@@ -52,14 +56,14 @@ pub async fn dispatch_user(pool: &PgPool, cfg: &SmsConfig, user: UserId) -> sqlx
     }
     let mut tx = pool.begin().await?;
     sqlx::query!(
-        "INSERT INTO dispatch_rotation (user_id) VALUES ($1) ON CONFLICT DO NOTHING",
-        user as UserId
+        "INSERT INTO dispatch_rotation (workspace_id) VALUES ($1) ON CONFLICT DO NOTHING",
+        workspace as WorkspaceId
     )
     .execute(&mut *tx)
     .await?;
     let last = sqlx::query_scalar!(
-        r#"SELECT last_device_id AS "d: DeviceId" FROM dispatch_rotation WHERE user_id = $1 FOR UPDATE"#,
-        user as UserId
+        r#"SELECT last_device_id AS "d: DeviceId" FROM dispatch_rotation WHERE workspace_id = $1 FOR UPDATE"#,
+        workspace as WorkspaceId
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -69,12 +73,12 @@ pub async fn dispatch_user(pool: &PgPool, cfg: &SmsConfig, user: UserId) -> sqlx
                         d.per_day_limit - (SELECT count(*) FROM messages m WHERE m.device_id = d.id AND m.assigned_at > now() - interval '1 day'))
                   AS "capacity!"
            FROM devices d
-           WHERE d.user_id = $1 AND d.enabled
+           WHERE d.workspace_id = $1 AND d.enabled
              AND (d.stream_until > now()
                   OR (coalesce(d.fcm_token, '') <> '' AND d.last_seen_at > now() - make_interval(secs => $2))
                   OR d.last_seen_at > now() - interval '90 seconds')
            ORDER BY d.id"#,
-        user as UserId,
+        workspace as WorkspaceId,
         cfg.device_seen_window_secs as f64
     )
     .fetch_all(&mut *tx)
@@ -93,12 +97,12 @@ pub async fn dispatch_user(pool: &PgPool, cfg: &SmsConfig, user: UserId) -> sqlx
         r#"SELECT id AS "id: MessageId", requested_device_id AS "requested: DeviceId",
                   prefer_device_id AS "prefer: DeviceId", avoid_device_id AS "avoid: DeviceId"
            FROM messages
-           WHERE user_id = $1 AND status = 'pending' AND next_attempt_at <= now()
+           WHERE workspace_id = $1 AND status = 'pending' AND next_attempt_at <= now()
              AND (valid_until IS NULL OR valid_until > now())
            ORDER BY next_attempt_at, id
            LIMIT 1000
            FOR UPDATE SKIP LOCKED"#,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -155,7 +159,7 @@ pub async fn dispatch_user(pool: &PgPool, cfg: &SmsConfig, user: UserId) -> sqlx
         bus::publish(
             &mut tx,
             &BusEvent::Assigned {
-                user_id: user,
+                workspace_id: workspace,
                 device_id: a.device_id,
             },
         )
@@ -163,15 +167,21 @@ pub async fn dispatch_user(pool: &PgPool, cfg: &SmsConfig, user: UserId) -> sqlx
     }
     if let Some(i) = rotation_at {
         sqlx::query!(
-            "UPDATE dispatch_rotation SET last_device_id = $2 WHERE user_id = $1",
-            user as UserId,
+            "UPDATE dispatch_rotation SET last_device_id = $2 WHERE workspace_id = $1",
+            workspace as WorkspaceId,
             devices[i].id as DeviceId
         )
         .execute(&mut *tx)
         .await?;
     }
     if !assignments.is_empty() {
-        bus::publish(&mut tx, &BusEvent::Messages { user_id: user }).await?;
+        bus::publish(
+            &mut tx,
+            &BusEvent::Messages {
+                workspace_id: workspace,
+            },
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(assignments)
@@ -231,7 +241,7 @@ pub async fn claim(pool: &PgPool, cfg: &SmsConfig, device: &Device) -> sqlx::Res
         bus::publish(
             &mut tx,
             &BusEvent::Messages {
-                user_id: device.user_id,
+                workspace_id: device.workspace_id,
             },
         )
         .await?;
@@ -316,13 +326,13 @@ pub async fn report(
     let id: MessageId = message_id.parse().map_err(|_| not_found())?;
     let mut tx = pool.begin().await?;
     let m = sqlx::query!(
-        r#"SELECT user_id AS "user_id: UserId", status, attempts, device_id AS "device_id: DeviceId"
+        r#"SELECT workspace_id AS "workspace_id: WorkspaceId", status, attempts, device_id AS "device_id: DeviceId"
            FROM messages WHERE id = $1 AND direction = 'outgoing' FOR UPDATE"#,
         id as MessageId
     )
     .fetch_optional(&mut *tx)
     .await?
-    .filter(|m| m.user_id == device.user_id)
+    .filter(|m| m.workspace_id == device.workspace_id)
     .ok_or_else(not_found)?;
     if m.device_id != Some(device.id) {
         let was_given = sqlx::query_scalar!(
@@ -370,7 +380,13 @@ pub async fn report(
                         Some(device.id),
                     )
                     .await?;
-                    bus::publish(&mut tx, &BusEvent::Messages { user_id: m.user_id }).await?;
+                    bus::publish(
+                        &mut tx,
+                        &BusEvent::Messages {
+                            workspace_id: m.workspace_id,
+                        },
+                    )
+                    .await?;
                     tx.commit().await?;
                     return Ok(Status::Pending);
                 }
@@ -410,7 +426,7 @@ pub async fn report(
         .with_time("delivered_at", row.delivered_at);
     webhook::enqueue(
         &mut tx,
-        m.user_id,
+        m.workspace_id,
         event,
         Some(device.id),
         &payload,
@@ -418,7 +434,13 @@ pub async fn report(
     )
     .await?;
     record_events(&mut tx, &[id], status.as_str(), &reason, Some(device.id)).await?;
-    bus::publish(&mut tx, &BusEvent::Messages { user_id: m.user_id }).await?;
+    bus::publish(
+        &mut tx,
+        &BusEvent::Messages {
+            workspace_id: m.workspace_id,
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(status)
 }
@@ -473,13 +495,13 @@ pub async fn incoming(
     let (text, sealed) = at_rest::store_text(Column::MessageBody, id.0, body.as_str())?;
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query_scalar!(
-        r#"INSERT INTO messages (id, user_id, direction, recipient, from_number, body, body_sealed, encoding, segments,
+        r#"INSERT INTO messages (id, workspace_id, direction, recipient, from_number, body, body_sealed, encoding, segments,
                                  status, device_id, received_at, dedupe_key)
            VALUES ($1, $2, 'incoming', $3, $4, $5, NULLIF($11, ''::bytea), $6, $7, 'received', $8, $9, $10)
            ON CONFLICT (dedupe_key) DO NOTHING
            RETURNING id AS "id: MessageId""#,
         id as MessageId,
-        device.user_id as UserId,
+        device.workspace_id as WorkspaceId,
         device.phone_number,
         from,
         text,
@@ -498,7 +520,7 @@ pub async fn incoming(
             let payload = Payload::new(Event::SmsReceived, &id.to_string(), received_at).with("from", from);
             webhook::enqueue(
                 &mut tx,
-                device.user_id,
+                device.workspace_id,
                 Event::SmsReceived,
                 Some(device.id),
                 &payload,
@@ -508,7 +530,7 @@ pub async fn incoming(
             bus::publish(
                 &mut tx,
                 &BusEvent::Messages {
-                    user_id: device.user_id,
+                    workspace_id: device.workspace_id,
                 },
             )
             .await?;
@@ -534,12 +556,12 @@ pub struct WatchdogReport {
     pub claims_timed_out: usize,
     pub expired: usize,
     pub failed: usize,
-    pub users_to_dispatch: Vec<UserId>,
+    pub workspaces_to_dispatch: Vec<WorkspaceId>,
 }
 
 /// Resolves everything past its deadline: unreported leases go back to the queue (the same
 /// device first) or fail after the last attempt; assigned messages never claimed go back to
-/// the queue (another device first); messages past `valid_until` expire. Returns the users
+/// the queue (another device first); messages past `valid_until` expire. Returns the workspaces
 /// with due pending messages, for a dispatch pass each. Safe with several workers.
 pub async fn watchdog(pool: &PgPool, cfg: &SmsConfig) -> sqlx::Result<WatchdogReport> {
     let mut report = WatchdogReport::default();
@@ -554,7 +576,7 @@ pub async fn watchdog(pool: &PgPool, cfg: &SmsConfig) -> sqlx::Result<WatchdogRe
            FROM (SELECT id FROM messages WHERE status = 'sending' AND lease_expires_at < now()
                  LIMIT 1000 FOR UPDATE SKIP LOCKED) x
            WHERE m.id = x.id
-           RETURNING m.id AS "id: MessageId", m.status, m.user_id AS "user_id: UserId", m.device_id AS "device_id: DeviceId",
+           RETURNING m.id AS "id: MessageId", m.status, m.workspace_id AS "workspace_id: WorkspaceId", m.device_id AS "device_id: DeviceId",
                      m.recipient, m.body, m.body_sealed, m.error_message, m.sent_at"#,
         cfg.max_attempts()
     )
@@ -575,7 +597,7 @@ pub async fn watchdog(pool: &PgPool, cfg: &SmsConfig) -> sqlx::Result<WatchdogRe
                 .with_time("sent_at", l.sent_at);
             webhook::enqueue(
                 &mut tx,
-                l.user_id,
+                l.workspace_id,
                 Event::SmsFailed,
                 l.device_id,
                 &payload,
@@ -593,7 +615,7 @@ pub async fn watchdog(pool: &PgPool, cfg: &SmsConfig) -> sqlx::Result<WatchdogRe
            FROM (SELECT id FROM messages WHERE status = 'assigned' AND lease_expires_at < now()
                  LIMIT 1000 FOR UPDATE SKIP LOCKED) x
            WHERE m.id = x.id
-           RETURNING m.id AS "id: MessageId", m.user_id AS "user_id: UserId", m.device_id AS "device_id: DeviceId""#
+           RETURNING m.id AS "id: MessageId", m.workspace_id AS "workspace_id: WorkspaceId", m.device_id AS "device_id: DeviceId""#
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -615,7 +637,7 @@ pub async fn watchdog(pool: &PgPool, cfg: &SmsConfig) -> sqlx::Result<WatchdogRe
            FROM (SELECT id FROM messages WHERE status IN ('pending', 'assigned') AND valid_until < now()
                  LIMIT 1000 FOR UPDATE SKIP LOCKED) x
            WHERE m.id = x.id
-           RETURNING m.id AS "id: MessageId", m.user_id AS "user_id: UserId", m.recipient, m.body, m.body_sealed,
+           RETURNING m.id AS "id: MessageId", m.workspace_id AS "workspace_id: WorkspaceId", m.recipient, m.body, m.body_sealed,
                      coalesce(m.device_id, m.requested_device_id) AS "device_id: DeviceId""#
     )
     .fetch_all(&mut *tx)
@@ -628,7 +650,7 @@ pub async fn watchdog(pool: &PgPool, cfg: &SmsConfig) -> sqlx::Result<WatchdogRe
             .with("error_message", "Not sent before it expired.");
         webhook::enqueue(
             &mut tx,
-            e.user_id,
+            e.workspace_id,
             Event::SmsExpired,
             e.device_id,
             &payload,
@@ -646,31 +668,37 @@ pub async fn watchdog(pool: &PgPool, cfg: &SmsConfig) -> sqlx::Result<WatchdogRe
     .await?;
     report.expired = expired.len();
 
-    let mut touched: Vec<UserId> = leases
+    let mut touched: Vec<WorkspaceId> = leases
         .iter()
-        .map(|l| l.user_id)
-        .chain(unclaimed.iter().map(|u| u.user_id))
-        .chain(expired.iter().map(|e| e.user_id))
+        .map(|l| l.workspace_id)
+        .chain(unclaimed.iter().map(|u| u.workspace_id))
+        .chain(expired.iter().map(|e| e.workspace_id))
         .collect();
     touched.sort_by_key(|u| u.0);
     touched.dedup();
-    for user in &touched {
-        bus::publish(&mut tx, &BusEvent::Messages { user_id: *user }).await?;
+    for workspace in &touched {
+        bus::publish(
+            &mut tx,
+            &BusEvent::Messages {
+                workspace_id: *workspace,
+            },
+        )
+        .await?;
     }
     tx.commit().await?;
 
-    // The distinct users with due messages, one index seek per user (a loose index scan on
-    // `messages_pending`), so a large backlog of one user costs nothing here.
-    report.users_to_dispatch = sqlx::query_scalar!(
+    // The distinct workspaces with due messages, one index seek per workspace (a loose index scan on
+    // `messages_pending`), so a large backlog of one workspace costs nothing here.
+    report.workspaces_to_dispatch = sqlx::query_scalar!(
         r#"WITH RECURSIVE u AS (
-               (SELECT user_id FROM messages WHERE status = 'pending' AND next_attempt_at <= now()
-                ORDER BY user_id LIMIT 1)
+               (SELECT workspace_id FROM messages WHERE status = 'pending' AND next_attempt_at <= now()
+                ORDER BY workspace_id LIMIT 1)
                UNION ALL
-               SELECT (SELECT m.user_id FROM messages m
-                       WHERE m.status = 'pending' AND m.next_attempt_at <= now() AND m.user_id > u.user_id
-                       ORDER BY m.user_id LIMIT 1)
-               FROM u WHERE u.user_id IS NOT NULL)
-           SELECT user_id AS "u!: UserId" FROM u WHERE user_id IS NOT NULL"#
+               SELECT (SELECT m.workspace_id FROM messages m
+                       WHERE m.status = 'pending' AND m.next_attempt_at <= now() AND m.workspace_id > u.workspace_id
+                       ORDER BY m.workspace_id LIMIT 1)
+               FROM u WHERE u.workspace_id IS NOT NULL)
+           SELECT workspace_id AS "u!: WorkspaceId" FROM u WHERE workspace_id IS NOT NULL"#
     )
     .fetch_all(pool)
     .await?;

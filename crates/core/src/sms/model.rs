@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::account::UserId;
 use crate::device::DeviceId;
 use crate::secret::at_rest::{self, Column};
+use crate::workspace::WorkspaceId;
 
 id_type!(MessageId);
 id_type!(BatchId);
@@ -68,7 +68,7 @@ impl Status {
 #[derive(Debug, Clone)]
 pub struct Message {
     pub id: MessageId,
-    pub user_id: UserId,
+    pub workspace_id: WorkspaceId,
     pub batch_id: Option<BatchId>,
     pub direction: String,
     pub recipient: String,
@@ -91,7 +91,7 @@ pub struct Message {
 #[derive(Debug, Clone)]
 pub struct StoredMessage {
     pub id: MessageId,
-    pub user_id: UserId,
+    pub workspace_id: WorkspaceId,
     pub batch_id: Option<BatchId>,
     pub direction: String,
     pub recipient: String,
@@ -122,7 +122,7 @@ impl StoredMessage {
         )?;
         Ok(Message {
             id: self.id,
-            user_id: self.user_id,
+            workspace_id: self.workspace_id,
             batch_id: self.batch_id,
             direction: self.direction,
             recipient: self.recipient,

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
 use super::model::{BatchId, Message, MessageEvent, MessageFilter, MessageId, StoredMessage};
-use crate::account::UserId;
 use crate::device::DeviceId;
+use crate::workspace::WorkspaceId;
 
 /// Records one event per message.
 pub async fn record_events(
@@ -41,7 +41,7 @@ pub async fn requeue_device(
                   lease_expires_at = NULL, next_attempt_at = now(), updated_at = now(),
                   requested_device_id = CASE WHEN requested_device_id = $1 THEN NULL ELSE requested_device_id END
            WHERE device_id = $1 AND (status = 'assigned' OR ($2 = 'all' AND status = 'sending'))
-           RETURNING id AS "id: MessageId", user_id AS "user_id: UserId""#,
+           RETURNING id AS "id: MessageId", workspace_id AS "workspace_id: WorkspaceId""#,
         device as DeviceId,
         which
     )
@@ -49,25 +49,25 @@ pub async fn requeue_device(
     .await?;
     let ids: Vec<MessageId> = rows.iter().map(|r| r.id).collect();
     record_events(conn, &ids, "pending", why, Some(device)).await?;
-    let mut users: Vec<UserId> = rows.iter().map(|r| r.user_id).collect();
-    users.sort_by_key(|u| u.0);
-    users.dedup();
-    for user in users {
-        crate::bus::wake_dispatch(conn, user).await?;
+    let mut workspaces: Vec<WorkspaceId> = rows.iter().map(|r| r.workspace_id).collect();
+    workspaces.sort_by_key(|u| u.0);
+    workspaces.dedup();
+    for workspace in workspaces {
+        crate::bus::wake_dispatch(conn, workspace).await?;
     }
     Ok(())
 }
 
 /// The owner's message.
-pub async fn find(pool: &PgPool, user: UserId, id: MessageId) -> sqlx::Result<Option<Message>> {
+pub async fn find(pool: &PgPool, workspace: WorkspaceId, id: MessageId) -> sqlx::Result<Option<Message>> {
     sqlx::query_as!(
         StoredMessage,
-        r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
+        r#"SELECT id AS "id: MessageId", workspace_id AS "workspace_id: WorkspaceId", batch_id AS "batch_id: BatchId", direction,
                   recipient, from_number, body, body_sealed, encoding, segments, status, error_message,
                   coalesce(device_id, requested_device_id) AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
-           FROM messages WHERE id = $1 AND user_id = $2"#,
+           FROM messages WHERE id = $1 AND workspace_id = $2"#,
         id as MessageId,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_optional(pool)
     .await?
@@ -78,19 +78,19 @@ pub async fn find(pool: &PgPool, user: UserId, id: MessageId) -> sqlx::Result<Op
 /// One page of a batch's messages, newest first.
 pub async fn batch_page(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     batch: BatchId,
     limit: i64,
     offset: i64,
 ) -> sqlx::Result<Vec<Message>> {
     sqlx::query_as!(
         StoredMessage,
-        r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
+        r#"SELECT id AS "id: MessageId", workspace_id AS "workspace_id: WorkspaceId", batch_id AS "batch_id: BatchId", direction,
                   recipient, from_number, body, body_sealed, encoding, segments, status, error_message,
                   coalesce(device_id, requested_device_id) AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
-           FROM messages WHERE batch_id = $1 AND user_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"#,
+           FROM messages WHERE batch_id = $1 AND workspace_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"#,
         batch as BatchId,
-        user as UserId,
+        workspace as WorkspaceId,
         limit,
         offset
     )
@@ -102,13 +102,17 @@ pub async fn batch_page(
 }
 
 /// How many of a batch's messages are in each status, over the whole batch (sorted by
-/// status). Empty when the batch is unknown or another user's.
-pub async fn batch_counts(pool: &PgPool, user: UserId, batch: BatchId) -> sqlx::Result<Vec<(String, i64)>> {
+/// status). Empty when the batch is unknown or another workspace's.
+pub async fn batch_counts(
+    pool: &PgPool,
+    workspace: WorkspaceId,
+    batch: BatchId,
+) -> sqlx::Result<Vec<(String, i64)>> {
     let rows = sqlx::query!(
-        r#"SELECT status, count(*) AS "n!" FROM messages WHERE batch_id = $1 AND user_id = $2
+        r#"SELECT status, count(*) AS "n!" FROM messages WHERE batch_id = $1 AND workspace_id = $2
            GROUP BY status ORDER BY status"#,
         batch as BatchId,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_all(pool)
     .await?;
@@ -126,26 +130,26 @@ pub async fn events(pool: &PgPool, id: MessageId) -> sqlx::Result<Vec<MessageEve
     .await
 }
 
-/// One page of the user's messages (newest first) and the total under the same filters.
+/// One page of the workspace's messages (newest first) and the total under the same filters.
 pub async fn page(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     f: &MessageFilter,
     limit: i64,
     offset: i64,
 ) -> sqlx::Result<(Vec<Message>, i64)> {
     let items = sqlx::query_as!(
         StoredMessage,
-        r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
+        r#"SELECT id AS "id: MessageId", workspace_id AS "workspace_id: WorkspaceId", batch_id AS "batch_id: BatchId", direction,
                   recipient, from_number, body, body_sealed, encoding, segments, status, error_message,
                   coalesce(device_id, requested_device_id) AS "device_id: DeviceId", attempts, sent_at, delivered_at, received_at, created_at, updated_at
            FROM messages
-           WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR direction = $3)
+           WHERE workspace_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR direction = $3)
              AND ($4::uuid IS NULL OR coalesce(device_id, requested_device_id) = $4) AND ($5::uuid IS NULL OR batch_id = $5)
              AND ($6::text IS NULL OR recipient = $6)
              AND ($7::timestamptz IS NULL OR created_at >= $7) AND ($8::timestamptz IS NULL OR created_at <= $8)
            ORDER BY created_at DESC, id DESC LIMIT $9 OFFSET $10"#,
-        user as UserId,
+        workspace as WorkspaceId,
         f.status,
         f.direction,
         f.device_id.map(|d| d.0),
@@ -163,11 +167,11 @@ pub async fn page(
     .collect::<sqlx::Result<Vec<_>>>()?;
     let total = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM messages
-           WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR direction = $3)
+           WHERE workspace_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR direction = $3)
              AND ($4::uuid IS NULL OR coalesce(device_id, requested_device_id) = $4) AND ($5::uuid IS NULL OR batch_id = $5)
              AND ($6::text IS NULL OR recipient = $6)
              AND ($7::timestamptz IS NULL OR created_at >= $7) AND ($8::timestamptz IS NULL OR created_at <= $8)"#,
-        user as UserId,
+        workspace as WorkspaceId,
         f.status,
         f.direction,
         f.device_id.map(|d| d.0),
@@ -186,7 +190,7 @@ pub async fn page(
 /// device.
 pub async fn page_before(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     direction: &str,
     filter: &PageFilter,
     before: Option<(DateTime<Utc>, MessageId)>,
@@ -198,17 +202,17 @@ pub async fn page_before(
     };
     sqlx::query_as!(
         StoredMessage,
-        r#"SELECT id AS "id: MessageId", user_id AS "user_id: UserId", batch_id AS "batch_id: BatchId", direction,
+        r#"SELECT id AS "id: MessageId", workspace_id AS "workspace_id: WorkspaceId", batch_id AS "batch_id: BatchId", direction,
                   recipient, from_number, body, body_sealed, encoding, segments, status, error_message,
                   coalesce(device_id, requested_device_id) AS "device_id: DeviceId", attempts, sent_at, delivered_at,
                   received_at, created_at, updated_at
            FROM messages
-           WHERE user_id = $1 AND direction = $2 AND ($3::text IS NULL OR status = $3)
+           WHERE workspace_id = $1 AND direction = $2 AND ($3::text IS NULL OR status = $3)
              AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))
              AND ($7::text IS NULL OR (CASE WHEN direction = 'incoming' THEN from_number ELSE recipient END) = $7)
              AND ($8::uuid IS NULL OR coalesce(device_id, requested_device_id) = $8)
            ORDER BY created_at DESC, id DESC LIMIT $6"#,
-        user as UserId,
+        workspace as WorkspaceId,
         direction,
         filter.status.as_deref(),
         before_at,
@@ -249,7 +253,7 @@ impl Stats {
     }
 }
 
-pub async fn stats(pool: &PgPool, user: UserId) -> sqlx::Result<Stats> {
+pub async fn stats(pool: &PgPool, workspace: WorkspaceId) -> sqlx::Result<Stats> {
     let r = sqlx::query!(
         r#"SELECT
              count(*) FILTER (WHERE direction = 'outgoing' AND sent_at >= date_trunc('day', now())) AS "sent!",
@@ -258,9 +262,9 @@ pub async fn stats(pool: &PgPool, user: UserId) -> sqlx::Result<Stats> {
              count(*) FILTER (WHERE status IN ('pending', 'assigned', 'sending')) AS "pending!",
              count(*) FILTER (WHERE direction = 'incoming' AND created_at >= date_trunc('day', now())) AS "received!"
            FROM messages
-           WHERE user_id = $1 AND (created_at >= date_trunc('day', now()) - interval '1 day'
+           WHERE workspace_id = $1 AND (created_at >= date_trunc('day', now()) - interval '1 day'
                                    OR status IN ('pending', 'assigned', 'sending'))"#,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_one(pool)
     .await?;
@@ -276,17 +280,17 @@ pub async fn stats(pool: &PgPool, user: UserId) -> sqlx::Result<Stats> {
 /// Sent and delivered per UTC day for the last `days` days, oldest first (zeros included).
 pub async fn daily(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     days: i32,
 ) -> sqlx::Result<Vec<(chrono::NaiveDate, i64, i64)>> {
     let rows = sqlx::query!(
         r#"SELECT d::date AS "day!",
-                  (SELECT count(*) FROM messages m WHERE m.user_id = $1 AND m.direction = 'outgoing'
+                  (SELECT count(*) FROM messages m WHERE m.workspace_id = $1 AND m.direction = 'outgoing'
                      AND m.sent_at >= d AND m.sent_at < d + interval '1 day') AS "sent!",
-                  (SELECT count(*) FROM messages m WHERE m.user_id = $1 AND m.status = 'delivered'
+                  (SELECT count(*) FROM messages m WHERE m.workspace_id = $1 AND m.status = 'delivered'
                      AND m.delivered_at >= d AND m.delivered_at < d + interval '1 day') AS "delivered!"
            FROM generate_series(date_trunc('day', now()) - make_interval(days => $2 - 1), date_trunc('day', now()), interval '1 day') d"#,
-        user as UserId,
+        workspace as WorkspaceId,
         days
     )
     .fetch_all(pool)

@@ -9,12 +9,12 @@ use uuid::Uuid;
 use super::body::{BodyError, Encoding, SmsBody};
 use super::model::{BatchId, MessageId};
 use super::phone::PhoneNumber;
-use crate::account::UserId;
 use crate::config::SmsConfig;
 use crate::contact::GroupId;
 use crate::device::DeviceId;
 use crate::quota::{self, ConsumeError, QuotaExceeded};
 use crate::secret::at_rest::{self, Column};
+use crate::workspace::WorkspaceId;
 
 /// What a caller asks to send.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -149,7 +149,7 @@ pub const MAX_EXPANDED_RECIPIENTS: usize = 100_000;
 /// [`MAX_EXPANDED_RECIPIENTS`], so a school can reach all its parents in one send.
 pub async fn collect_recipients(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     raw: &[String],
     group_ids: &[String],
     max: usize,
@@ -167,7 +167,7 @@ pub async fn collect_recipients(
     let groups: Vec<GroupId> = group_ids.iter().filter_map(|g| g.parse().ok()).collect();
     if !groups.is_empty() {
         let mut conn = pool.acquire().await?;
-        let members = crate::contact::repo::numbers_in_groups(&mut conn, user, &groups).await?;
+        let members = crate::contact::repo::numbers_in_groups(&mut conn, workspace, &groups).await?;
         let mut seen: std::collections::HashSet<String> = out.iter().cloned().collect();
         for number in members {
             if seen.insert(number.clone()) {
@@ -230,15 +230,21 @@ impl Validated {
 pub async fn validate(
     pool: &PgPool,
     cfg: &SmsConfig,
-    user: UserId,
+    workspace: WorkspaceId,
     req: &SendRequest,
 ) -> Result<Validated, SendError> {
-    let recipients =
-        collect_recipients(pool, user, &req.recipients, &req.group_ids, cfg.max_recipients).await?;
+    let recipients = collect_recipients(
+        pool,
+        workspace,
+        &req.recipients,
+        &req.group_ids,
+        cfg.max_recipients,
+    )
+    .await?;
     let body = SmsBody::parse(&req.body)?;
     finish(
         pool,
-        user,
+        workspace,
         recipients,
         Bodies::Shared(body),
         req.device_id.as_deref(),
@@ -250,14 +256,14 @@ pub async fn validate(
 /// The device and expiry checks every kind of send ends with.
 async fn finish(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     recipients: Vec<String>,
     body: Bodies,
     device: Option<&str>,
     valid_until: Option<&str>,
 ) -> Result<Validated, SendError> {
     let device = match device.map(str::trim).filter(|d| !d.is_empty()) {
-        Some(raw) => Some(check_device(pool, user, raw).await?),
+        Some(raw) => Some(check_device(pool, workspace, raw).await?),
         None => None,
     };
     let valid_until = match valid_until.map(str::trim).filter(|v| !v.is_empty()) {
@@ -303,16 +309,22 @@ pub struct TemplateSendRequest {
 pub async fn validate_template(
     pool: &PgPool,
     cfg: &SmsConfig,
-    user: UserId,
+    workspace: WorkspaceId,
     req: &TemplateSendRequest,
 ) -> Result<Validated, SendError> {
-    let recipients =
-        collect_recipients(pool, user, &req.recipients, &req.group_ids, cfg.max_recipients).await?;
-    let template = crate::template::repo::for_send(pool, user, &req.template_id).await?;
-    let bodies = render_each(pool, user, &template, &recipients, &req.variables).await?;
+    let recipients = collect_recipients(
+        pool,
+        workspace,
+        &req.recipients,
+        &req.group_ids,
+        cfg.max_recipients,
+    )
+    .await?;
+    let template = crate::template::repo::for_send(pool, workspace, &req.template_id).await?;
+    let bodies = render_each(pool, workspace, &template, &recipients, &req.variables).await?;
     finish(
         pool,
-        user,
+        workspace,
         recipients,
         Bodies::Each(bodies),
         req.device_id.as_deref(),
@@ -324,7 +336,7 @@ pub async fn validate_template(
 /// Fills the template for each recipient.
 pub(crate) async fn render_each(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     template: &crate::template::text::TemplateText,
     recipients: &[String],
     variables: &std::collections::HashMap<String, String>,
@@ -332,7 +344,7 @@ pub(crate) async fn render_each(
     let uses_contact = template.variables().iter().any(|v| *v == "name" || *v == "phone");
     let names = if uses_contact {
         let mut conn = pool.acquire().await?;
-        crate::contact::repo::names_by_number(&mut conn, user, recipients).await?
+        crate::contact::repo::names_by_number(&mut conn, workspace, recipients).await?
     } else {
         std::collections::HashMap::new()
     };
@@ -379,15 +391,15 @@ pub(crate) fn accept(v: &Validated) -> (Vec<MessageId>, Option<BatchId>, SendRes
     (ids, batch, response)
 }
 
-/// Writes the messages of accepted requests (any users) with their first events in one
-/// statement, and with `wake` asks the dispatchers of those users to run at commit.
+/// Writes the messages of accepted requests (any workspaces) with their first events in one
+/// statement, and with `wake` asks the dispatchers of those workspaces to run at commit.
 pub(crate) async fn insert_accepted(
     conn: &mut PgConnection,
-    accepted: &[(UserId, &Validated, &[MessageId], Option<BatchId>)],
+    accepted: &[(WorkspaceId, &Validated, &[MessageId], Option<BatchId>)],
     wake: bool,
 ) -> sqlx::Result<()> {
     let n: usize = accepted.iter().map(|a| a.2.len()).sum();
-    let (mut ids, mut users, mut batches, mut recipients, mut bodies) = (
+    let (mut ids, mut workspaces, mut batches, mut recipients, mut bodies) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -401,11 +413,11 @@ pub(crate) async fn insert_accepted(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    for (user, v, msg_ids, batch) in accepted {
+    for (workspace, v, msg_ids, batch) in accepted {
         for (i, (id, recipient)) in msg_ids.iter().zip(&v.recipients).enumerate() {
             let body = v.body(i);
             ids.push(id.0);
-            users.push(user.0);
+            workspaces.push(workspace.0);
             batches.push(batch.map(|b| b.0));
             recipients.push(recipient.clone());
             let (text, seal) = at_rest::store_text(Column::MessageBody, id.0, body.as_str())?;
@@ -420,17 +432,17 @@ pub(crate) async fn insert_accepted(
     // Messages and their first events in one statement.
     sqlx::query!(
         "WITH m AS (
-             INSERT INTO messages (id, user_id, batch_id, direction, recipient, body, body_sealed, encoding, segments,
+             INSERT INTO messages (id, workspace_id, batch_id, direction, recipient, body, body_sealed, encoding, segments,
                                    status, requested_device_id, valid_until)
-             SELECT id, user_id, batch_id, 'outgoing', recipient, body, NULLIF(sealed, ''::bytea), encoding, segments,
+             SELECT id, workspace_id, batch_id, 'outgoing', recipient, body, NULLIF(sealed, ''::bytea), encoding, segments,
                     'pending', device, valid_until
              FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::uuid[],
                          $9::timestamptz[], $10::bytea[])
-                  AS t(id, user_id, batch_id, recipient, body, encoding, segments, device, valid_until, sealed)
+                  AS t(id, workspace_id, batch_id, recipient, body, encoding, segments, device, valid_until, sealed)
              RETURNING id)
          INSERT INTO message_events (message_id, status, detail) SELECT id, 'pending', 'Accepted.' FROM m",
         &ids,
-        &users,
+        &workspaces,
         &batches as &[Option<Uuid>],
         &recipients,
         &bodies,
@@ -445,11 +457,11 @@ pub(crate) async fn insert_accepted(
     if !wake {
         return Ok(());
     }
-    let mut woken: Vec<UserId> = accepted.iter().map(|a| a.0).collect();
+    let mut woken: Vec<WorkspaceId> = accepted.iter().map(|a| a.0).collect();
     woken.sort_by_key(|u| u.0);
     woken.dedup();
-    for user in woken {
-        crate::bus::wake_dispatch(conn, user).await?;
+    for workspace in woken {
+        crate::bus::wake_dispatch(conn, workspace).await?;
     }
     Ok(())
 }
@@ -459,61 +471,61 @@ pub(crate) async fn insert_accepted(
 pub async fn send(
     pool: &PgPool,
     cfg: &SmsConfig,
-    user: UserId,
+    workspace: WorkspaceId,
     req: &SendRequest,
     idempotency: Option<&Idempotency>,
 ) -> Result<Sent, SendError> {
     // A retry of a request that already succeeded gets its answer, whatever changed since
     // (a deleted device, a passed valid_until).
     if let Some(idem) = idempotency
-        && let Some(stored) = completed_idempotent(pool, user, idem).await?
+        && let Some(stored) = completed_idempotent(pool, workspace, idem).await?
     {
         return Ok(Sent::Replayed(stored));
     }
-    let v = validate(pool, cfg, user, req).await?;
-    commit_one(pool, cfg, user, &v, idempotency).await
+    let v = validate(pool, cfg, workspace, req).await?;
+    commit_one(pool, cfg, workspace, &v, idempotency).await
 }
 
 /// [`send`] for a template request.
 pub async fn send_template(
     pool: &PgPool,
     cfg: &SmsConfig,
-    user: UserId,
+    workspace: WorkspaceId,
     req: &TemplateSendRequest,
     idempotency: Option<&Idempotency>,
 ) -> Result<Sent, SendError> {
     if let Some(idem) = idempotency
-        && let Some(stored) = completed_idempotent(pool, user, idem).await?
+        && let Some(stored) = completed_idempotent(pool, workspace, idem).await?
     {
         return Ok(Sent::Replayed(stored));
     }
-    let v = validate_template(pool, cfg, user, req).await?;
-    commit_one(pool, cfg, user, &v, idempotency).await
+    let v = validate_template(pool, cfg, workspace, req).await?;
+    commit_one(pool, cfg, workspace, &v, idempotency).await
 }
 
 /// Writes one validated request on its own transaction, counted against the quota.
 pub async fn commit_one(
     pool: &PgPool,
     cfg: &SmsConfig,
-    user: UserId,
+    workspace: WorkspaceId,
     v: &Validated,
     idempotency: Option<&Idempotency>,
 ) -> Result<Sent, SendError> {
     let mut tx = pool.begin().await?;
     if let Some(idem) = idempotency
-        && let Some(stored) = claim_idempotency(&mut tx, user, idem).await?
+        && let Some(stored) = claim_idempotency(&mut tx, workspace, idem).await?
     {
         return Ok(Sent::Replayed(stored));
     }
     let (ids, batch, response) = accept(v);
-    insert_accepted(&mut tx, &[(user, v, &ids, batch)], true).await?;
+    insert_accepted(&mut tx, &[(workspace, v, &ids, batch)], true).await?;
     if let Some(idem) = idempotency {
-        store_idempotent_response(&mut tx, user, idem, &response).await?;
+        store_idempotent_response(&mut tx, workspace, idem, &response).await?;
     }
     // Last, so the usage row stays locked only for the commit.
     quota::consume(
         &mut tx,
-        user,
+        workspace,
         i32::try_from(v.count()).unwrap_or(i32::MAX),
         cfg.max_sms_per_month,
     )
@@ -522,17 +534,17 @@ pub async fn commit_one(
     Ok(Sent::Accepted(response))
 }
 
-async fn check_device(pool: &PgPool, user: UserId, raw: &str) -> Result<DeviceId, SendError> {
+async fn check_device(pool: &PgPool, workspace: WorkspaceId, raw: &str) -> Result<DeviceId, SendError> {
     let not_found = || SendError::DeviceNotFound(raw.to_owned());
     let id: DeviceId = raw.parse().map_err(|_| not_found())?;
     let owner = sqlx::query_scalar!(
-        r#"SELECT user_id AS "user_id: UserId" FROM devices WHERE id = $1"#,
+        r#"SELECT workspace_id AS "workspace_id: WorkspaceId" FROM devices WHERE id = $1"#,
         id as DeviceId
     )
     .fetch_optional(pool)
     .await?
     .ok_or_else(not_found)?;
-    if owner != user {
+    if owner != workspace {
         return Err(SendError::DeviceNotOwned);
     }
     Ok(id)
@@ -541,13 +553,13 @@ async fn check_device(pool: &PgPool, user: UserId, raw: &str) -> Result<DeviceId
 /// The stored answer of a completed request under this key (24 h), if any.
 async fn completed_idempotent(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     idem: &Idempotency,
 ) -> Result<Option<serde_json::Value>, SendError> {
     let stored = sqlx::query!(
         "SELECT request_hash, response FROM idempotency_keys
-         WHERE user_id = $1 AND key = $2 AND status_code <> 0 AND created_at >= now() - interval '24 hours'",
-        user as UserId,
+         WHERE workspace_id = $1 AND key = $2 AND status_code <> 0 AND created_at >= now() - interval '24 hours'",
+        workspace as WorkspaceId,
         idem.key
     )
     .fetch_optional(pool)
@@ -563,20 +575,20 @@ async fn completed_idempotent(
 /// request with the same key waits here until the first one commits or rolls back.
 async fn claim_idempotency(
     conn: &mut PgConnection,
-    user: UserId,
+    workspace: WorkspaceId,
     idem: &Idempotency,
 ) -> Result<Option<serde_json::Value>, SendError> {
     sqlx::query!(
-        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND created_at < now() - interval '24 hours'",
-        user as UserId,
+        "DELETE FROM idempotency_keys WHERE workspace_id = $1 AND key = $2 AND created_at < now() - interval '24 hours'",
+        workspace as WorkspaceId,
         idem.key
     )
     .execute(&mut *conn)
     .await?;
     let inserted = sqlx::query!(
-        "INSERT INTO idempotency_keys (user_id, key, request_hash, status_code, response)
+        "INSERT INTO idempotency_keys (workspace_id, key, request_hash, status_code, response)
          VALUES ($1, $2, $3, 0, '{}') ON CONFLICT DO NOTHING",
-        user as UserId,
+        workspace as WorkspaceId,
         idem.key,
         idem.request_hash
     )
@@ -586,8 +598,8 @@ async fn claim_idempotency(
         return Ok(None);
     }
     let stored = sqlx::query!(
-        "SELECT request_hash, response FROM idempotency_keys WHERE user_id = $1 AND key = $2",
-        user as UserId,
+        "SELECT request_hash, response FROM idempotency_keys WHERE workspace_id = $1 AND key = $2",
+        workspace as WorkspaceId,
         idem.key
     )
     .fetch_one(&mut *conn)
@@ -600,14 +612,14 @@ async fn claim_idempotency(
 
 async fn store_idempotent_response(
     conn: &mut PgConnection,
-    user: UserId,
+    workspace: WorkspaceId,
     idem: &Idempotency,
     response: &SendResponse,
 ) -> sqlx::Result<()> {
     let json = serde_json::to_value(response).unwrap_or_default();
     sqlx::query!(
-        "UPDATE idempotency_keys SET status_code = 200, response = $3 WHERE user_id = $1 AND key = $2",
-        user as UserId,
+        "UPDATE idempotency_keys SET status_code = 200, response = $3 WHERE workspace_id = $1 AND key = $2",
+        workspace as WorkspaceId,
         idem.key,
         json
     )

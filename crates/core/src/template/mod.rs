@@ -1,4 +1,4 @@
-//! Message templates: bodies with `{{variables}}`, kept per user.
+//! Message templates: bodies with `{{variables}}`, kept per workspace.
 
 mod model;
 pub mod repo;

@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 
 use super::text::{TemplateError, TemplateText};
 use crate::FieldError;
-use crate::account::UserId;
 use crate::secret::at_rest::{self, Column};
 use crate::sms::body::MAX_CHARS;
+use crate::workspace::WorkspaceId;
 
 id_type!(TemplateId);
 
@@ -16,7 +16,7 @@ pub const MAX_NAME: usize = 100;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     pub id: TemplateId,
-    pub user_id: UserId,
+    pub workspace_id: WorkspaceId,
     pub name: String,
     pub body: String,
     pub created_at: DateTime<Utc>,
@@ -27,7 +27,7 @@ pub struct Template {
 #[derive(Debug, Clone)]
 pub struct StoredTemplate {
     pub id: TemplateId,
-    pub user_id: UserId,
+    pub workspace_id: WorkspaceId,
     pub name: String,
     pub body: String,
     pub body_sealed: Option<Vec<u8>>,
@@ -46,7 +46,7 @@ impl StoredTemplate {
                 self.body_sealed.as_deref(),
             )?,
             id: self.id,
-            user_id: self.user_id,
+            workspace_id: self.workspace_id,
             name: self.name,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -121,7 +121,7 @@ pub enum TemplateStoreError {
     NotFound,
     #[error("This template is used by {0} scheduled send(s); change or delete them first.")]
     InUse(i64),
-    #[error("You can keep at most {0} templates (ENDER_MAX_TEMPLATES). Delete one first.")]
+    #[error("This workspace can keep at most {0} templates (ENDER_MAX_TEMPLATES). Delete one first.")]
     TooMany(i64),
     #[error(transparent)]
     Database(#[from] sqlx::Error),

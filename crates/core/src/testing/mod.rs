@@ -268,6 +268,32 @@ pub async fn create_user(pool: &PgPool, email: &str) -> crate::account::UserId {
     .id
 }
 
+/// The personal workspace of `user` (where their devices, keys and messages go by default).
+pub async fn personal_workspace(
+    pool: &PgPool,
+    user: crate::account::UserId,
+) -> crate::workspace::WorkspaceId {
+    crate::workspace::repo::personal(&mut pool.acquire().await.expect("a connection"), user)
+        .await
+        .expect("reading the personal workspace")
+        .expect("every account has a personal workspace")
+        .id
+}
+
+/// A verified account (as [`create_user`]) and its personal workspace.
+pub async fn create_owner(
+    pool: &PgPool,
+    email: &str,
+) -> (crate::account::UserId, crate::workspace::WorkspaceId) {
+    let user = create_user(pool, email).await;
+    (user, personal_workspace(pool, user).await)
+}
+
+/// The personal workspace of a new verified account, for tests that only need an owner.
+pub async fn create_workspace(pool: &PgPool, email: &str) -> crate::workspace::WorkspaceId {
+    create_owner(pool, email).await.1
+}
+
 /// Every message as (direction, recipient, body), bodies opened, by recipient then age.
 pub async fn message_texts(pool: &PgPool) -> Vec<(String, String, String)> {
     use crate::secret::at_rest::{Column, open_text};

@@ -11,15 +11,15 @@ use uuid::Uuid;
 use super::payload::{Event, Payload};
 use super::sign::new_secret;
 use crate::FieldError;
-use crate::account::UserId;
 use crate::device::DeviceId;
 use crate::secret::at_rest;
 use crate::secret::{Keyring, Sealed};
+use crate::workspace::WorkspaceId;
 
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub id: Uuid,
-    pub user_id: UserId,
+    pub workspace_id: WorkspaceId,
     pub url: String,
     pub description: String,
     pub events: Vec<String>,
@@ -87,7 +87,7 @@ pub struct EndpointInput {
 pub enum EndpointError {
     #[error(transparent)]
     Invalid(#[from] FieldError),
-    #[error("You can keep at most {0} webhook endpoints.")]
+    #[error("This workspace can keep at most {0} webhook endpoints.")]
     TooMany(i64),
     #[error("Webhook endpoint not found.")]
     NotFound,
@@ -262,14 +262,14 @@ impl EndpointInput {
 
 async fn check_device(
     conn: &mut PgConnection,
-    user: UserId,
+    workspace: WorkspaceId,
     device: Option<DeviceId>,
 ) -> Result<(), EndpointError> {
     let Some(device) = device else { return Ok(()) };
     let mine = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1 AND user_id = $2) AS "e!""#,
+        r#"SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1 AND workspace_id = $2) AS "e!""#,
         device as DeviceId,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_one(conn)
     .await?;
@@ -309,31 +309,31 @@ async fn store_secret(
     Ok(())
 }
 
-/// Creates an endpoint with a fresh `whsec_…` secret, unless the user already keeps
+/// Creates an endpoint with a fresh `whsec_…` secret, unless the workspace already keeps
 /// `max_endpoints` (each endpoint multiplies every event); returns it with the secret.
 pub async fn create(
     pool: &PgPool,
     keyring: &Keyring,
-    user: UserId,
+    workspace: WorkspaceId,
     input: &EndpointInput,
     max_endpoints: i64,
 ) -> Result<(Endpoint, String), EndpointError> {
     let mut tx = pool.begin().await?;
-    // Serialises this user's creations so two at once cannot both pass the limit.
-    crate::account::repo::lock(&mut tx, user).await?;
-    if count(&mut tx, user).await? >= max_endpoints {
+    // Serialises this workspace's creations so two at once cannot both pass the limit.
+    crate::workspace::repo::lock(&mut tx, workspace).await?;
+    if count(&mut tx, workspace).await? >= max_endpoints {
         return Err(EndpointError::TooMany(max_endpoints));
     }
-    check_device(&mut tx, user, input.device_id).await?;
+    check_device(&mut tx, workspace, input.device_id).await?;
     let endpoint = sqlx::query_as!(
         Endpoint,
-        r#"INSERT INTO webhook_endpoints (id, user_id, url, description, events, device_id, include_body)
+        r#"INSERT INTO webhook_endpoints (id, workspace_id, url, description, events, device_id, include_body)
            VALUES ($1, $2, $3, $4, $5, $6, $7)
-           RETURNING id, user_id AS "user_id: UserId", url, description, events, device_id, include_body, active,
+           RETURNING id, workspace_id AS "workspace_id: WorkspaceId", url, description, events, device_id, include_body, active,
                      disabled_reason, disabled_at, failing_since, consecutive_failures, breaker_open_until,
                      last_failure_at, last_failure, created_at"#,
         Uuid::now_v7(),
-        user as UserId,
+        workspace as WorkspaceId,
         input.url,
         input.description,
         &input.events,
@@ -348,63 +348,63 @@ pub async fn create(
     Ok((endpoint, secret))
 }
 
-pub async fn list(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<Endpoint>> {
+pub async fn list(pool: &PgPool, workspace: WorkspaceId) -> sqlx::Result<Vec<Endpoint>> {
     sqlx::query_as!(
         Endpoint,
-        r#"SELECT id, user_id AS "user_id: UserId", url, description, events, device_id, include_body, active,
+        r#"SELECT id, workspace_id AS "workspace_id: WorkspaceId", url, description, events, device_id, include_body, active,
                   disabled_reason, disabled_at, failing_since, consecutive_failures, breaker_open_until,
                   last_failure_at, last_failure, created_at
-           FROM webhook_endpoints WHERE user_id = $1 ORDER BY created_at DESC"#,
-        user as UserId
+           FROM webhook_endpoints WHERE workspace_id = $1 ORDER BY created_at DESC"#,
+        workspace as WorkspaceId
     )
     .fetch_all(pool)
     .await
 }
 
-/// One page of the user's endpoints, newest first, and how many they have in all.
+/// One page of the workspace's endpoints, newest first, and how many they have in all.
 pub async fn page(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     limit: i64,
     offset: i64,
 ) -> sqlx::Result<(Vec<Endpoint>, i64)> {
     let items = sqlx::query_as!(
         Endpoint,
-        r#"SELECT id, user_id AS "user_id: UserId", url, description, events, device_id, include_body, active,
+        r#"SELECT id, workspace_id AS "workspace_id: WorkspaceId", url, description, events, device_id, include_body, active,
                   disabled_reason, disabled_at, failing_since, consecutive_failures, breaker_open_until,
                   last_failure_at, last_failure, created_at
-           FROM webhook_endpoints WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"#,
-        user as UserId,
+           FROM webhook_endpoints WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"#,
+        workspace as WorkspaceId,
         limit,
         offset
     )
     .fetch_all(pool)
     .await?;
     let mut conn = pool.acquire().await?;
-    let total = count(&mut conn, user).await?;
+    let total = count(&mut conn, workspace).await?;
     Ok((items, total))
 }
 
-/// How many endpoints the user keeps (what the limit counts).
-pub async fn count(conn: &mut PgConnection, user: UserId) -> sqlx::Result<i64> {
+/// How many endpoints the workspace keeps (what the limit counts).
+pub async fn count(conn: &mut PgConnection, workspace: WorkspaceId) -> sqlx::Result<i64> {
     sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM webhook_endpoints WHERE user_id = $1"#,
-        user as UserId
+        r#"SELECT count(*) AS "n!" FROM webhook_endpoints WHERE workspace_id = $1"#,
+        workspace as WorkspaceId
     )
     .fetch_one(conn)
     .await
 }
 
-/// The owner's endpoint (another user's is "not found").
-pub async fn find(pool: &PgPool, user: UserId, id: Uuid) -> Result<Endpoint, EndpointError> {
+/// The owner's endpoint (another workspace's is "not found").
+pub async fn find(pool: &PgPool, workspace: WorkspaceId, id: Uuid) -> Result<Endpoint, EndpointError> {
     sqlx::query_as!(
         Endpoint,
-        r#"SELECT id, user_id AS "user_id: UserId", url, description, events, device_id, include_body, active,
+        r#"SELECT id, workspace_id AS "workspace_id: WorkspaceId", url, description, events, device_id, include_body, active,
                   disabled_reason, disabled_at, failing_since, consecutive_failures, breaker_open_until,
                   last_failure_at, last_failure, created_at
-           FROM webhook_endpoints WHERE id = $1 AND user_id = $2"#,
+           FROM webhook_endpoints WHERE id = $1 AND workspace_id = $2"#,
         id,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_optional(pool)
     .await?
@@ -413,13 +413,13 @@ pub async fn find(pool: &PgPool, user: UserId, id: Uuid) -> Result<Endpoint, End
 
 pub async fn update(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     id: Uuid,
     input: &EndpointInput,
     active: bool,
 ) -> Result<(), EndpointError> {
     let mut tx = pool.begin().await?;
-    check_device(&mut tx, user, input.device_id).await?;
+    check_device(&mut tx, workspace, input.device_id).await?;
     let done = sqlx::query!(
         "UPDATE webhook_endpoints SET url = $3, description = $4, events = $5, device_id = $6, include_body = $7,
                 active = $8, disabled_reason = CASE WHEN $8 THEN '' ELSE disabled_reason END,
@@ -428,9 +428,9 @@ pub async fn update(
                 consecutive_failures = CASE WHEN $8 THEN 0 ELSE consecutive_failures END,
                 breaker_open_until = CASE WHEN $8 THEN NULL ELSE breaker_open_until END,
                 breaker_opened = CASE WHEN $8 THEN 0 ELSE breaker_opened END, updated_at = now()
-         WHERE id = $1 AND user_id = $2",
+         WHERE id = $1 AND workspace_id = $2",
         id,
-        user as UserId,
+        workspace as WorkspaceId,
         input.url,
         input.description,
         &input.events,
@@ -459,11 +459,11 @@ pub async fn update(
     Ok(())
 }
 
-pub async fn delete(pool: &PgPool, user: UserId, id: Uuid) -> Result<(), EndpointError> {
+pub async fn delete(pool: &PgPool, workspace: WorkspaceId, id: Uuid) -> Result<(), EndpointError> {
     let done = sqlx::query!(
-        "DELETE FROM webhook_endpoints WHERE id = $1 AND user_id = $2",
+        "DELETE FROM webhook_endpoints WHERE id = $1 AND workspace_id = $2",
         id,
-        user as UserId
+        workspace as WorkspaceId
     )
     .execute(pool)
     .await?;
@@ -534,10 +534,10 @@ pub async fn live_secrets(
 pub async fn reveal_secret(
     pool: &PgPool,
     keyring: &Keyring,
-    user: UserId,
+    workspace: WorkspaceId,
     id: Uuid,
 ) -> Result<String, EndpointError> {
-    find(pool, user, id).await?;
+    find(pool, workspace, id).await?;
     let mut conn = pool.acquire().await?;
     live_secrets(&mut conn, keyring, id)
         .await?
@@ -550,15 +550,15 @@ pub async fn reveal_secret(
 pub async fn rotate_secret(
     pool: &PgPool,
     keyring: &Keyring,
-    user: UserId,
+    workspace: WorkspaceId,
     id: Uuid,
     overlap: Duration,
 ) -> Result<String, EndpointError> {
     let mut tx = pool.begin().await?;
     sqlx::query!(
-        "UPDATE webhook_endpoints SET secrets_changed_at = now() WHERE id = $1 AND user_id = $2 RETURNING id",
+        "UPDATE webhook_endpoints SET secrets_changed_at = now() WHERE id = $1 AND workspace_id = $2 RETURNING id",
         id,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_optional(&mut *tx)
     .await?
@@ -576,14 +576,14 @@ pub async fn rotate_secret(
     Ok(secret)
 }
 
-/// Writes one pending delivery per active endpoint of `user` subscribed to `event` (and to
+/// Writes one pending delivery per active endpoint of `workspace` subscribed to `event` (and to
 /// `device`, when the endpoint filters by device), inside the caller's transaction, and
 /// wakes the delivery workers when it commits if the endpoint was idle (busy workers
 /// poll). The body goes out with the message text only to endpoints that asked for it. An endpoint Ender disabled gets the event held, for
 /// "re-enable and replay"; one its owner paused gets nothing.
 pub async fn enqueue(
     conn: &mut PgConnection,
-    user: UserId,
+    workspace: WorkspaceId,
     event: Event,
     device: Option<DeviceId>,
     payload: &Payload,
@@ -607,9 +607,9 @@ pub async fn enqueue(
     // used to be skipped it.
     let targets = sqlx::query!(
         "SELECT e.id, e.include_body, e.active FROM webhook_endpoints e
-         WHERE e.user_id = $1 AND (e.active OR e.disabled_at IS NOT NULL) AND $2 = ANY (e.events)
+         WHERE e.workspace_id = $1 AND (e.active OR e.disabled_at IS NOT NULL) AND $2 = ANY (e.events)
            AND (e.device_id IS NULL OR e.device_id = $3)",
-        user as UserId,
+        workspace as WorkspaceId,
         event.as_str(),
         device.map(|d| d.0)
     )
@@ -631,7 +631,7 @@ pub async fn enqueue(
         let status = if t.active { "pending" } else { "held" };
         let row = sqlx::query!(
             r#"WITH written AS (
-                   INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, message_id, body, status)
+                   INSERT INTO webhook_deliveries (id, endpoint_id, workspace_id, event, message_id, body, status)
                    SELECT $4, e.id, $1, $2, $3, $6, $7 FROM webhook_endpoints e WHERE e.id = $5
                    RETURNING id, endpoint_id, status)
                SELECT (SELECT count(*) FROM written) AS "n!",
@@ -651,7 +651,7 @@ pub async fn enqueue(
                                                           AND d.next_attempt_at <= now() AND d.id <> w.id
                                                         ORDER BY d.next_attempt_at LIMIT 1) IS NULL)) n)
                       AS "woke!""#,
-            user as UserId,
+            workspace as WorkspaceId,
             event.as_str(),
             message_id,
             id,
@@ -670,13 +670,17 @@ pub async fn enqueue(
 /// Re-enables an endpoint Ender (or its owner) disabled and queues again, at once, what it
 /// missed: the events held while it was disabled and the deliveries that failed since it
 /// started failing. Returns how many deliveries were queued.
-pub async fn reenable_and_replay(pool: &PgPool, user: UserId, id: Uuid) -> Result<u64, EndpointError> {
+pub async fn reenable_and_replay(
+    pool: &PgPool,
+    workspace: WorkspaceId,
+    id: Uuid,
+) -> Result<u64, EndpointError> {
     let mut tx = pool.begin().await?;
     let since = sqlx::query_scalar!(
         r#"SELECT coalesce(failing_since, disabled_at, now()) AS "since!" FROM webhook_endpoints
-           WHERE id = $1 AND user_id = $2 FOR UPDATE"#,
+           WHERE id = $1 AND workspace_id = $2 FOR UPDATE"#,
         id,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_optional(&mut *tx)
     .await?
@@ -698,22 +702,22 @@ pub async fn reenable_and_replay(pool: &PgPool, user: UserId, id: Uuid) -> Resul
 /// that failed and was created, or gave up, at or after `since`. Returns how many.
 pub async fn replay_failed(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     id: Uuid,
     since: DateTime<Utc>,
 ) -> Result<u64, EndpointError> {
     let mut tx = pool.begin().await?;
-    find_in(&mut tx, user, id).await?;
+    find_in(&mut tx, workspace, id).await?;
     let n = requeue(&mut tx, id, since, false).await?;
     tx.commit().await?;
     Ok(n)
 }
 
-async fn find_in(conn: &mut PgConnection, user: UserId, id: Uuid) -> Result<(), EndpointError> {
+async fn find_in(conn: &mut PgConnection, workspace: WorkspaceId, id: Uuid) -> Result<(), EndpointError> {
     sqlx::query_scalar!(
-        "SELECT id FROM webhook_endpoints WHERE id = $1 AND user_id = $2",
+        "SELECT id FROM webhook_endpoints WHERE id = $1 AND workspace_id = $2",
         id,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_optional(conn)
     .await?
@@ -748,7 +752,11 @@ async fn requeue(
 
 /// Records a `test` event for the owner's endpoint (also a paused or disabled one), not
 /// yet sent: the caller sends it at once. Returns the delivery's id.
-pub async fn create_test_delivery(pool: &PgPool, user: UserId, id: Uuid) -> Result<Uuid, EndpointError> {
+pub async fn create_test_delivery(
+    pool: &PgPool,
+    workspace: WorkspaceId,
+    id: Uuid,
+) -> Result<Uuid, EndpointError> {
     let message_id = format!("test_{}", Uuid::now_v7().simple());
     let body = Payload::new(Event::Test, &message_id, Utc::now())
         .with("from", "+15550000000")
@@ -758,13 +766,13 @@ pub async fn create_test_delivery(pool: &PgPool, user: UserId, id: Uuid) -> Resu
     let body = at_rest::store_payload(delivery, &body)?;
     // Written as failed so no worker claims it before the caller sends it.
     sqlx::query_scalar!(
-        "INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, message_id, body, status)
-         SELECT $1, e.id, e.user_id, 'test', $4, $5, 'failed' FROM webhook_endpoints e
-         WHERE e.id = $2 AND e.user_id = $3
+        "INSERT INTO webhook_deliveries (id, endpoint_id, workspace_id, event, message_id, body, status)
+         SELECT $1, e.id, e.workspace_id, 'test', $4, $5, 'failed' FROM webhook_endpoints e
+         WHERE e.id = $2 AND e.workspace_id = $3
          RETURNING id",
         delivery,
         id,
-        user as UserId,
+        workspace as WorkspaceId,
         message_id,
         body
     )
@@ -773,14 +781,14 @@ pub async fn create_test_delivery(pool: &PgPool, user: UserId, id: Uuid) -> Resu
     .ok_or(EndpointError::NotFound)
 }
 
-/// Successful and failed attempts per endpoint of `user` over the last 24 hours.
-pub async fn day_stats(pool: &PgPool, user: UserId) -> sqlx::Result<Vec<(Uuid, i64, i64)>> {
+/// Successful and failed attempts per endpoint of `workspace` over the last 24 hours.
+pub async fn day_stats(pool: &PgPool, workspace: WorkspaceId) -> sqlx::Result<Vec<(Uuid, i64, i64)>> {
     let rows = sqlx::query!(
         r#"SELECT s.endpoint_id, sum(s.succeeded)::bigint AS "succeeded!", sum(s.failed)::bigint AS "failed!"
            FROM webhook_endpoint_stats s JOIN webhook_endpoints e ON e.id = s.endpoint_id
-           WHERE e.user_id = $1 AND s.hour > now() - interval '24 hours'
+           WHERE e.workspace_id = $1 AND s.hour > now() - interval '24 hours'
            GROUP BY s.endpoint_id"#,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_all(pool)
     .await?;

@@ -1,13 +1,13 @@
 //! The delivery log as an endpoint's owner reads it: deliveries newest first, a page at a
 //! time, and one delivery with its body and every attempt. Every query is scoped by the
-//! owner, so another user's ids are "not found".
+//! owner, so another workspace's ids are "not found".
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::endpoint::EndpointError;
-use crate::account::UserId;
+use crate::workspace::WorkspaceId;
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,24 +103,24 @@ pub struct PageQuery {
 /// endpoint's deliveries gives an empty page.
 pub async fn page(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     endpoint: Uuid,
     q: PageQuery,
 ) -> Result<Vec<Delivery>, EndpointError> {
-    super::endpoint::find(pool, user, endpoint).await?;
+    super::endpoint::find(pool, workspace, endpoint).await?;
     Ok(sqlx::query_as!(
         Delivery,
         r#"SELECT d.id, d.endpoint_id, d.event, d.message_id, d.status, d.attempts, d.next_attempt_at,
                   d.last_status, d.last_error, d.delivered_at, d.created_at
            FROM webhook_deliveries d
-           WHERE d.endpoint_id = $1 AND d.user_id = $2
+           WHERE d.endpoint_id = $1 AND d.workspace_id = $2
              AND ($3::text IS NULL OR d.status = $3)
              AND ($4::uuid IS NULL OR (d.created_at, d.id) < (SELECT c.created_at, c.id FROM webhook_deliveries c
                                                               WHERE c.id = $4 AND c.endpoint_id = $1))
            ORDER BY d.created_at DESC, d.id DESC
            LIMIT $5"#,
         endpoint,
-        user as UserId,
+        workspace as WorkspaceId,
         q.status.map(DeliveryStatus::as_str),
         q.before,
         q.limit.clamp(1, 500)
@@ -132,17 +132,17 @@ pub async fn page(
 /// One delivery of the owner's endpoint, with its body and all its attempts.
 pub async fn find(
     pool: &PgPool,
-    user: UserId,
+    workspace: WorkspaceId,
     endpoint: Uuid,
     delivery: Uuid,
 ) -> Result<DeliveryDetail, EndpointError> {
     let row = sqlx::query!(
         r#"SELECT id, endpoint_id, event, message_id, status, attempts, next_attempt_at, last_status, last_error,
                   delivered_at, created_at, body
-           FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2 AND user_id = $3"#,
+           FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2 AND workspace_id = $3"#,
         delivery,
         endpoint,
-        user as UserId
+        workspace as WorkspaceId
     )
     .fetch_optional(pool)
     .await?

@@ -52,6 +52,33 @@ pub async fn membership(
         .ok_or(WorkspaceError::NotFound)
 }
 
+/// The workspace `user` acts in: `chosen` (the one picked in their session) when they are
+/// still a member of it, else `NotFound`; with nothing chosen, their personal workspace.
+pub async fn current(
+    pool: &PgPool,
+    user: UserId,
+    chosen: Option<WorkspaceId>,
+) -> Result<Membership, WorkspaceError> {
+    let mut conn = pool.acquire().await?;
+    let workspace = match chosen {
+        Some(w) => w,
+        None => {
+            repo::personal(&mut conn, user)
+                .await?
+                .ok_or(WorkspaceError::NotFound)?
+                .id
+        }
+    };
+    repo::membership(&mut conn, workspace, user)
+        .await?
+        .ok_or(WorkspaceError::NotFound)
+}
+
+/// Every workspace `user` belongs to, personal first, then by name (for the switcher).
+pub async fn list_for(pool: &PgPool, user: UserId) -> Result<Vec<Membership>, WorkspaceError> {
+    Ok(repo::memberships(&mut *pool.acquire().await?, user).await?)
+}
+
 /// Makes a shared workspace owned by `user`, who may belong to at most `max_per_user`.
 pub async fn create(
     pool: &PgPool,
@@ -146,6 +173,7 @@ pub async fn remove_member(pool: &PgPool, actor: &Membership, target: UserId) ->
     authorize(&actor, needed_for(current.role, None))?;
     keep_an_owner(&mut tx, &current).await?;
     repo::remove_member(&mut tx, actor.workspace.id, target).await?;
+    left(&mut tx, actor.workspace.id, target).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -160,8 +188,22 @@ pub async fn leave(pool: &PgPool, m: &Membership) -> Result<(), WorkspaceError> 
     }
     keep_an_owner(&mut tx, &m).await?;
     repo::remove_member(&mut tx, m.workspace.id, m.user_id).await?;
+    left(&mut tx, m.workspace.id, m.user_id).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Tells every process (at commit) that `user` is out of `workspace`, so their open live
+/// streams of it end; their next request finds no membership.
+async fn left(conn: &mut sqlx::PgConnection, workspace: WorkspaceId, user: UserId) -> sqlx::Result<()> {
+    crate::bus::publish(
+        conn,
+        &crate::bus::BusEvent::MemberLeft {
+            workspace_id: workspace,
+            user_id: user,
+        },
+    )
+    .await
 }
 
 /// Renames the actor's workspace.

@@ -129,6 +129,26 @@ impl Action {
         Self::Delete,
     ];
 
+    /// What the action is, to finish "Your role does not allow you to …".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Read => "see this workspace",
+            Self::Send => "send SMS",
+            Self::ManageTemplates => "change templates",
+            Self::ManageSchedules => "change scheduled sends",
+            Self::ManageContacts => "change contacts and groups",
+            Self::ManageDevices => "change devices",
+            Self::ManageKeys => "manage API keys",
+            Self::ManageWebhooks => "manage webhooks",
+            Self::ManageMembers => "manage members",
+            Self::ReadAudit => "read the audit trail",
+            Self::Rename => "rename the workspace",
+            Self::ManageBilling => "manage billing",
+            Self::ManageOwners => "change who owns the workspace",
+            Self::Delete => "delete the workspace",
+        }
+    }
+
     /// The least role that may do this: the whole authorisation table.
     pub fn least_role(self) -> Role {
         match self {

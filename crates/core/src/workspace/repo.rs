@@ -146,10 +146,13 @@ pub async fn personal(conn: &mut PgConnection, user: UserId) -> sqlx::Result<Opt
 }
 
 /// Locks the workspace row: changes to its members that must keep an owner take this
-/// first, so two of them never both see the other owner still there.
+/// first, so two of them never both see the other owner still there, and so do additions
+/// that must stay within a limit (devices, keys, contacts…), so two never both see room
+/// for one. `NO KEY UPDATE`: the foreign-key checks of the workspace's own inserts (a
+/// message, say) are not held up by it.
 pub async fn lock(conn: &mut PgConnection, workspace: WorkspaceId) -> sqlx::Result<bool> {
     Ok(sqlx::query_scalar!(
-        "SELECT 1 AS \"one!\" FROM workspaces WHERE id = $1 FOR UPDATE",
+        "SELECT 1 AS \"one!\" FROM workspaces WHERE id = $1 FOR NO KEY UPDATE",
         workspace as WorkspaceId
     )
     .fetch_optional(conn)

@@ -5,7 +5,7 @@ use ender_core::contact::import::{self, Settings, UploadError};
 use ender_core::contact::import_csv::{ColumnMapping, ContactDraft};
 use ender_core::contact::repo::{self, OnDuplicate};
 use ender_core::contact::{ContactError, ContactInput, ContactQuery};
-use ender_core::testing::{create_user, test_db};
+use ender_core::testing::{create_workspace, test_db};
 
 static LIMITS: std::sync::LazyLock<TenantLimits> = std::sync::LazyLock::new(TenantLimits::default);
 
@@ -22,8 +22,8 @@ fn draft(name: &str, phone: &str, groups: &[&str]) -> ContactDraft {
 async fn contacts_are_unique_per_user_and_invisible_to_others() {
     let db = test_db().await;
     let (a, b) = (
-        create_user(&db.pool, "a@example.org").await,
-        create_user(&db.pool, "b@example.org").await,
+        create_workspace(&db.pool, "a@example.org").await,
+        create_workspace(&db.pool, "b@example.org").await,
     );
     let input = ContactInput::parse("Ana", "+15551230001", "", vec![]).unwrap();
     let ana = repo::create(&db.pool, a, &input, LIMITS.max_contacts)
@@ -65,7 +65,7 @@ async fn contacts_are_unique_per_user_and_invisible_to_others() {
 #[tokio::test]
 async fn search_and_group_filters_count_correctly() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "s@example.org").await;
+    let user = create_workspace(&db.pool, "s@example.org").await;
     let staff = repo::create_group(&db.pool, user, "Staff", LIMITS.max_groups)
         .await
         .unwrap();
@@ -107,7 +107,7 @@ async fn search_and_group_filters_count_correctly() {
 #[tokio::test]
 async fn upserting_drafts_creates_updates_or_skips_and_fills_groups() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "u@example.org").await;
+    let user = create_workspace(&db.pool, "u@example.org").await;
     let target = repo::create_group(&db.pool, user, "Imported", LIMITS.max_groups)
         .await
         .unwrap();
@@ -162,7 +162,7 @@ async fn upserting_drafts_creates_updates_or_skips_and_fills_groups() {
 #[tokio::test]
 async fn an_import_runs_once_even_when_two_runners_race() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "imp@example.org").await;
+    let user = create_workspace(&db.pool, "imp@example.org").await;
     let mut csv = String::from("Name;Mobile;Notes\n");
     for i in 0..5_000 {
         csv.push_str(&format!("Person {i};+1555{i:07};note {i}\n"));
@@ -222,7 +222,7 @@ async fn an_import_runs_once_even_when_two_runners_race() {
     assert_eq!(count, 5_000);
     let errors = String::from_utf8(import::errors_csv(&db.pool, user, id).await.unwrap().unwrap()).unwrap();
     assert!(errors.contains("5002"), "{errors}");
-    let other = create_user(&db.pool, "other@example.org").await;
+    let other = create_workspace(&db.pool, "other@example.org").await;
     assert!(import::find(&db.pool, other, id).await.unwrap().is_none());
     assert!(import::errors_csv(&db.pool, other, id).await.unwrap().is_none());
 }
@@ -230,7 +230,7 @@ async fn an_import_runs_once_even_when_two_runners_race() {
 #[tokio::test]
 async fn a_stalled_import_is_resumed_from_where_it_stopped() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "stall@example.org").await;
+    let user = create_workspace(&db.pool, "stall@example.org").await;
     let mut csv = String::from("name,phone\n");
     for i in 0..4_500 {
         csv.push_str(&format!("P{i},+1666{i:07}\n"));
@@ -273,7 +273,7 @@ async fn a_group_may_be_larger_than_the_listed_recipient_cap() {
     use ender_core::config::SmsConfig;
     use ender_core::sms::send::{SendError, SendRequest, validate};
     let db = test_db().await;
-    let user = create_user(&db.pool, "school@example.org").await;
+    let user = create_workspace(&db.pool, "school@example.org").await;
     let parents = repo::create_group(&db.pool, user, "Parents", LIMITS.max_groups)
         .await
         .unwrap();
@@ -318,14 +318,15 @@ async fn a_group_may_be_larger_than_the_listed_recipient_cap() {
     ));
 }
 
-/// The database itself refuses rows that tie one user's records to another's (defence in
-/// depth behind the application's checks).
+/// The database itself refuses rows that tie one workspace's records to another's (defence
+/// in depth behind the application's checks): composite foreign keys on (workspace_id, id),
+/// and the trigger for a schedule's array of groups.
 #[tokio::test]
-async fn the_database_refuses_members_and_schedules_that_cross_users() {
+async fn the_database_refuses_members_and_schedules_that_cross_workspaces() {
     let db = test_db().await;
     let (a, b) = (
-        create_user(&db.pool, "a@example.org").await,
-        create_user(&db.pool, "b@example.org").await,
+        create_workspace(&db.pool, "a@example.org").await,
+        create_workspace(&db.pool, "b@example.org").await,
     );
     let group_a = repo::create_group(&db.pool, a, "A's", LIMITS.max_groups)
         .await
@@ -334,17 +335,25 @@ async fn the_database_refuses_members_and_schedules_that_cross_users() {
     let contact_b = repo::create(&db.pool, b, &input, LIMITS.max_contacts)
         .await
         .unwrap();
-    let crossed = sqlx::query("INSERT INTO contact_group_members (group_id, contact_id) VALUES ($1, $2)")
-        .bind(group_a.id.0)
-        .bind(contact_b.id.0)
-        .execute(&db.pool)
-        .await
-        .unwrap_err();
-    assert!(crossed.to_string().contains("group's owner"), "{crossed}");
+    let member = "INSERT INTO contact_group_members (workspace_id, group_id, contact_id) VALUES ($1, $2, $3)";
+    for (workspace, fkey) in [
+        (a, "contact_group_members_contact_fkey"),
+        (b, "contact_group_members_group_fkey"),
+    ] {
+        let crossed = sqlx::query(member)
+            .bind(workspace.0)
+            .bind(group_a.id.0)
+            .bind(contact_b.id.0)
+            .execute(&db.pool)
+            .await
+            .unwrap_err();
+        assert!(crossed.to_string().contains(fkey), "{crossed}");
+    }
     let contact_a = repo::create(&db.pool, a, &input, LIMITS.max_contacts)
         .await
         .unwrap();
-    sqlx::query("INSERT INTO contact_group_members (group_id, contact_id) VALUES ($1, $2)")
+    sqlx::query(member)
+        .bind(a.0)
         .bind(group_a.id.0)
         .bind(contact_a.id.0)
         .execute(&db.pool)
@@ -352,7 +361,7 @@ async fn the_database_refuses_members_and_schedules_that_cross_users() {
         .unwrap();
 
     let template_b: uuid::Uuid = sqlx::query_scalar(
-        "INSERT INTO message_templates (id, user_id, name, body) VALUES (gen_random_uuid(), $1, 'B', 'hi') RETURNING id",
+        "INSERT INTO message_templates (id, workspace_id, name, body) VALUES (gen_random_uuid(), $1, 'B', 'hi') RETURNING id",
     )
     .bind(b.0)
     .fetch_one(&db.pool)
@@ -363,7 +372,7 @@ async fn the_database_refuses_members_and_schedules_that_cross_users() {
         .unwrap();
     let insert = |template: Option<uuid::Uuid>, groups: Vec<uuid::Uuid>| {
         sqlx::query(
-            "INSERT INTO scheduled_sends (id, user_id, kind, cron_expr, template_id, group_ids, body)
+            "INSERT INTO scheduled_sends (id, workspace_id, kind, cron_expr, template_id, group_ids, body)
              VALUES (gen_random_uuid(), $1, 'recurring', '0 9 * * *', $2, $3, CASE WHEN $2 IS NULL THEN 'hi' ELSE '' END)",
         )
         .bind(a.0)
@@ -372,7 +381,7 @@ async fn the_database_refuses_members_and_schedules_that_cross_users() {
         .execute(&db.pool)
     };
     let e = insert(Some(template_b), vec![]).await.unwrap_err();
-    assert!(e.to_string().contains("template must belong"), "{e}");
+    assert!(e.to_string().contains("scheduled_sends_template_fkey"), "{e}");
     let e = insert(None, vec![group_a.id.0, group_b.id.0]).await.unwrap_err();
     assert!(e.to_string().contains("groups must belong"), "{e}");
     // Its own group, and a group id that no longer exists, are accepted.
@@ -384,7 +393,7 @@ async fn the_database_refuses_members_and_schedules_that_cross_users() {
 /// Uploads a file, starts it with the guessed settings and runs it to its end.
 async fn import_whole(
     pool: &sqlx::PgPool,
-    user: ender_core::account::UserId,
+    user: ender_core::workspace::WorkspaceId,
     name: &str,
     bytes: Vec<u8>,
     limits: &TenantLimits,
@@ -409,7 +418,7 @@ fn phones_csv(rows: usize) -> Vec<u8> {
 #[tokio::test]
 async fn imports_past_a_limit_are_refused_naming_it() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "caps@example.org").await;
+    let user = create_workspace(&db.pool, "caps@example.org").await;
     let limits = TenantLimits {
         import_max_rows: 10,
         import_max_fields: 3,
@@ -471,7 +480,7 @@ async fn imports_past_a_limit_are_refused_naming_it() {
 #[tokio::test]
 async fn a_user_holds_at_most_the_open_import_limit_even_uploading_at_once() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "open@example.org").await;
+    let user = create_workspace(&db.pool, "open@example.org").await;
     let limits = TenantLimits {
         max_open_imports: 3,
         ..TenantLimits::default()
@@ -499,7 +508,7 @@ async fn a_user_holds_at_most_the_open_import_limit_even_uploading_at_once() {
     assert!(message.contains("ENDER_MAX_OPEN_IMPORTS"), "{message}");
     assert_eq!(import::open_imports(&db.pool, user).await.unwrap().len(), 3);
     // Another user's import cannot be discarded; discarding one's own frees a place.
-    let other = create_user(&db.pool, "other-open@example.org").await;
+    let other = create_workspace(&db.pool, "other-open@example.org").await;
     assert!(!import::discard(&db.pool, other, ok[0]).await.unwrap());
     assert!(import::discard(&db.pool, user, ok[0]).await.unwrap());
     assert!(import::find(&db.pool, user, ok[0]).await.unwrap().is_none());
@@ -532,8 +541,8 @@ async fn a_user_holds_at_most_the_open_import_limit_even_uploading_at_once() {
 #[tokio::test]
 async fn an_import_into_another_users_group_is_refused() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "mine@example.org").await;
-    let other = create_user(&db.pool, "theirs@example.org").await;
+    let user = create_workspace(&db.pool, "mine@example.org").await;
+    let other = create_workspace(&db.pool, "theirs@example.org").await;
     let theirs = repo::create_group(&db.pool, other, "Theirs", LIMITS.max_groups)
         .await
         .unwrap();
@@ -560,7 +569,7 @@ async fn an_import_into_another_users_group_is_refused() {
 #[tokio::test]
 async fn the_preview_keeps_the_first_rows_and_counts_the_rest() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "preview@example.org").await;
+    let user = create_workspace(&db.pool, "preview@example.org").await;
     let id = import::upload(&db.pool, user, "p.csv", phones_csv(7_000), &LIMITS)
         .await
         .unwrap();
@@ -608,7 +617,7 @@ async fn the_preview_keeps_the_first_rows_and_counts_the_rest() {
 async fn contacts_groups_and_templates_stop_at_their_limits_even_created_at_once() {
     use ender_core::template::{TemplateInput, TemplateStoreError, repo as templates};
     let db = test_db().await;
-    let user = create_user(&db.pool, "limits@example.org").await;
+    let user = create_workspace(&db.pool, "limits@example.org").await;
     let creates = (0..10).map(|i| {
         let pool = db.pool.clone();
         tokio::spawn(async move {
@@ -623,7 +632,7 @@ async fn contacts_groups_and_templates_stop_at_their_limits_even_created_at_once
             Err(e @ ContactError::TooManyContacts(4)) => {
                 assert_eq!(
                     e.to_string(),
-                    "You can keep at most 4 contacts (ENDER_MAX_CONTACTS). Delete some first."
+                    "This workspace can keep at most 4 contacts (ENDER_MAX_CONTACTS). Delete some first."
                 )
             }
             Err(e) => panic!("{e:?}"),
@@ -631,11 +640,12 @@ async fn contacts_groups_and_templates_stop_at_their_limits_even_created_at_once
     }
     assert_eq!(made, 4);
     // A number already there is still a duplicate at the limit.
-    let known: String = sqlx::query_scalar("SELECT phone_number FROM contacts WHERE user_id = $1 LIMIT 1")
-        .bind(user.0)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let known: String =
+        sqlx::query_scalar("SELECT phone_number FROM contacts WHERE workspace_id = $1 LIMIT 1")
+            .bind(user.0)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     let again = ContactInput::parse("P", &known, "", vec![]).unwrap();
     assert!(matches!(
         repo::create(&db.pool, user, &again, 4).await,
@@ -658,14 +668,14 @@ async fn contacts_groups_and_templates_stop_at_their_limits_even_created_at_once
         Err(TemplateStoreError::TooMany(1))
     ));
     // Another user counts their own.
-    let other = create_user(&db.pool, "unlimited@example.org").await;
+    let other = create_workspace(&db.pool, "unlimited@example.org").await;
     repo::create(&db.pool, other, &again, 4).await.unwrap();
 }
 
 #[tokio::test]
 async fn an_import_stops_at_the_contact_and_group_limits_keeping_what_fit() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "full@example.org").await;
+    let user = create_workspace(&db.pool, "full@example.org").await;
     let limits = TenantLimits {
         max_contacts: 2_500,
         max_groups: 2,
@@ -679,12 +689,12 @@ async fn an_import_stops_at_the_contact_and_group_limits_keeping_what_fit() {
     assert_eq!(done.status, "failed");
     assert!(
         done.error_message
-            .starts_with("You can keep at most 2500 contacts (ENDER_MAX_CONTACTS)."),
+            .starts_with("This workspace can keep at most 2500 contacts (ENDER_MAX_CONTACTS)."),
         "{}",
         done.error_message
     );
     assert_eq!((done.created, done.processed), (2_500, 3_000));
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM contacts WHERE user_id = $1")
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM contacts WHERE workspace_id = $1")
         .bind(user.0)
         .fetch_one(&db.pool)
         .await
@@ -696,13 +706,13 @@ async fn an_import_stops_at_the_contact_and_group_limits_keeping_what_fit() {
     assert_eq!((done.status.as_str(), done.updated), ("done", 1));
 
     // Groups named in rows are created while they fit; the import then says which limit.
-    let user = create_user(&db.pool, "groups@example.org").await;
+    let user = create_workspace(&db.pool, "groups@example.org").await;
     let csv = "name,phone,groups\nA,+17880000001,G1\nB,+17880000002,G2\nC,+17880000003,G3\n";
     let done = import_whole(&db.pool, user, "g.csv", csv.as_bytes().to_vec(), &limits).await;
     assert_eq!(done.status, "failed");
     assert!(
         done.error_message
-            .starts_with("You can keep at most 2 groups (ENDER_MAX_GROUPS)."),
+            .starts_with("This workspace can keep at most 2 groups (ENDER_MAX_GROUPS)."),
         "{}",
         done.error_message
     );

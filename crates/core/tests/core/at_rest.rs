@@ -8,15 +8,15 @@ use ender_core::device::{Device, DeviceInput, create as create_device};
 use ender_core::schedule::{Content, ScheduleForm, ScheduleInput, repo as schedules};
 use ender_core::secret::at_rest::{self, Column};
 use ender_core::sms::MessageId;
-use ender_core::sms::dispatch::{claim, dispatch_user, incoming, incoming_key};
+use ender_core::sms::dispatch::{claim, dispatch_workspace, incoming, incoming_key};
 use ender_core::sms::repo;
 use ender_core::sms::send::{SendRequest, Sent, send};
 use ender_core::template::{TemplateInput, repo as templates};
-use ender_core::testing::{TestDb, create_user, test_db};
+use ender_core::testing::{TestDb, create_workspace, test_db};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-async fn phone(db: &TestDb, owner: ender_core::account::UserId) -> Device {
+async fn phone(db: &TestDb, owner: ender_core::workspace::WorkspaceId) -> Device {
     let device = create_device(
         &db.pool,
         owner,
@@ -42,7 +42,12 @@ async fn stored(db: &TestDb, id: Uuid) -> (String, Option<Vec<u8>>) {
 }
 
 /// Sends `body` to two numbers through `device`; the new messages' ids.
-async fn send_two(db: &TestDb, owner: ender_core::account::UserId, device: &Device, body: &str) -> Vec<Uuid> {
+async fn send_two(
+    db: &TestDb,
+    owner: ender_core::workspace::WorkspaceId,
+    device: &Device,
+    body: &str,
+) -> Vec<Uuid> {
     let req = SendRequest {
         recipients: vec!["+15550001111".into(), "+15550002222".into()],
         body: body.into(),
@@ -65,7 +70,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 #[tokio::test]
 async fn a_sent_body_is_sealed_for_its_row_and_reads_back_everywhere() {
     let db = test_db().await;
-    let owner = create_user(&db.pool, "seal@example.org").await;
+    let owner = create_workspace(&db.pool, "seal@example.org").await;
     let device = phone(&db, owner).await;
     let cfg = SmsConfig::default();
     let ids = send_two(&db, owner, &device, "Your code is 4821").await;
@@ -84,7 +89,7 @@ async fn a_sent_body_is_sealed_for_its_row_and_reads_back_everywhere() {
         .unwrap()
         .unwrap();
     assert_eq!(found.body, "Your code is 4821");
-    dispatch_user(&db.pool, &cfg, owner).await.unwrap();
+    dispatch_workspace(&db.pool, &cfg, owner).await.unwrap();
     let claimed = claim(&db.pool, &cfg, &device).await.unwrap();
     assert_eq!(claimed.len(), 2);
     assert!(
@@ -108,7 +113,7 @@ async fn a_sent_body_is_sealed_for_its_row_and_reads_back_everywhere() {
 #[tokio::test]
 async fn a_received_message_is_sealed_and_de_duplicated_by_a_keyed_index() {
     let db = test_db().await;
-    let owner = create_user(&db.pool, "inbox@example.org").await;
+    let owner = create_workspace(&db.pool, "inbox@example.org").await;
     let device = phone(&db, owner).await;
     let at = Utc::now();
     let first = incoming(&db.pool, &device, "+15557770000", "YES", at)
@@ -145,7 +150,7 @@ async fn a_received_message_is_sealed_and_de_duplicated_by_a_keyed_index() {
 #[tokio::test]
 async fn a_template_body_is_sealed_and_still_renders_a_send() {
     let db = test_db().await;
-    let owner = create_user(&db.pool, "tpl@example.org").await;
+    let owner = create_workspace(&db.pool, "tpl@example.org").await;
     let input = TemplateInput::parse("Visit", "Hi {{name}}, your visit is today.").unwrap();
     let template = templates::create(&db.pool, owner, &input, 10).await.unwrap();
     assert_eq!(template.body, "Hi {{name}}, your visit is today.");
@@ -178,7 +183,7 @@ async fn a_template_body_is_sealed_and_still_renders_a_send() {
 #[tokio::test]
 async fn a_scheduled_send_s_text_is_sealed() {
     let db = test_db().await;
-    let owner = create_user(&db.pool, "later@example.org").await;
+    let owner = create_workspace(&db.pool, "later@example.org").await;
     let form = ScheduleForm {
         kind: "recurring".into(),
         cron_expression: "0 9 * * *".into(),
@@ -208,11 +213,11 @@ async fn a_scheduled_send_s_text_is_sealed() {
 /// Rows as a version before sealing wrote them.
 async fn seed_plaintext(
     db: &TestDb,
-    owner: ender_core::account::UserId,
+    owner: ender_core::workspace::WorkspaceId,
     device: &Device,
 ) -> (Uuid, Uuid, Uuid, Uuid) {
     sqlx::query(
-        "INSERT INTO scheduled_sends (id, user_id, name, kind, cron_expr, recipients, body, next_run_at)
+        "INSERT INTO scheduled_sends (id, workspace_id, name, kind, cron_expr, recipients, body, next_run_at)
          VALUES (gen_random_uuid(), $1, 'Old', 'recurring', '0 9 * * *', '{+15550001111}', 'Old weekly', now())",
     )
     .bind(owner.0)
@@ -232,7 +237,7 @@ async fn seed_plaintext(
         legacy.update([0]);
     }
     sqlx::query(
-        "INSERT INTO messages (id, user_id, direction, recipient, body, encoding, segments, status)
+        "INSERT INTO messages (id, workspace_id, direction, recipient, body, encoding, segments, status)
          VALUES ($1, $2, 'outgoing', '+15550001111', 'Old reminder', 'gsm7', 1, 'sent')",
     )
     .bind(out)
@@ -241,7 +246,7 @@ async fn seed_plaintext(
     .await
     .unwrap();
     sqlx::query(
-        "INSERT INTO messages (id, user_id, direction, recipient, from_number, body, encoding, segments, status,
+        "INSERT INTO messages (id, workspace_id, direction, recipient, from_number, body, encoding, segments, status,
                                device_id, received_at, dedupe_key)
          VALUES ($1, $2, 'incoming', '+15550009999', '+15557770000', 'STOP', 'gsm7', 1, 'received', $3, $4, $5)",
     )
@@ -254,7 +259,7 @@ async fn seed_plaintext(
     .await
     .unwrap();
     sqlx::query(
-        "INSERT INTO message_templates (id, user_id, name, body) VALUES ($1, $2, 'Old', 'Old {{name}}')",
+        "INSERT INTO message_templates (id, workspace_id, name, body) VALUES ($1, $2, 'Old', 'Old {{name}}')",
     )
     .bind(template)
     .bind(owner.0)
@@ -262,7 +267,7 @@ async fn seed_plaintext(
     .await
     .unwrap();
     let endpoint: Uuid = sqlx::query_scalar(
-        "INSERT INTO webhook_endpoints (id, user_id, url, description, events)
+        "INSERT INTO webhook_endpoints (id, workspace_id, url, description, events)
          VALUES (gen_random_uuid(), $1, 'https://hooks.example.com/x', 'Old', '{sms_received}') RETURNING id",
     )
     .bind(owner.0)
@@ -270,7 +275,7 @@ async fn seed_plaintext(
     .await
     .unwrap();
     sqlx::query(
-        "INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, body, status)
+        "INSERT INTO webhook_deliveries (id, endpoint_id, workspace_id, event, body, status)
          VALUES ($1, $2, $3, 'sms_received', convert_to('{\"body\":\"STOP\"}', 'UTF8'), 'succeeded')",
     )
     .bind(delivery)
@@ -285,7 +290,7 @@ async fn seed_plaintext(
 #[tokio::test]
 async fn rows_from_before_sealing_are_sealed_once_and_opened_again_when_sealing_is_off() {
     let db = test_db().await;
-    let owner = create_user(&db.pool, "legacy@example.org").await;
+    let owner = create_workspace(&db.pool, "legacy@example.org").await;
     let device = phone(&db, owner).await;
     let (out, inbox, template, delivery) = seed_plaintext(&db, owner, &device).await;
     assert_eq!(
@@ -393,7 +398,7 @@ async fn rows_from_before_sealing_are_sealed_once_and_opened_again_when_sealing_
 #[tokio::test]
 async fn a_body_that_does_not_open_is_counted_and_left_as_it_was() {
     let db = test_db().await;
-    let owner = create_user(&db.pool, "damaged@example.org").await;
+    let owner = create_workspace(&db.pool, "damaged@example.org").await;
     let device = phone(&db, owner).await;
     let ids = send_two(&db, owner, &device, "Pick-up at 4").await;
     // The first row's envelope names key 1 but its ciphertext is not one that key made

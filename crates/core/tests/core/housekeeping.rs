@@ -74,9 +74,9 @@ async fn purge_removes_only_what_has_expired() {
         .await
         .unwrap();
     // Webhook history: a 10-day-old and a fresh delivery, each with an attempt; kept 7 days.
-    let user = ender_core::testing::create_user(&db.pool, "purge@example.org").await;
+    let user = ender_core::testing::create_workspace(&db.pool, "purge@example.org").await;
     sqlx::query(
-        "INSERT INTO webhook_endpoints (id, user_id, url, events) VALUES ('00000000-0000-7000-8000-000000000001', $1, 'https://example.com/h', '{sms_sent}');
+        "INSERT INTO webhook_endpoints (id, workspace_id, url, events) VALUES ('00000000-0000-7000-8000-000000000001', $1, 'https://example.com/h', '{sms_sent}');
          ",
     )
     .bind(user.0)
@@ -88,7 +88,7 @@ async fn purge_removes_only_what_has_expired() {
         ("00000000-0000-7000-8000-00000000000b", 0),
     ] {
         sqlx::query(
-            "INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, body, status, created_at, updated_at)
+            "INSERT INTO webhook_deliveries (id, endpoint_id, workspace_id, event, body, status, created_at, updated_at)
              VALUES ($1::uuid, '00000000-0000-7000-8000-000000000001', $2, 'sms_sent', '\\x7b7d', 'succeeded',
                      now() - make_interval(days => $3), now() - make_interval(days => $3));
              ",
@@ -118,7 +118,7 @@ async fn purge_removes_only_what_has_expired() {
         ("active", None, None),
     ] {
         sqlx::query(
-            "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, revoked_at, expires_at)
+            "INSERT INTO api_keys (id, workspace_id, name, prefix, key_hash, revoked_at, expires_at)
              VALUES (gen_random_uuid(), $1, $2, 'vk_test', sha256($2::bytea),
                      now() - make_interval(days => $3), now() - make_interval(days => $4))",
         )
@@ -167,7 +167,7 @@ async fn purge_removes_only_what_has_expired() {
 #[tokio::test]
 async fn message_retention_removes_only_old_finished_messages_and_not_the_quota() {
     let db = test_db().await;
-    let user = ender_core::testing::create_user(&db.pool, "retention@example.org").await;
+    let user = ender_core::testing::create_workspace(&db.pool, "retention@example.org").await;
     let mut conn = db.pool.acquire().await.unwrap();
     for (label, status, days) in [
         ("old delivered", "delivered", 40),
@@ -182,7 +182,7 @@ async fn message_retention_removes_only_old_finished_messages_and_not_the_quota(
             "outgoing"
         };
         let id: uuid::Uuid = sqlx::query_scalar(
-            "INSERT INTO messages (id, user_id, direction, body, encoding, segments, status, created_at)
+            "INSERT INTO messages (id, workspace_id, direction, body, encoding, segments, status, created_at)
              VALUES (gen_random_uuid(), $1, $2, $3, 'gsm7', 1, $4, now() - make_interval(days => $5))
              RETURNING id",
         )
@@ -202,7 +202,7 @@ async fn message_retention_removes_only_old_finished_messages_and_not_the_quota(
             .unwrap();
     }
     sqlx::query(
-        "INSERT INTO sms_usage (user_id, month, sent) VALUES ($1, date_trunc('month', now())::date, 4)",
+        "INSERT INTO sms_usage (workspace_id, month, sent) VALUES ($1, date_trunc('month', now())::date, 4)",
     )
     .bind(user.0)
     .execute(&mut *conn)
@@ -229,7 +229,7 @@ async fn message_retention_removes_only_old_finished_messages_and_not_the_quota(
         .await
         .unwrap();
     assert_eq!(events, 2, "their history went with them");
-    let used: i32 = sqlx::query_scalar("SELECT sent FROM sms_usage WHERE user_id = $1")
+    let used: i32 = sqlx::query_scalar("SELECT sent FROM sms_usage WHERE workspace_id = $1")
         .bind(user.0)
         .fetch_one(&mut *conn)
         .await

@@ -9,6 +9,7 @@ mod accounts;
 mod address_book;
 mod at_rest;
 mod housekeeping;
+mod ownership_migration;
 mod schedules;
 mod sending;
 mod setup;

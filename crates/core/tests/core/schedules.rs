@@ -4,20 +4,20 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use ender_core::account::UserId;
 use ender_core::config::SmsConfig;
 use ender_core::contact::{ContactInput, repo as contacts};
 use ender_core::schedule::run::fire_due;
 use ender_core::schedule::{ScheduleForm, ScheduleInput, repo};
 use ender_core::template::{TemplateInput, repo as templates};
-use ender_core::testing::{create_user, test_db};
+use ender_core::testing::{create_workspace, test_db};
+use ender_core::workspace::WorkspaceId;
 use sqlx::PgPool;
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().to_utc()
 }
 
-async fn with_device(pool: &PgPool, user: UserId) {
+async fn with_device(pool: &PgPool, user: WorkspaceId) {
     let input = ender_core::device::DeviceInput::parse("Phone", "android", "").unwrap();
     ender_core::device::create(pool, user, &input, 10).await.unwrap();
 }
@@ -51,7 +51,7 @@ async fn run_count(pool: &PgPool) -> i64 {
 #[tokio::test]
 async fn a_daily_template_to_a_group_reaches_each_contact_once_a_day_by_name() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "clinic@example.org").await;
+    let user = create_workspace(&db.pool, "clinic@example.org").await;
     with_device(&db.pool, user).await;
     let group = contacts::create_group(&db.pool, user, "Patients", 500)
         .await
@@ -146,7 +146,7 @@ async fn a_daily_template_to_a_group_reaches_each_contact_once_a_day_by_name() {
 #[tokio::test]
 async fn after_downtime_a_missed_run_fires_once_and_is_marked_late() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "late@example.org").await;
+    let user = create_workspace(&db.pool, "late@example.org").await;
     with_device(&db.pool, user).await;
     let t0 = at("2026-11-22T12:00:00Z");
     let input = ScheduleInput::parse(&daily("*/5 * * * *", "UTC", "tick", &["+15550001111"]), t0).unwrap();
@@ -167,7 +167,7 @@ async fn after_downtime_a_missed_run_fires_once_and_is_marked_late() {
 #[tokio::test]
 async fn concurrent_workers_fire_each_due_time_exactly_once() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "race@example.org").await;
+    let user = create_workspace(&db.pool, "race@example.org").await;
     with_device(&db.pool, user).await;
     let t0 = at("2026-11-22T12:00:00Z");
     for i in 0..20 {
@@ -201,7 +201,7 @@ async fn concurrent_workers_fire_each_due_time_exactly_once() {
 #[tokio::test]
 async fn dst_days_fire_once_at_a_real_time() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "dst@example.org").await;
+    let user = create_workspace(&db.pool, "dst@example.org").await;
     with_device(&db.pool, user).await;
     let t0 = at("2026-03-28T12:00:00Z");
     // 01:30 does not exist in London on 29 March 2026 (01:00 GMT → 02:00 BST).
@@ -269,7 +269,7 @@ async fn dst_days_fire_once_at_a_real_time() {
 #[tokio::test]
 async fn a_refused_send_is_recorded_and_retried_only_at_the_next_run() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "quota@example.org").await;
+    let user = create_workspace(&db.pool, "quota@example.org").await;
     let t0 = at("2026-11-22T12:00:00Z");
     let input = ScheduleInput::parse(&daily("0 * * * *", "UTC", "hourly", &["+15550005555"]), t0).unwrap();
     let s = repo::create(&db.pool, user, &input, 10, t0).await.unwrap();
@@ -310,7 +310,7 @@ async fn a_refused_send_is_recorded_and_retried_only_at_the_next_run() {
 #[tokio::test]
 async fn a_one_time_send_fires_once_and_completes_and_paused_ones_wait() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "once@example.org").await;
+    let user = create_workspace(&db.pool, "once@example.org").await;
     with_device(&db.pool, user).await;
     let t0 = at("2026-11-22T12:00:00Z");
     let form = ScheduleForm {
@@ -359,7 +359,7 @@ async fn a_one_time_send_fires_once_and_completes_and_paused_ones_wait() {
 #[tokio::test]
 async fn the_open_schedule_limit_holds_under_concurrent_creation() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "limit@example.org").await;
+    let user = create_workspace(&db.pool, "limit@example.org").await;
     let t0 = Utc::now();
     let mut tasks = Vec::new();
     for i in 0..6 {
@@ -378,7 +378,7 @@ async fn the_open_schedule_limit_holds_under_concurrent_creation() {
         ok += usize::from(t.await.unwrap());
     }
     assert_eq!(ok, 3);
-    let other = create_user(&db.pool, "other@example.org").await;
+    let other = create_workspace(&db.pool, "other@example.org").await;
     let (mine, _) = repo::list(&db.pool, user, 0, 50).await.unwrap();
     assert!(repo::find(&db.pool, other, mine[0].id).await.unwrap().is_none());
     assert!(!repo::delete(&db.pool, other, mine[0].id).await.unwrap());
@@ -387,7 +387,7 @@ async fn the_open_schedule_limit_holds_under_concurrent_creation() {
 #[tokio::test]
 async fn reviving_a_completed_send_needs_room_under_the_limit() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "revive@example.org").await;
+    let user = create_workspace(&db.pool, "revive@example.org").await;
     with_device(&db.pool, user).await;
     let t0 = at("2026-11-22T12:00:00Z");
     let once = |at: &str| ScheduleForm {

@@ -13,8 +13,8 @@ async fn batched_sends_of_several_users_respect_each_quota_exactly() {
         ..SmsConfig::default()
     };
     let (a, b) = (
-        ender_core::testing::create_user(&db.pool, "a@example.org").await,
-        ender_core::testing::create_user(&db.pool, "b@example.org").await,
+        ender_core::testing::create_workspace(&db.pool, "a@example.org").await,
+        ender_core::testing::create_workspace(&db.pool, "b@example.org").await,
     );
     let batcher = Batcher::start(db.pool.clone(), cfg.clone());
     let mut tasks = Vec::new();

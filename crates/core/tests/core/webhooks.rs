@@ -53,7 +53,7 @@ mod endpoints {
     use ender_core::device::{DeviceInput, create as create_device};
     use ender_core::secret::Keyring;
     use ender_core::secret::at_rest;
-    use ender_core::sms::dispatch::{Report, claim, dispatch_user, incoming, report};
+    use ender_core::sms::dispatch::{Report, claim, dispatch_workspace, incoming, report};
     use ender_core::sms::send::{SendRequest, send};
     use ender_core::testing::test_db;
     use ender_core::webhook::endpoint::{self, EndpointError, EndpointInput};
@@ -75,7 +75,7 @@ mod endpoints {
     async fn state_changes_write_deliveries_for_matching_endpoints_in_the_same_transaction() {
         let db = test_db().await;
         let keyring = Keyring::parse(&Keyring::generate_entry(1)).unwrap();
-        let owner = ender_core::testing::create_user(&db.pool, "hooks@example.org").await;
+        let owner = ender_core::testing::create_workspace(&db.pool, "hooks@example.org").await;
         let phone = create_device(
             &db.pool,
             owner,
@@ -126,7 +126,7 @@ mod endpoints {
             ..Default::default()
         };
         send(&db.pool, &cfg, owner, &req, None).await.unwrap();
-        dispatch_user(&db.pool, &cfg, owner).await.unwrap();
+        dispatch_workspace(&db.pool, &cfg, owner).await.unwrap();
         let claimed = claim(&db.pool, &cfg, &phone).await.unwrap();
         let id = claimed[0].id.to_string();
         report(&db.pool, &cfg, &phone, &id, Report::Sent, "")
@@ -175,7 +175,7 @@ mod endpoints {
     }
 
     /// One event for `user` in its own transaction, as a device's report writes it.
-    async fn one_event(pool: &sqlx::PgPool, user: ender_core::account::UserId, n: u32) {
+    async fn one_event(pool: &sqlx::PgPool, user: ender_core::workspace::WorkspaceId, n: u32) {
         let payload = super::Payload::new(super::Event::SmsSent, &format!("m{n}"), super::Utc::now());
         let mut tx = pool.begin().await.unwrap();
         endpoint::enqueue(&mut tx, user, super::Event::SmsSent, None, &payload, None)
@@ -206,7 +206,7 @@ mod endpoints {
     async fn an_event_wakes_the_workers_only_when_its_endpoint_is_idle() {
         let db = test_db().await;
         let keyring = Keyring::parse(&Keyring::generate_entry(1)).unwrap();
-        let owner = ender_core::testing::create_user(&db.pool, "wake@example.org").await;
+        let owner = ender_core::testing::create_workspace(&db.pool, "wake@example.org").await;
         let (ep, _) = endpoint::create(&db.pool, &keyring, owner, &input(&["sms_sent"], None, false), 20)
             .await
             .unwrap();
@@ -271,7 +271,7 @@ mod endpoints {
     async fn a_secret_is_bound_to_its_endpoint_and_old_ones_are_re_sealed_bound() {
         let db = test_db().await;
         let keyring = Keyring::parse(&Keyring::generate_entry(1)).unwrap();
-        let owner = ender_core::testing::create_user(&db.pool, "bound@example.org").await;
+        let owner = ender_core::testing::create_workspace(&db.pool, "bound@example.org").await;
         let (a, secret_a) = endpoint::create(
             &db.pool,
             &keyring,
@@ -360,8 +360,8 @@ mod endpoints {
     async fn secrets_are_sealed_rotated_with_overlap_and_private_to_their_owner() {
         let db = test_db().await;
         let keyring = Keyring::parse(&Keyring::generate_entry(1)).unwrap();
-        let owner = ender_core::testing::create_user(&db.pool, "own@example.org").await;
-        let stranger = ender_core::testing::create_user(&db.pool, "str@example.org").await;
+        let owner = ender_core::testing::create_workspace(&db.pool, "own@example.org").await;
+        let stranger = ender_core::testing::create_workspace(&db.pool, "str@example.org").await;
         let (ep, first) = endpoint::create(
             &db.pool,
             &keyring,
@@ -421,8 +421,8 @@ mod endpoints {
     ) -> uuid::Uuid {
         let id = uuid::Uuid::new_v4();
         sqlx::query(
-            "INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, body, status, created_at)
-             SELECT $1, id, user_id, 'sms_sent', '{\"event\":\"sms_sent\"}', $3,
+            "INSERT INTO webhook_deliveries (id, endpoint_id, workspace_id, event, body, status, created_at)
+             SELECT $1, id, workspace_id, 'sms_sent', '{\"event\":\"sms_sent\"}', $3,
                     now() - make_interval(mins => $4::int)
              FROM webhook_endpoints WHERE id = $2",
         )
@@ -451,8 +451,8 @@ mod endpoints {
 
         let db = test_db().await;
         let keyring = Keyring::parse(&Keyring::generate_entry(1)).unwrap();
-        let owner = ender_core::testing::create_user(&db.pool, "log@example.org").await;
-        let stranger = ender_core::testing::create_user(&db.pool, "nosy@example.org").await;
+        let owner = ender_core::testing::create_workspace(&db.pool, "log@example.org").await;
+        let stranger = ender_core::testing::create_workspace(&db.pool, "nosy@example.org").await;
         let (ep, _) = endpoint::create(&db.pool, &keyring, owner, &input(&["sms_sent"], None, false), 20)
             .await
             .unwrap();

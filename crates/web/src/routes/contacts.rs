@@ -13,19 +13,19 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use ender_core::FieldError;
-use ender_core::account::UserId;
 use ender_core::contact::import::{self, Format, Import, ImportId, Settings, StoredRowError, UploadError};
 use ender_core::contact::import_csv::{ColumnMapping, ImportError, MAX_IMPORT_BYTES, guess_mapping};
 use ender_core::contact::repo::{self, OnDuplicate};
 use ender_core::contact::{
     Contact, ContactError, ContactId, ContactInput, ContactQuery, Group, GroupId, export, normalise_search,
 };
+use ender_core::workspace::{Action, WorkspaceId};
 use futures::StreamExt;
 use tower_sessions::Session;
 
 use crate::error::{AppError, AppResult};
 use crate::extract::Form;
-use crate::session::{CurrentUser, flash};
+use crate::session::{CurrentWorkspace, flash};
 use crate::state::AppState;
 use crate::views::{Errors, Shell, is_htmx, vary};
 
@@ -92,27 +92,27 @@ fn parse_id<T: std::str::FromStr>(raw: &str) -> AppResult<T> {
     raw.parse().map_err(|_| AppError::NotFound)
 }
 
-async fn load_contact(state: &AppState, user: UserId, raw: &str) -> AppResult<Contact> {
-    repo::find(&state.pool, user, parse_id(raw)?)
+async fn load_contact(state: &AppState, workspace: WorkspaceId, raw: &str) -> AppResult<Contact> {
+    repo::find(&state.pool, workspace, parse_id(raw)?)
         .await?
         .ok_or(AppError::NotFound)
 }
 
-async fn load_group(state: &AppState, user: UserId, raw: &str) -> AppResult<Group> {
-    repo::find_group(&state.pool, user, parse_id(raw)?)
+async fn load_group(state: &AppState, workspace: WorkspaceId, raw: &str) -> AppResult<Group> {
+    repo::find_group(&state.pool, workspace, parse_id(raw)?)
         .await?
         .ok_or(AppError::NotFound)
 }
 
-async fn load_import(state: &AppState, user: UserId, raw: &str) -> AppResult<Import> {
-    import::find(&state.pool, user, parse_id(raw)?)
+async fn load_import(state: &AppState, workspace: WorkspaceId, raw: &str) -> AppResult<Import> {
+    import::find(&state.pool, workspace, parse_id(raw)?)
         .await?
         .ok_or(AppError::NotFound)
 }
 
 /// Id and name of each of the user's groups, for pickers.
-async fn group_options(state: &AppState, user: UserId) -> AppResult<Vec<(String, String)>> {
-    Ok(repo::all_groups(&state.pool, user)
+async fn group_options(state: &AppState, workspace: WorkspaceId) -> AppResult<Vec<(String, String)>> {
+    Ok(repo::all_groups(&state.pool, workspace)
         .await?
         .into_iter()
         .map(|g| (g.id.to_string(), g.name))
@@ -222,14 +222,14 @@ pub struct ContactsPage {
 
 async fn list(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     headers: HeaderMap,
     shell: Shell,
     Query(q): Query<ListQuery>,
 ) -> AppResult<Response> {
     let group = match q.group.trim() {
         "" => None,
-        raw => Some(load_group(&state, user.id, raw).await?.id),
+        raw => Some(load_group(&state, ws.id(), raw).await?.id),
     };
     let search = normalise_search(&q.q);
     let page = q.page();
@@ -239,7 +239,7 @@ async fn list(
         offset: (page - 1).saturating_mul(PAGE),
         limit: PAGE,
     };
-    let (contacts, total) = repo::list(&state.pool, user.id, &query).await?;
+    let (contacts, total) = repo::list(&state.pool, ws.id(), &query).await?;
     let group_raw = group.map(|g| g.to_string()).unwrap_or_default();
     let search_raw = search.unwrap_or_default();
     let shown = i64::try_from(contacts.len()).unwrap_or(PAGE);
@@ -274,7 +274,7 @@ async fn list(
             q: q.q.trim().to_owned(),
             group: group_raw,
             page,
-            groups: group_options(&state, user.id).await?,
+            groups: group_options(&state, ws.id()).await?,
             empty,
         }
         .into_response(),
@@ -339,11 +339,12 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 
 async fn bulk(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     shell: Shell,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
+    ws.may(Action::ManageContacts)?;
     let form = BulkForm::from_pairs(pairs);
     let back = form.back();
     if form.ids.is_empty() {
@@ -356,31 +357,31 @@ async fn bulk(
                 flash(&session, "error", "Choose a group.").await?;
                 return Ok(Redirect::to(&back).into_response());
             };
-            let g = repo::find_group(&state.pool, user.id, group)
+            let g = repo::find_group(&state.pool, ws.id(), group)
                 .await?
                 .ok_or(AppError::NotFound)?;
             if form.action == "add" {
-                let n = repo::add_to_group(&state.pool, user.id, g.id, &form.ids)
+                let n = repo::add_to_group(&state.pool, ws.id(), g.id, &form.ids)
                     .await
                     .map_err(contact_error)?;
                 format!("{} added to {}.", plural(n, "contact", "contacts"), g.name)
             } else {
-                let n = repo::remove_from_group(&state.pool, user.id, g.id, &form.ids)
+                let n = repo::remove_from_group(&state.pool, ws.id(), g.id, &form.ids)
                     .await
                     .map_err(contact_error)?;
                 format!("{} removed from {}.", plural(n, "contact", "contacts"), g.name)
             }
         }
         "delete" if form.confirmed => {
-            let n = repo::delete(&state.pool, user.id, &form.ids).await?;
-            tracing::info!(user.id = %user.id, contacts = n, "contacts deleted");
+            let n = repo::delete(&state.pool, ws.id(), &form.ids).await?;
+            tracing::info!(workspace.id = %ws.id(), contacts = n, "contacts deleted");
             format!("{} deleted.", plural(n, "contact", "contacts"))
         }
         "delete" => {
             const SHOWN: usize = 10;
             let mut names = Vec::new();
             for id in form.ids.iter().take(SHOWN) {
-                if let Some(c) = repo::find(&state.pool, user.id, *id).await? {
+                if let Some(c) = repo::find(&state.pool, ws.id(), *id).await? {
                     names.push(if c.name.is_empty() {
                         c.phone_number
                     } else {
@@ -454,8 +455,8 @@ impl ContactForm {
         }
     }
 
-    async fn with_groups(mut self, state: &AppState, user: UserId) -> AppResult<Self> {
-        self.all_groups = group_options(state, user).await?;
+    async fn with_groups(mut self, state: &AppState, workspace: WorkspaceId) -> AppResult<Self> {
+        self.all_groups = group_options(state, workspace).await?;
         Ok(self)
     }
 
@@ -500,26 +501,28 @@ pub struct NewContactPage {
 
 async fn new_form(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
 ) -> AppResult<NewContactPage> {
+    ws.may(Action::ManageContacts)?;
     Ok(NewContactPage {
         shell,
-        form: ContactForm::blank().with_groups(&state, user.id).await?,
+        form: ContactForm::blank().with_groups(&state, ws.id()).await?,
         errors: Errors::default(),
     })
 }
 
 async fn create(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     shell: Shell,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
+    ws.may(Action::ManageContacts)?;
     let form = ContactForm::from_pairs(pairs);
     let result = match form.parse() {
-        Ok(input) => repo::create(&state.pool, user.id, &input, state.sms.limits.max_contacts).await,
+        Ok(input) => repo::create(&state.pool, ws.id(), &input, state.sms.limits.max_contacts).await,
         Err(e) => Err(e),
     };
     match result {
@@ -531,7 +534,7 @@ async fn create(
             let page = NewContactPage {
                 shell,
                 errors: form_errors(e)?,
-                form: form.with_groups(&state, user.id).await?,
+                form: form.with_groups(&state, ws.id()).await?,
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
@@ -559,32 +562,33 @@ pub struct EditContactPage {
 
 async fn edit_form(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
     Path(raw): Path<String>,
 ) -> AppResult<EditContactPage> {
-    let c = load_contact(&state, user.id, &raw).await?;
+    let c = load_contact(&state, ws.id(), &raw).await?;
     Ok(EditContactPage {
         shell,
         id: c.id.to_string(),
         title: label(&c).to_owned(),
-        form: ContactForm::of(&c).with_groups(&state, user.id).await?,
+        form: ContactForm::of(&c).with_groups(&state, ws.id()).await?,
         errors: Errors::default(),
     })
 }
 
 async fn update(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     shell: Shell,
     Path(raw): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
-    let c = load_contact(&state, user.id, &raw).await?;
+    ws.may(Action::ManageContacts)?;
+    let c = load_contact(&state, ws.id(), &raw).await?;
     let form = ContactForm::from_pairs(pairs);
     let result = match form.parse() {
-        Ok(input) => repo::update(&state.pool, user.id, c.id, &input).await,
+        Ok(input) => repo::update(&state.pool, ws.id(), c.id, &input).await,
         Err(e) => Err(e),
     };
     match result {
@@ -598,7 +602,7 @@ async fn update(
                 id: c.id.to_string(),
                 title: label(&c).to_owned(),
                 errors: form_errors(e)?,
-                form: form.with_groups(&state, user.id).await?,
+                form: form.with_groups(&state, ws.id()).await?,
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
@@ -607,12 +611,13 @@ async fn update(
 
 async fn delete(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     Path(raw): Path<String>,
 ) -> AppResult<Redirect> {
-    let c = load_contact(&state, user.id, &raw).await?;
-    repo::delete(&state.pool, user.id, &[c.id]).await?;
+    ws.may(Action::ManageContacts)?;
+    let c = load_contact(&state, ws.id(), &raw).await?;
+    repo::delete(&state.pool, ws.id(), &[c.id]).await?;
     flash(&session, "success", format!("{} was deleted.", label(&c))).await?;
     Ok(Redirect::to(PATH))
 }
@@ -639,8 +644,8 @@ pub struct GroupsPage {
 }
 
 impl GroupsPage {
-    async fn new(state: &AppState, user: UserId, shell: Shell) -> AppResult<Self> {
-        let groups = repo::all_groups(&state.pool, user)
+    async fn new(state: &AppState, workspace: WorkspaceId, shell: Shell) -> AppResult<Self> {
+        let groups = repo::all_groups(&state.pool, workspace)
             .await?
             .into_iter()
             .map(|g| GroupRow {
@@ -680,12 +685,8 @@ fn group_error(e: ContactError) -> AppResult<FieldError> {
     }
 }
 
-async fn groups(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    shell: Shell,
-) -> AppResult<GroupsPage> {
-    GroupsPage::new(&state, user.id, shell).await
+async fn groups(State(state): State<AppState>, ws: CurrentWorkspace, shell: Shell) -> AppResult<GroupsPage> {
+    GroupsPage::new(&state, ws.id(), shell).await
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -696,18 +697,19 @@ pub struct GroupForm {
 
 async fn create_group(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     shell: Shell,
     Form(form): Form<GroupForm>,
 ) -> AppResult<Response> {
-    match repo::create_group(&state.pool, user.id, &form.name, state.sms.limits.max_groups).await {
+    ws.may(Action::ManageContacts)?;
+    match repo::create_group(&state.pool, ws.id(), &form.name, state.sms.limits.max_groups).await {
         Ok(g) => {
             flash(&session, "success", format!("The group {} was created.", g.name)).await?;
             Ok(Redirect::to(GROUPS).into_response())
         }
         Err(e) => {
-            let mut page = GroupsPage::new(&state, user.id, shell).await?;
+            let mut page = GroupsPage::new(&state, ws.id(), shell).await?;
             page.errors = Errors::one(group_error(e)?);
             page.name = form.name;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
@@ -717,14 +719,15 @@ async fn create_group(
 
 async fn rename_group(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     shell: Shell,
     Path(raw): Path<String>,
     Form(form): Form<GroupForm>,
 ) -> AppResult<Response> {
-    let g = load_group(&state, user.id, &raw).await?;
-    match repo::rename_group(&state.pool, user.id, g.id, &form.name).await {
+    ws.may(Action::ManageContacts)?;
+    let g = load_group(&state, ws.id(), &raw).await?;
+    match repo::rename_group(&state.pool, ws.id(), g.id, &form.name).await {
         Ok(renamed) => {
             flash(
                 &session,
@@ -737,7 +740,7 @@ async fn rename_group(
         Err(e) => {
             let mut error = group_error(e)?;
             error.field = "rename";
-            let mut page = GroupsPage::new(&state, user.id, shell).await?;
+            let mut page = GroupsPage::new(&state, ws.id(), shell).await?;
             page.errors = Errors::one(error);
             page.renaming = g.id.to_string();
             page.rename_value = form.name;
@@ -748,12 +751,13 @@ async fn rename_group(
 
 async fn delete_group(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     Path(raw): Path<String>,
 ) -> AppResult<Redirect> {
-    let g = load_group(&state, user.id, &raw).await?;
-    repo::delete_group(&state.pool, user.id, g.id).await?;
+    ws.may(Action::ManageContacts)?;
+    let g = load_group(&state, ws.id(), &raw).await?;
+    repo::delete_group(&state.pool, ws.id(), g.id).await?;
     flash(
         &session,
         "success",
@@ -781,8 +785,8 @@ pub struct OpenImport {
     pub percent: i32,
 }
 
-async fn open_imports(state: &AppState, user: UserId) -> AppResult<Vec<OpenImport>> {
-    Ok(import::open_imports(&state.pool, user)
+async fn open_imports(state: &AppState, workspace: WorkspaceId) -> AppResult<Vec<OpenImport>> {
+    Ok(import::open_imports(&state.pool, workspace)
         .await?
         .into_iter()
         .map(|i| OpenImport {
@@ -796,13 +800,14 @@ async fn open_imports(state: &AppState, user: UserId) -> AppResult<Vec<OpenImpor
 
 async fn upload_form(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
 ) -> AppResult<UploadPage> {
+    ws.may(Action::ManageContacts)?;
     Ok(UploadPage {
         shell,
         errors: Errors::default(),
-        open: open_imports(&state, user.id).await?,
+        open: open_imports(&state, ws.id()).await?,
     })
 }
 
@@ -906,18 +911,19 @@ async fn read_file(state: &AppState, shell: Shell, req: Request) -> Result<(Stri
 /// (see `csrf.rs`), since the body is multipart.
 async fn upload(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
     req: Request,
 ) -> AppResult<Response> {
+    ws.may(Action::ManageContacts)?;
     let (name, bytes) = match read_file(&state, shell.clone(), req).await {
         Ok(file) => file,
         Err(page) => return Ok(page),
     };
     let size = bytes.len();
-    match import::upload(&state.pool, user.id, &name, bytes, &state.sms.limits).await {
+    match import::upload(&state.pool, ws.id(), &name, bytes, &state.sms.limits).await {
         Ok(id) => {
-            tracing::info!(user.id = %user.id, import.id = %id, bytes = size, "contact file uploaded");
+            tracing::info!(workspace.id = %ws.id(), import.id = %id, bytes = size, "contact file uploaded");
             Ok(Redirect::to(&format!("/contacts/import/{id}")).into_response())
         }
         Err(UploadError::File(ImportError::TooLarge)) => Ok(too_large(shell)),
@@ -925,7 +931,7 @@ async fn upload(
             let page = UploadPage {
                 shell,
                 errors: Errors::one(FieldError::new("file", e.to_string())),
-                open: open_imports(&state, user.id).await?,
+                open: open_imports(&state, ws.id()).await?,
             };
             Ok((StatusCode::TOO_MANY_REQUESTS, page).into_response())
         }
@@ -1223,7 +1229,7 @@ pub struct ImportSettingsPartial {
 
 async fn import_view(
     state: &AppState,
-    user: UserId,
+    workspace: WorkspaceId,
     csrf: String,
     import: &Import,
     form: SettingsForm,
@@ -1290,7 +1296,7 @@ async fn import_view(
         csrf,
         form,
         errors,
-        groups: group_options(state, user).await?,
+        groups: group_options(state, workspace).await?,
         preview,
         problem,
         notice: String::new(),
@@ -1336,11 +1342,11 @@ pub struct ProgressPage {
     pub p: ProgressView,
 }
 
-async fn progress_view(state: &AppState, user: UserId, import: &Import) -> AppResult<ProgressView> {
+async fn progress_view(state: &AppState, workspace: WorkspaceId, import: &Import) -> AppResult<ProgressView> {
     let errors = if import.is_running() || import.failed == 0 {
         Vec::new()
     } else {
-        import::first_errors(&state.pool, user, import.id, SHOWN_ERRORS).await?
+        import::first_errors(&state.pool, workspace, import.id, SHOWN_ERRORS).await?
     };
     Ok(ProgressView {
         id: import.id.to_string(),
@@ -1361,11 +1367,11 @@ async fn progress_view(state: &AppState, user: UserId, import: &Import) -> AppRe
 
 /// Works through the import in the background; a failure leaves it running with a stale
 /// heartbeat, and the next look at its page resumes it.
-fn spawn_run(state: &AppState, user: UserId, id: ImportId) {
+fn spawn_run(state: &AppState, workspace: WorkspaceId, id: ImportId) {
     let pool = state.pool.clone();
     let limits = state.sms.limits.clone();
     tokio::spawn(async move {
-        if let Err(e) = import::run(&pool, user, id, &limits).await {
+        if let Err(e) = import::run(&pool, workspace, id, &limits).await {
             tracing::error!(import.id = %id, error = %e, "contact import stopped; it resumes when its page is next open");
         }
     });
@@ -1375,17 +1381,18 @@ fn spawn_run(state: &AppState, user: UserId, id: ImportId) {
 /// for HTMX's polling) once it started.
 async fn import_page(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     headers: HeaderMap,
     shell: Shell,
     Path(raw): Path<String>,
 ) -> AppResult<Response> {
-    let import = load_import(&state, user.id, &raw).await?;
+    ws.may(Action::ManageContacts)?;
+    let import = load_import(&state, ws.id(), &raw).await?;
     if import.status == "preview" {
         let form = SettingsForm::of(&import);
         let v = import_view(
             &state,
-            user.id,
+            ws.id(),
             shell.csrf.clone(),
             &import,
             form,
@@ -1395,11 +1402,11 @@ async fn import_page(
         .await?;
         return Ok(vary(ImportPreviewPage { shell, v }.into_response()));
     }
-    if import.is_running() && import::claim_stale(&state.pool, user.id, import.id).await? {
+    if import.is_running() && import::claim_stale(&state.pool, ws.id(), import.id).await? {
         tracing::info!(import.id = %import.id, "resuming a stalled contact import");
-        spawn_run(&state, user.id, import.id);
+        spawn_run(&state, ws.id(), import.id);
     }
-    let p = progress_view(&state, user.id, &import).await?;
+    let p = progress_view(&state, ws.id(), &import).await?;
     if is_htmx(&headers) {
         return Ok(vary(ProgressPartial { p }.into_response()));
     }
@@ -1410,24 +1417,25 @@ async fn import_page(
 /// `ENDER_MAX_OPEN_IMPORTS`); one that started or finished is left as it is.
 async fn discard_import(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     Path(raw): Path<String>,
 ) -> AppResult<Response> {
-    let import = load_import(&state, user.id, &raw).await?;
-    if import::discard(&state.pool, user.id, import.id).await? {
-        tracing::info!(user.id = %user.id, import.id = %import.id, "contact import discarded");
+    ws.may(Action::ManageContacts)?;
+    let import = load_import(&state, ws.id(), &raw).await?;
+    if import::discard(&state.pool, ws.id(), import.id).await? {
+        tracing::info!(workspace.id = %ws.id(), import.id = %import.id, "contact import discarded");
         return Ok(Redirect::to(IMPORT).into_response());
     }
     Ok(Redirect::to(&format!("/contacts/import/{}", import.id)).into_response())
 }
 
 /// Finds or creates the group named on the form for "new group named …".
-async fn new_group(state: &AppState, user: UserId, name: &str) -> Result<GroupId, FieldError> {
-    match repo::create_group(&state.pool, user, name, state.sms.limits.max_groups).await {
+async fn new_group(state: &AppState, workspace: WorkspaceId, name: &str) -> Result<GroupId, FieldError> {
+    match repo::create_group(&state.pool, workspace, name, state.sms.limits.max_groups).await {
         Ok(g) => Ok(g.id),
         Err(ContactError::DuplicateGroup(_)) => {
             let wanted = name.trim().to_lowercase();
-            match repo::all_groups(&state.pool, user).await {
+            match repo::all_groups(&state.pool, workspace).await {
                 Ok(all) => all
                     .into_iter()
                     .find(|g| g.name.to_lowercase() == wanted)
@@ -1455,13 +1463,14 @@ async fn new_group(state: &AppState, user: UserId, name: &str) -> Result<GroupId
 /// chosen settings; "Start import" saves them and starts the run.
 async fn import_settings(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     headers: HeaderMap,
     shell: Shell,
     Path(raw): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
-    let import = load_import(&state, user.id, &raw).await?;
+    ws.may(Action::ManageContacts)?;
+    let import = load_import(&state, ws.id(), &raw).await?;
     let to_page = format!("/contacts/import/{}", import.id);
     if import.status != "preview" {
         return Ok(Redirect::to(&to_page).into_response());
@@ -1499,7 +1508,7 @@ async fn import_settings(
     }
     if action == "start" && errors.is_empty() {
         if form.target == "new" {
-            match new_group(&state, user.id, &form.new_group).await {
+            match new_group(&state, ws.id(), &form.new_group).await {
                 Ok(g) => {
                     settings.group = Some(g);
                     // Shown again as the chosen group if the start fails below.
@@ -1510,10 +1519,10 @@ async fn import_settings(
             }
         }
         if errors.is_empty() {
-            match import::start(&state.pool, user.id, import.id, &settings, &state.sms.limits).await {
+            match import::start(&state.pool, ws.id(), import.id, &settings, &state.sms.limits).await {
                 Ok(()) => {
-                    tracing::info!(user.id = %user.id, import.id = %import.id, "contact import started");
-                    spawn_run(&state, user.id, import.id);
+                    tracing::info!(workspace.id = %ws.id(), import.id = %import.id, "contact import started");
+                    spawn_run(&state, ws.id(), import.id);
                     return Ok(Redirect::to(&to_page).into_response());
                 }
                 Err(UploadError::AlreadyStarted) => return Ok(Redirect::to(&to_page).into_response()),
@@ -1534,7 +1543,7 @@ async fn import_settings(
     let failed = !errors.is_empty();
     let mut v = import_view(
         &state,
-        user.id,
+        ws.id(),
         shell.csrf.clone(),
         &import,
         form,
@@ -1574,11 +1583,12 @@ fn attachment(content_type: &'static str, file_name: &str, body: Vec<u8>) -> Res
 
 async fn errors_csv(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     Path(raw): Path<String>,
 ) -> AppResult<Response> {
+    ws.may(Action::ManageContacts)?;
     let id: ImportId = parse_id(&raw)?;
-    let csv = import::errors_csv(&state.pool, user.id, id)
+    let csv = import::errors_csv(&state.pool, ws.id(), id)
         .await?
         .ok_or(AppError::NotFound)?;
     Ok(attachment("text/csv; charset=utf-8", "import-errors.csv", csv))
@@ -1610,18 +1620,19 @@ fn slug(name: &str) -> String {
 
 async fn export(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     Query(q): Query<ExportQuery>,
 ) -> AppResult<Response> {
+    ws.may(Action::ManageContacts)?;
     let group = match q.group.trim() {
         "" => None,
-        raw => Some(load_group(&state, user.id, raw).await?),
+        raw => Some(load_group(&state, ws.id(), raw).await?),
     };
     let stem = match &group {
         Some(g) => format!("contacts-{}", slug(&g.name)),
         None => "contacts".to_owned(),
     };
-    let contacts = repo::export(&state.pool, user.id, group.as_ref().map(|g| g.id)).await?;
+    let contacts = repo::export(&state.pool, ws.id(), group.as_ref().map(|g| g.id)).await?;
     match q.format.as_str() {
         "" | "csv" => Ok(attachment(
             "text/csv; charset=utf-8",

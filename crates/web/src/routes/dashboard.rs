@@ -9,7 +9,7 @@ use axum::extract::State;
 use ender_core::sms::repo::{self, Stats};
 
 use crate::error::AppResult;
-use crate::session::CurrentUser;
+use crate::session::CurrentWorkspace;
 use crate::state::AppState;
 use crate::views::Shell;
 
@@ -35,15 +35,11 @@ pub struct HomePage {
     pub chart: String,
 }
 
-async fn home(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    shell: Shell,
-) -> AppResult<HomePage> {
-    let stats = repo::stats(&state.pool, user.id).await?;
-    let devices = ender_core::device::list(&state.pool, user.id).await?;
+async fn home(State(state): State<AppState>, ws: CurrentWorkspace, shell: Shell) -> AppResult<HomePage> {
+    let stats = repo::stats(&state.pool, ws.id()).await?;
+    let devices = ender_core::device::list(&state.pool, ws.id()).await?;
     let window = state.sms.device_seen_window_secs;
-    let daily = repo::daily(&state.pool, user.id, 14).await?;
+    let daily = repo::daily(&state.pool, ws.id(), 14).await?;
     Ok(HomePage {
         delivered_percent: stats
             .delivered_percent()
@@ -111,7 +107,7 @@ pub struct SoonPage {
     pub description: &'static str,
 }
 
-async fn section(CurrentUser(_user): CurrentUser, shell: Shell) -> SoonPage {
+async fn section(_ws: CurrentWorkspace, shell: Shell) -> SoonPage {
     let entry = SECTIONS
         .iter()
         .find(|(p, _)| shell.active(p))

@@ -9,15 +9,15 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use ender_core::account::UserId;
 use ender_core::device::{self, Device, DeviceError, DeviceId, DeviceInput};
+use ender_core::workspace::{Action, WorkspaceId};
 use serde_json::json;
 use tower_sessions::Session;
 
 use super::keys::Revealed;
 use crate::error::{AppError, AppResult};
 use crate::extract::Form;
-use crate::session::{CurrentUser, flash};
+use crate::session::{CurrentWorkspace, flash};
 use crate::state::AppState;
 use crate::views::{Errors, Shell, ago, is_htmx, qr_svg, vary};
 
@@ -97,9 +97,9 @@ pub struct DevicesTable {
     pub devices: Vec<DeviceRow>,
 }
 
-async fn rows(state: &AppState, user: UserId) -> AppResult<Vec<DeviceRow>> {
+async fn rows(state: &AppState, workspace: WorkspaceId) -> AppResult<Vec<DeviceRow>> {
     let window = state.sms.device_seen_window_secs;
-    Ok(device::list(&state.pool, user)
+    Ok(device::list(&state.pool, workspace)
         .await?
         .iter()
         .map(|d| DeviceRow::new(d, window))
@@ -108,11 +108,11 @@ async fn rows(state: &AppState, user: UserId) -> AppResult<Vec<DeviceRow>> {
 
 async fn list(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     headers: HeaderMap,
     shell: Shell,
 ) -> AppResult<Response> {
-    let devices = rows(&state, user.id).await?;
+    let devices = rows(&state, ws.id()).await?;
     let res = if is_htmx(&headers) {
         DevicesTable { devices }.into_response()
     } else {
@@ -154,10 +154,11 @@ pub struct DeviceForm {
 
 async fn create(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
     Form(form): Form<DeviceForm>,
 ) -> AppResult<Response> {
+    ws.may(Action::ManageDevices)?;
     let mut page = DevicesPage {
         shell,
         devices: Vec::new(),
@@ -168,7 +169,7 @@ async fn create(
         errors: Errors::default(),
     };
     let result = match DeviceInput::parse(&form.name, &form.kind, &form.phone_number) {
-        Ok(input) => device::create(&state.pool, user.id, &input, state.sms.max_devices).await,
+        Ok(input) => device::create(&state.pool, ws.id(), &input, state.sms.max_devices).await,
         Err(errors) => {
             Err(DeviceError::Invalid(errors.into_iter().next().unwrap_or_else(
                 || ender_core::FieldError::new("name", "Check the form."),
@@ -177,23 +178,23 @@ async fn create(
     };
     match result {
         Ok(created) => {
-            tracing::info!(user.id = %user.id, device.id = %created.device.id, "device added");
-            page.devices = rows(&state, user.id).await?;
+            tracing::info!(workspace.id = %ws.id(), device.id = %created.device.id, "device added");
+            page.devices = rows(&state, ws.id()).await?;
             page.revealed = Some(reveal_device(&state, &created.device.name, &created.secret));
             page.name.clear();
             page.phone_number.clear();
             Ok(page.into_response())
         }
         Err(DeviceError::Invalid(e)) => {
-            page.devices = rows(&state, user.id).await?;
+            page.devices = rows(&state, ws.id()).await?;
             page.errors = Errors::one(e);
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
         Err(DeviceError::TooMany(n)) => {
-            page.devices = rows(&state, user.id).await?;
+            page.devices = rows(&state, ws.id()).await?;
             page.errors = Errors::one(ender_core::FieldError::new(
                 "name",
-                format!("You can register at most {n} devices."),
+                format!("This workspace can register at most {n} devices."),
             ));
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
@@ -217,8 +218,8 @@ fn device_id(raw: &str) -> AppResult<DeviceId> {
     raw.parse().map_err(|_| AppError::NotFound)
 }
 
-async fn load(state: &AppState, user: UserId, raw: &str) -> AppResult<Device> {
-    Ok(device::find(&state.pool, user, device_id(raw)?).await?)
+async fn load(state: &AppState, workspace: WorkspaceId, raw: &str) -> AppResult<Device> {
+    Ok(device::find(&state.pool, workspace, device_id(raw)?).await?)
 }
 
 fn device_page(state: &AppState, shell: Shell, d: &Device) -> DevicePage {
@@ -234,11 +235,11 @@ fn device_page(state: &AppState, shell: Shell, d: &Device) -> DevicePage {
 
 async fn show(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
     Path(raw): Path<String>,
 ) -> AppResult<DevicePage> {
-    let d = load(&state, user.id, &raw).await?;
+    let d = load(&state, ws.id(), &raw).await?;
     Ok(device_page(&state, shell, &d))
 }
 
@@ -251,14 +252,15 @@ fn field_error(e: DeviceError) -> AppResult<ender_core::FieldError> {
 
 async fn update(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     shell: Shell,
     Path(raw): Path<String>,
     Form(form): Form<DeviceForm>,
 ) -> AppResult<Response> {
-    let d = load(&state, user.id, &raw).await?;
-    match device::update(&state.pool, user.id, d.id, &form.name, &form.phone_number).await {
+    ws.may(Action::ManageDevices)?;
+    let d = load(&state, ws.id(), &raw).await?;
+    match device::update(&state.pool, ws.id(), d.id, &form.name, &form.phone_number).await {
         Ok(()) => {
             flash(&session, "success", "The device was saved.").await?;
             Ok(Redirect::to(&format!("/devices/{}", d.id)).into_response())
@@ -282,17 +284,18 @@ pub struct PacingForm {
 
 async fn pacing(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     shell: Shell,
     Path(raw): Path<String>,
     Form(form): Form<PacingForm>,
 ) -> AppResult<Response> {
-    let d = load(&state, user.id, &raw).await?;
+    ws.may(Action::ManageDevices)?;
+    let d = load(&state, ws.id(), &raw).await?;
     let parse = |s: &str| s.trim().parse::<i32>().unwrap_or(0);
     match device::set_pacing(
         &state.pool,
-        user.id,
+        ws.id(),
         d.id,
         parse(&form.per_minute_limit),
         parse(&form.per_day_limit),
@@ -321,14 +324,15 @@ pub struct EnabledForm {
 
 async fn enabled(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     Path(raw): Path<String>,
     Form(form): Form<EnabledForm>,
 ) -> AppResult<Redirect> {
-    let d = load(&state, user.id, &raw).await?;
+    ws.may(Action::ManageDevices)?;
+    let d = load(&state, ws.id(), &raw).await?;
     let on = form.enabled == "true";
-    device::set_enabled(&state.pool, user.id, d.id, on)
+    device::set_enabled(&state.pool, ws.id(), d.id, on)
         .await
         .map_err(AppError::from)?;
     flash(
@@ -346,12 +350,13 @@ async fn enabled(
 
 async fn rotate(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
     Path(raw): Path<String>,
 ) -> AppResult<DevicePage> {
-    let d = load(&state, user.id, &raw).await?;
-    let secret = device::rotate_key(&state.pool, user.id, d.id)
+    ws.may(Action::ManageDevices)?;
+    let d = load(&state, ws.id(), &raw).await?;
+    let secret = device::rotate_key(&state.pool, ws.id(), d.id)
         .await
         .map_err(AppError::from)?;
     let mut page = device_page(&state, shell, &d);
@@ -361,12 +366,13 @@ async fn rotate(
 
 async fn delete(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     Path(raw): Path<String>,
 ) -> AppResult<Redirect> {
-    let d = load(&state, user.id, &raw).await?;
-    device::delete(&state.pool, user.id, d.id)
+    ws.may(Action::ManageDevices)?;
+    let d = load(&state, ws.id(), &raw).await?;
+    device::delete(&state.pool, ws.id(), d.id)
         .await
         .map_err(AppError::from)?;
     flash(

@@ -1,7 +1,9 @@
 //! The browser's live stream (`GET /events`): a signed-in page subscribes with the htmx SSE
 //! extension and gets `messages` and `devices` events (bursts coalesced) when anything of
-//! its user changes, in whichever process it happened. A user holds at most
-//! `ENDER_MAX_STREAMS_PER_USER` of them open in one process; one more is answered 429.
+//! the workspace it is looking at changes, in whichever process it happened; nothing of
+//! another workspace reaches it. The stream ends when its user is removed from that
+//! workspace. A user holds at most `ENDER_MAX_STREAMS_PER_USER` of them open in one
+//! process; one more is answered 429.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -16,7 +18,10 @@ use ender_core::bus::BusEvent;
 use futures::Stream;
 use tokio::sync::mpsc;
 
-use crate::session::CurrentUser;
+use ender_core::account::UserId;
+use ender_core::workspace::WorkspaceId;
+
+use crate::session::CurrentWorkspace;
 use crate::state::AppState;
 use crate::streams::{StreamOwner, StreamSlot, TooManyStreams};
 
@@ -27,10 +32,10 @@ pub fn routes() -> Router<AppState> {
 /// Events closer together than this are sent once.
 const COALESCE: Duration = Duration::from_millis(300);
 
-async fn events(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Response {
+async fn events(State(state): State<AppState>, ws: CurrentWorkspace) -> Response {
     let max = state.sms.limits.max_streams_per_user;
-    match state.streams.take(StreamOwner::User(user.id), max) {
-        Ok(slot) => stream(state, user.id, slot).into_response(),
+    match state.streams.take(StreamOwner::User(ws.user_id()), max) {
+        Ok(slot) => stream(state, ws.id(), ws.user_id(), slot).into_response(),
         Err(TooManyStreams { max }) => (
             StatusCode::TOO_MANY_REQUESTS,
             [("retry-after", "30")],
@@ -40,10 +45,12 @@ async fn events(State(state): State<AppState>, CurrentUser(user): CurrentUser) -
     }
 }
 
-/// The stream of one user's events; it holds `slot` until the client goes away.
+/// The stream of one workspace's events for one member; it holds `slot` until the client
+/// goes away or the member is removed.
 fn stream(
     state: AppState,
-    user: ender_core::account::UserId,
+    workspace: WorkspaceId,
+    user: UserId,
     slot: StreamSlot,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = mpsc::channel::<Event>(16);
@@ -68,10 +75,12 @@ fn stream(
                     }
                 }
                 event = bus.recv() => match event {
-                    Ok(e) if e.user_id() == user => match e {
+                    Ok(e) if e.workspace_id() == workspace => match e {
                         BusEvent::Messages { .. } | BusEvent::Assigned { .. } => messages = true,
                         BusEvent::Device { .. } => devices = true,
                         BusEvent::Subscribed { .. } => {}
+                        BusEvent::MemberLeft { user_id, .. } if user_id == user => return,
+                        BusEvent::MemberLeft { .. } => {}
                     },
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => (messages, devices) = (true, true),

@@ -10,12 +10,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{NaiveDate, TimeZone, Utc};
 use ender_core::apikey::{self, ApiKey, ApiKeyError, ApiKeyId, NewApiKey, Scope, Scopes};
+use ender_core::workspace::{Action, WorkspaceId};
 use serde_json::json;
 use tower_sessions::Session;
 
 use crate::error::{AppError, AppResult};
 use crate::extract::Form;
-use crate::session::{CurrentUser, flash};
+use crate::session::{CurrentWorkspace, flash};
 use crate::state::AppState;
 use crate::views::{Errors, Shell, ago, qr_svg};
 
@@ -96,8 +97,8 @@ pub struct KeysPage {
     pub errors: Errors,
 }
 
-async fn page(state: &AppState, user: ender_core::account::UserId, shell: Shell) -> AppResult<KeysPage> {
-    let keys = apikey::list(&state.pool, user).await?;
+async fn page(state: &AppState, workspace: WorkspaceId, shell: Shell) -> AppResult<KeysPage> {
+    let keys = apikey::list(&state.pool, workspace).await?;
     Ok(KeysPage {
         shell,
         keys: keys.iter().map(KeyRow::from).collect(),
@@ -123,12 +124,9 @@ fn reveal(state: &AppState, created: &NewApiKey) -> Revealed {
     }
 }
 
-async fn list(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    shell: Shell,
-) -> AppResult<KeysPage> {
-    page(&state, user.id, shell).await
+async fn list(State(state): State<AppState>, ws: CurrentWorkspace, shell: Shell) -> AppResult<KeysPage> {
+    ws.may(Action::ManageKeys)?;
+    page(&state, ws.id(), shell).await
 }
 
 #[derive(Default)]
@@ -156,12 +154,13 @@ impl CreateForm {
 
 async fn create(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
+    ws.may(Action::ManageKeys)?;
     let form = CreateForm::from_pairs(pairs);
-    let mut p = page(&state, user.id, shell).await?;
+    let mut p = page(&state, ws.id(), shell).await?;
     p.name = form.name.clone();
     p.expires = form.expires.clone();
     p.scopes = scope_choices(Scopes::from_names(&form.scopes));
@@ -190,7 +189,8 @@ async fn create(
     };
     match apikey::create(
         &state.pool,
-        user.id,
+        ws.id(),
+        Some(ws.user_id()),
         &form.name,
         scopes,
         expires_at,
@@ -199,8 +199,8 @@ async fn create(
     .await
     {
         Ok(created) => {
-            tracing::info!(user.id = %user.id, key.id = %created.key.id, "API key created");
-            let mut p = page(&state, user.id, p.shell).await?;
+            tracing::info!(workspace.id = %ws.id(), key.id = %created.key.id, "API key created");
+            let mut p = page(&state, ws.id(), p.shell).await?;
             p.revealed = Some(reveal(&state, &created));
             Ok(p.into_response())
         }
@@ -212,7 +212,7 @@ async fn create(
             p.errors = Errors::one(ender_core::FieldError::new(
                 "name",
                 format!(
-                    "You can hold at most {} active API keys. Revoke one first.",
+                    "This workspace can hold at most {} active API keys. Revoke one first.",
                     state.sms.max_api_keys
                 ),
             ));
@@ -231,11 +231,12 @@ fn key_id(raw: &str) -> AppResult<ApiKeyId> {
 
 async fn revoke(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     Path(raw): Path<String>,
 ) -> AppResult<Redirect> {
-    match apikey::revoke(&state.pool, user.id, key_id(&raw)?).await {
+    ws.may(Action::ManageKeys)?;
+    match apikey::revoke(&state.pool, ws.id(), key_id(&raw)?).await {
         Ok(()) => {
             flash(
                 &session,
@@ -252,13 +253,14 @@ async fn revoke(
 
 async fn rotate(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
     Path(raw): Path<String>,
 ) -> AppResult<KeysPage> {
-    match apikey::rotate(&state.pool, user.id, key_id(&raw)?).await {
+    ws.may(Action::ManageKeys)?;
+    match apikey::rotate(&state.pool, ws.id(), Some(ws.user_id()), key_id(&raw)?).await {
         Ok(created) => {
-            let mut p = page(&state, user.id, shell).await?;
+            let mut p = page(&state, ws.id(), shell).await?;
             p.revealed = Some(reveal(&state, &created));
             Ok(p)
         }

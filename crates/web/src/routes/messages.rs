@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use ender_core::sms::{Message, MessageId, Status, repo};
 
 use crate::error::{AppError, AppResult};
-use crate::session::CurrentUser;
+use crate::session::CurrentWorkspace;
 use crate::state::AppState;
 use crate::views::Shell;
 use crate::views::{is_htmx, vary};
@@ -109,7 +109,7 @@ fn parse_cursor(raw: &str) -> Option<(DateTime<Utc>, MessageId)> {
 
 async fn list(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     headers: HeaderMap,
     shell: Shell,
     Query(q): Query<ListQuery>,
@@ -130,7 +130,7 @@ async fn list(
         device,
     };
     let direction = if inbox { "incoming" } else { "outgoing" };
-    let messages = repo::page_before(&state.pool, user.id, direction, &filter, before, PAGE).await?;
+    let messages = repo::page_before(&state.pool, ws.id(), direction, &filter, before, PAGE).await?;
     let next = if messages.len() as i64 == PAGE {
         messages
             .last()
@@ -151,7 +151,7 @@ async fn list(
                 .collect::<String>(),
             device.map(|d| d.to_string()).unwrap_or_default()
         );
-        let devices = ender_core::device::list(&state.pool, user.id)
+        let devices = ender_core::device::list(&state.pool, ws.id())
             .await?
             .into_iter()
             .map(|d| (d.id.to_string(), d.name))
@@ -206,15 +206,15 @@ pub struct MessagePage {
 
 async fn show(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
     Path(raw): Path<String>,
 ) -> AppResult<MessagePage> {
     let id: MessageId = raw.parse().map_err(|_| AppError::NotFound)?;
-    let m = repo::find(&state.pool, user.id, id)
+    let m = repo::find(&state.pool, ws.id(), id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let devices = ender_core::device::list(&state.pool, user.id).await?;
+    let devices = ender_core::device::list(&state.pool, ws.id()).await?;
     let name = |d: Option<ender_core::device::DeviceId>| {
         d.and_then(|d| devices.iter().find(|x| x.id == d))
             .map(|d| d.name.clone())

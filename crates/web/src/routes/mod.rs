@@ -20,6 +20,7 @@ pub mod send;
 pub mod setup;
 pub mod templates;
 pub mod webhooks;
+pub mod workspaces;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -86,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .merge(contacts::routes())
         .merge(templates::routes())
         .merge(scheduled::routes())
+        .merge(workspaces::routes())
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { error_page(StatusCode::METHOD_NOT_ALLOWED) });
 

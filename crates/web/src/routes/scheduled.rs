@@ -16,11 +16,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, TimeZone, Utc};
 use ender_core::FieldError;
-use ender_core::account::UserId;
 use ender_core::schedule::cron::timezone_names;
 use ender_core::schedule::{
     self, Content, Run, Schedule, ScheduleError, ScheduleForm, ScheduleId, ScheduleInput, Status,
 };
+use ender_core::workspace::{Action, WorkspaceId};
 use tower_sessions::Session;
 
 use crate::error::{AppError, AppResult};
@@ -29,7 +29,7 @@ use crate::routes::send::{Counter, GroupOption, group_options, split_recipients}
 use crate::routes::templates::{
     PageQuery, Pager, TemplateOption, VarInputs, options as template_options, variables_of,
 };
-use crate::session::{CurrentUser, flash};
+use crate::session::{CurrentWorkspace, flash};
 use crate::state::AppState;
 use crate::views::{Errors, Shell, htmx_only, vary};
 
@@ -376,11 +376,11 @@ pub struct Choices {
 }
 
 impl Choices {
-    async fn load(state: &AppState, user: UserId, form: &ScheduleFields) -> AppResult<Self> {
+    async fn load(state: &AppState, workspace: WorkspaceId, form: &ScheduleFields) -> AppResult<Self> {
         Ok(Self {
-            groups: group_options(state, user, &form.group_ids).await?,
-            templates: template_options(state, user).await?,
-            devices: ender_core::device::list(&state.pool, user)
+            groups: group_options(state, workspace, &form.group_ids).await?,
+            templates: template_options(state, workspace).await?,
+            devices: ender_core::device::list(&state.pool, workspace)
                 .await?
                 .into_iter()
                 .map(|d| (d.id.to_string(), d.name))
@@ -577,12 +577,12 @@ pub struct SchedulesPage {
 
 async fn list(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
     Query(q): Query<PageQuery>,
 ) -> AppResult<SchedulesPage> {
-    let (items, total) = schedule::repo::list(&state.pool, user.id, q.offset(PAGE), PAGE).await?;
-    let templates = template_options(&state, user.id).await?;
+    let (items, total) = schedule::repo::list(&state.pool, ws.id(), q.offset(PAGE), PAGE).await?;
+    let templates = template_options(&state, ws.id()).await?;
     Ok(SchedulesPage {
         shell,
         rows: items.iter().map(|s| ScheduleView::new(s, &templates)).collect(),
@@ -605,12 +605,12 @@ pub struct NewSchedulePage {
 impl NewSchedulePage {
     async fn new(
         state: &AppState,
-        user: UserId,
+        workspace: WorkspaceId,
         shell: Shell,
         form: ScheduleFields,
         errors: Errors,
     ) -> AppResult<Self> {
-        let choices = Choices::load(state, user, &form).await?;
+        let choices = Choices::load(state, workspace, &form).await?;
         let mut vars = choices.vars(&form);
         vars.error = errors.get("variables").to_owned();
         Ok(Self {
@@ -633,15 +633,16 @@ pub struct NewQuery {
 
 async fn new_form(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
     Query(q): Query<NewQuery>,
 ) -> AppResult<NewSchedulePage> {
+    ws.may(Action::ManageSchedules)?;
     let form = ScheduleFields {
         template_id: q.template,
         ..ScheduleFields::blank()
     };
-    NewSchedulePage::new(&state, user.id, shell, form, Errors::default()).await
+    NewSchedulePage::new(&state, ws.id(), shell, form, Errors::default()).await
 }
 
 /// The field errors of a failed save, or the failure to report otherwise.
@@ -663,27 +664,28 @@ fn save_errors(e: ScheduleError) -> AppResult<Vec<FieldError>> {
 
 async fn create(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     shell: Shell,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
+    ws.may(Action::ManageSchedules)?;
     let form = ScheduleFields::from_pairs(pairs);
-    let vars = Choices::load(&state, user.id, &form).await?.vars(&form);
+    let vars = Choices::load(&state, ws.id(), &form).await?.vars(&form);
     let now = Utc::now();
     let result = match form.input(now, &vars) {
-        Ok(input) => schedule::repo::create(&state.pool, user.id, &input, state.sms.max_schedules, now).await,
+        Ok(input) => schedule::repo::create(&state.pool, ws.id(), &input, state.sms.max_schedules, now).await,
         Err(errors) => Err(ScheduleError::Invalid(errors)),
     };
     match result {
         Ok(s) => {
-            tracing::info!(user.id = %user.id, schedule.id = %s.id, "scheduled send added");
+            tracing::info!(workspace.id = %ws.id(), schedule.id = %s.id, "scheduled send added");
             flash(&session, "success", format!("Scheduled: {}.", s.describe())).await?;
             Ok(Redirect::to(&format!("/scheduled/{}", s.id)).into_response())
         }
         Err(e) => {
             let errors = Errors(save_errors(e)?);
-            let page = NewSchedulePage::new(&state, user.id, shell, form, errors).await?;
+            let page = NewSchedulePage::new(&state, ws.id(), shell, form, errors).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
     }
@@ -693,8 +695,8 @@ fn schedule_id(raw: &str) -> AppResult<ScheduleId> {
     raw.parse().map_err(|_| AppError::NotFound)
 }
 
-async fn load(state: &AppState, user: UserId, raw: &str) -> AppResult<Schedule> {
-    schedule::repo::find(&state.pool, user, schedule_id(raw)?)
+async fn load(state: &AppState, workspace: WorkspaceId, raw: &str) -> AppResult<Schedule> {
+    schedule::repo::find(&state.pool, workspace, schedule_id(raw)?)
         .await?
         .ok_or(AppError::NotFound)
 }
@@ -717,7 +719,7 @@ impl SchedulePage {
     /// The page of `s`, its form showing `form` (the stored values unless a save failed).
     async fn new(
         state: &AppState,
-        user: UserId,
+        workspace: WorkspaceId,
         shell: Shell,
         s: &Schedule,
         form: Option<ScheduleFields>,
@@ -725,10 +727,10 @@ impl SchedulePage {
     ) -> AppResult<Self> {
         let now = Utc::now();
         let form = form.unwrap_or_else(|| ScheduleFields::of(s));
-        let choices = Choices::load(state, user, &form).await?;
+        let choices = Choices::load(state, workspace, &form).await?;
         let mut vars = choices.vars(&form);
         vars.error = errors.get("variables").to_owned();
-        let history = schedule::repo::runs(&state.pool, user, s.id, HISTORY)
+        let history = schedule::repo::runs(&state.pool, workspace, s.id, HISTORY)
             .await?
             .iter()
             .map(|r| RunView::new(r, s))
@@ -763,29 +765,30 @@ fn upcoming(s: &Schedule, now: DateTime<Utc>) -> Vec<RunTime> {
 
 async fn show(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
     Path(raw): Path<String>,
 ) -> AppResult<SchedulePage> {
-    let s = load(&state, user.id, &raw).await?;
-    SchedulePage::new(&state, user.id, shell, &s, None, Errors::default()).await
+    let s = load(&state, ws.id(), &raw).await?;
+    SchedulePage::new(&state, ws.id(), shell, &s, None, Errors::default()).await
 }
 
 async fn update(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     shell: Shell,
     Path(raw): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
-    let s = load(&state, user.id, &raw).await?;
+    ws.may(Action::ManageSchedules)?;
+    let s = load(&state, ws.id(), &raw).await?;
     let form = ScheduleFields::from_pairs(pairs);
-    let vars = Choices::load(&state, user.id, &form).await?.vars(&form);
+    let vars = Choices::load(&state, ws.id(), &form).await?.vars(&form);
     let now = Utc::now();
     let result = match form.input(now, &vars) {
         Ok(input) => {
-            schedule::repo::update(&state.pool, user.id, s.id, &input, state.sms.max_schedules, now).await
+            schedule::repo::update(&state.pool, ws.id(), s.id, &input, state.sms.max_schedules, now).await
         }
         Err(errors) => Err(ScheduleError::Invalid(errors)),
     };
@@ -796,7 +799,7 @@ async fn update(
         }
         Err(e) => {
             let errors = Errors(save_errors(e)?);
-            let page = SchedulePage::new(&state, user.id, shell, &s, Some(form), errors).await?;
+            let page = SchedulePage::new(&state, ws.id(), shell, &s, Some(form), errors).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
     }
@@ -811,10 +814,11 @@ pub struct RunsPartial {
 /// The next runs of the form's timing fields (HTMX, as they change), and the cron field a
 /// pattern fills.
 async fn preview(
-    CurrentUser(_user): CurrentUser,
+    ws: CurrentWorkspace,
     headers: HeaderMap,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
+    ws.may(Action::ManageSchedules)?;
     htmx_only(&headers)?;
     let form = ScheduleFields::from_pairs(pairs);
     let mut runs = RunsPreview::of(&form, Utc::now());
@@ -837,12 +841,12 @@ pub struct VarsQuery {
 /// The inputs for the variables of the template just chosen (HTMX).
 async fn template_vars(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     headers: HeaderMap,
     Query(q): Query<VarsQuery>,
 ) -> AppResult<Response> {
     htmx_only(&headers)?;
-    let vars = template_options(&state, user.id)
+    let vars = template_options(&state, ws.id())
         .await?
         .iter()
         .find(|t| !q.template_id.trim().is_empty() && t.id == q.template_id.trim())
@@ -862,12 +866,13 @@ async fn refused(session: &Session, e: ScheduleError) -> AppResult<()> {
 
 async fn pause(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     Path(raw): Path<String>,
 ) -> AppResult<Redirect> {
-    let s = load(&state, user.id, &raw).await?;
-    match schedule::repo::pause(&state.pool, user.id, s.id).await {
+    ws.may(Action::ManageSchedules)?;
+    let s = load(&state, ws.id(), &raw).await?;
+    match schedule::repo::pause(&state.pool, ws.id(), s.id).await {
         Ok(_) => {
             flash(
                 &session,
@@ -883,12 +888,13 @@ async fn pause(
 
 async fn resume(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     Path(raw): Path<String>,
 ) -> AppResult<Redirect> {
-    let s = load(&state, user.id, &raw).await?;
-    match schedule::repo::resume(&state.pool, user.id, s.id, Utc::now()).await {
+    ws.may(Action::ManageSchedules)?;
+    let s = load(&state, ws.id(), &raw).await?;
+    match schedule::repo::resume(&state.pool, ws.id(), s.id, Utc::now()).await {
         Ok(resumed) => {
             let next = resumed
                 .next_run_at
@@ -903,15 +909,16 @@ async fn resume(
 
 async fn delete(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     Path(raw): Path<String>,
 ) -> AppResult<Redirect> {
-    let s = load(&state, user.id, &raw).await?;
-    if !schedule::repo::delete(&state.pool, user.id, s.id).await? {
+    ws.may(Action::ManageSchedules)?;
+    let s = load(&state, ws.id(), &raw).await?;
+    if !schedule::repo::delete(&state.pool, ws.id(), s.id).await? {
         return Err(AppError::NotFound);
     }
-    tracing::info!(user.id = %user.id, schedule.id = %s.id, "scheduled send deleted");
+    tracing::info!(workspace.id = %ws.id(), schedule.id = %s.id, "scheduled send deleted");
     flash(
         &session,
         "success",

@@ -11,15 +11,15 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use ender_core::account::UserId;
 use ender_core::sms::body::{BodyError, MAX_CHARS, clean, measure};
 use ender_core::sms::send::{self, SendError, SendRequest, Sent, TemplateSendRequest};
+use ender_core::workspace::{Action, WorkspaceId};
 use tower_sessions::Session;
 
 use crate::error::AppResult;
 use crate::extract::Form;
 use crate::routes::templates::{TemplateOption, VarInputs, options as template_options, variables_of};
-use crate::session::{CurrentUser, flash};
+use crate::session::{CurrentWorkspace, flash};
 use crate::state::AppState;
 use crate::views::{Errors, Shell, htmx_only, vary};
 
@@ -73,8 +73,12 @@ pub struct GroupOption {
 }
 
 /// The user's groups, ticked when chosen.
-pub async fn group_options(state: &AppState, user: UserId, chosen: &[String]) -> AppResult<Vec<GroupOption>> {
-    Ok(ender_core::contact::repo::all_groups(&state.pool, user)
+pub async fn group_options(
+    state: &AppState,
+    workspace: WorkspaceId,
+    chosen: &[String],
+) -> AppResult<Vec<GroupOption>> {
+    Ok(ender_core::contact::repo::all_groups(&state.pool, workspace)
         .await?
         .into_iter()
         .map(|g| {
@@ -151,8 +155,8 @@ pub struct MessagePartial {
     pub errors: Errors,
 }
 
-async fn devices(state: &AppState, user: UserId) -> AppResult<Vec<DeviceOption>> {
-    Ok(ender_core::device::list(&state.pool, user)
+async fn devices(state: &AppState, workspace: WorkspaceId) -> AppResult<Vec<DeviceOption>> {
+    Ok(ender_core::device::list(&state.pool, workspace)
         .await?
         .into_iter()
         .map(|d| DeviceOption {
@@ -172,17 +176,18 @@ pub struct FormQuery {
 
 async fn form(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
     Query(q): Query<FormQuery>,
 ) -> AppResult<SendPage> {
-    let templates = template_options(&state, user.id).await?;
+    ws.may(Action::Send)?;
+    let templates = template_options(&state, ws.id()).await?;
     Ok(SendPage {
         shell,
         recipients: String::new(),
         device_id: String::new(),
-        devices: devices(&state, user.id).await?,
-        groups: group_options(&state, user.id, &[]).await?,
+        devices: devices(&state, ws.id()).await?,
+        groups: group_options(&state, ws.id(), &[]).await?,
         message: MessageFields::of(&templates, &q.template, q.body, &BTreeMap::new()),
         templates,
         errors: Errors::default(),
@@ -193,12 +198,13 @@ async fn form(
 /// leaves the text that was there to edit.
 async fn template_fields(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     headers: HeaderMap,
     Query(q): Query<FormQuery>,
 ) -> AppResult<Response> {
+    ws.may(Action::Send)?;
     htmx_only(&headers)?;
-    let templates = template_options(&state, user.id).await?;
+    let templates = template_options(&state, ws.id()).await?;
     let message = MessageFields::of(&templates, &q.template, q.body, &BTreeMap::new());
     Ok(vary(
         MessagePartial {
@@ -215,7 +221,7 @@ pub struct CountQuery {
     body: String,
 }
 
-async fn count(CurrentUser(_user): CurrentUser, Query(q): Query<CountQuery>) -> Counter {
+async fn count(_ws: CurrentWorkspace, Query(q): Query<CountQuery>) -> Counter {
     Counter::of(&q.body)
 }
 
@@ -282,11 +288,12 @@ fn field(e: &SendError) -> &'static str {
 
 async fn submit(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     shell: Shell,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
+    ws.may(Action::Send)?;
     let form = SendForm::from_pairs(pairs);
     let outcome = if form.template_id.trim().is_empty() {
         let req = SendRequest {
@@ -296,8 +303,8 @@ async fn submit(
             group_ids: form.group_ids.clone(),
             valid_until: None,
         };
-        match send::validate(&state.pool, &state.sms, user.id, &req).await {
-            Ok(v) => state.batcher.submit(user.id, v).await.map(Sent::Accepted),
+        match send::validate(&state.pool, &state.sms, ws.id(), &req).await {
+            Ok(v) => state.batcher.submit(ws.id(), v).await.map(Sent::Accepted),
             Err(e) => Err(e),
         }
     } else {
@@ -310,7 +317,7 @@ async fn submit(
             group_ids: form.group_ids.clone(),
             valid_until: None,
         };
-        send::send_template(&state.pool, &state.sms, user.id, &req, None).await
+        send::send_template(&state.pool, &state.sms, ws.id(), &req, None).await
     };
     match outcome {
         Ok(Sent::Accepted(res)) => {
@@ -333,15 +340,15 @@ async fn submit(
                 ),
                 other => other.to_string(),
             };
-            let templates = template_options(&state, user.id).await?;
+            let templates = template_options(&state, ws.id()).await?;
             let mut fields = MessageFields::of(&templates, &form.template_id, form.body, &form.variables);
             let error = ender_core::FieldError::new(field(&e), message);
             if error.field == "variables" {
                 fields.vars.error = error.message.clone();
             }
             let page = SendPage {
-                devices: devices(&state, user.id).await?,
-                groups: group_options(&state, user.id, &form.group_ids).await?,
+                devices: devices(&state, ws.id()).await?,
+                groups: group_options(&state, ws.id(), &form.group_ids).await?,
                 templates,
                 message: fields,
                 shell,

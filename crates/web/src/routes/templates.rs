@@ -13,16 +13,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use ender_core::FieldError;
-use ender_core::account::UserId;
 use ender_core::sms::body::clean;
 use ender_core::template::text::TemplateText;
 use ender_core::template::{self, TemplateId, TemplateInput, TemplateStoreError};
+use ender_core::workspace::{Action, WorkspaceId};
 use tower_sessions::Session;
 
 use crate::error::{AppError, AppResult};
 use crate::extract::Form;
 use crate::routes::send::Counter;
-use crate::session::{CurrentUser, flash};
+use crate::session::{CurrentWorkspace, flash};
 use crate::state::AppState;
 use crate::views::{Errors, Shell, htmx_only, vary};
 
@@ -88,8 +88,8 @@ pub fn template_id(raw: &str) -> AppResult<TemplateId> {
     raw.parse().map_err(|_| AppError::NotFound)
 }
 
-async fn load(state: &AppState, user: UserId, raw: &str) -> AppResult<template::Template> {
-    template::repo::find(&state.pool, user, template_id(raw)?)
+async fn load(state: &AppState, workspace: WorkspaceId, raw: &str) -> AppResult<template::Template> {
+    template::repo::find(&state.pool, workspace, template_id(raw)?)
         .await?
         .ok_or(AppError::NotFound)
 }
@@ -177,8 +177,8 @@ pub struct TemplateOption {
 }
 
 /// Every template of the user, by name, for pickers.
-pub async fn options(state: &AppState, user: UserId) -> AppResult<Vec<TemplateOption>> {
-    let (all, _) = template::repo::list(&state.pool, user, 0, 1000).await?;
+pub async fn options(state: &AppState, workspace: WorkspaceId) -> AppResult<Vec<TemplateOption>> {
+    let (all, _) = template::repo::list(&state.pool, workspace, 0, 1000).await?;
     Ok(all
         .into_iter()
         .map(|t| TemplateOption {
@@ -220,11 +220,11 @@ pub struct TemplatesPage {
 
 async fn list(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
     Query(q): Query<PageQuery>,
 ) -> AppResult<TemplatesPage> {
-    let (items, total) = template::repo::list(&state.pool, user.id, q.offset(PAGE), PAGE).await?;
+    let (items, total) = template::repo::list(&state.pool, ws.id(), q.offset(PAGE), PAGE).await?;
     let pager = Pager::new(&q, total, PAGE);
     let rows = items
         .iter()
@@ -367,14 +367,15 @@ impl TemplatePage {
     }
 }
 
-async fn new_form(CurrentUser(_user): CurrentUser, shell: Shell) -> NewTemplatePage {
+async fn new_form(ws: CurrentWorkspace, shell: Shell) -> AppResult<NewTemplatePage> {
+    ws.may(Action::ManageTemplates)?;
     let form = TemplateForm::of_parts("", "");
-    NewTemplatePage {
+    Ok(NewTemplatePage {
         shell,
         preview: Preview::of(&form),
         form,
         errors: Errors::default(),
-    }
+    })
 }
 
 /// The field errors of a failed save, or the failure to report otherwise.
@@ -392,21 +393,22 @@ fn field_errors(e: TemplateStoreError) -> AppResult<Vec<FieldError>> {
 
 async fn create(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     shell: Shell,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
+    ws.may(Action::ManageTemplates)?;
     let form = TemplateForm::from_pairs(pairs);
     let result = match form.input() {
         Ok(input) => {
-            template::repo::create(&state.pool, user.id, &input, state.sms.limits.max_templates).await
+            template::repo::create(&state.pool, ws.id(), &input, state.sms.limits.max_templates).await
         }
         Err(errors) => Err(TemplateStoreError::Invalid(errors)),
     };
     match result {
         Ok(t) => {
-            tracing::info!(user.id = %user.id, template.id = %t.id, "template added");
+            tracing::info!(workspace.id = %ws.id(), template.id = %t.id, "template added");
             flash(
                 &session,
                 "success",
@@ -429,27 +431,28 @@ async fn create(
 
 async fn show(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
     Path(raw): Path<String>,
 ) -> AppResult<TemplatePage> {
-    let t = load(&state, user.id, &raw).await?;
+    let t = load(&state, ws.id(), &raw).await?;
     let form = TemplateForm::of_parts(&t.name, &t.body);
     Ok(TemplatePage::new(shell, &t, form, Errors::default()))
 }
 
 async fn update(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     shell: Shell,
     Path(raw): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
-    let t = load(&state, user.id, &raw).await?;
+    ws.may(Action::ManageTemplates)?;
+    let t = load(&state, ws.id(), &raw).await?;
     let form = TemplateForm::from_pairs(pairs);
     let result = match form.input() {
-        Ok(input) => template::repo::update(&state.pool, user.id, t.id, &input).await,
+        Ok(input) => template::repo::update(&state.pool, ws.id(), t.id, &input).await,
         Err(errors) => Err(TemplateStoreError::Invalid(errors)),
     };
     match result {
@@ -471,10 +474,11 @@ async fn update(
 
 /// The preview of the editor's current values (HTMX, as the user types).
 async fn preview(
-    CurrentUser(_user): CurrentUser,
+    ws: CurrentWorkspace,
     headers: HeaderMap,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
+    ws.may(Action::ManageTemplates)?;
     htmx_only(&headers)?;
     let preview = Preview::of(&TemplateForm::from_pairs(pairs));
     Ok(vary(PreviewPartial { preview }.into_response()))
@@ -482,14 +486,15 @@ async fn preview(
 
 async fn delete(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     Path(raw): Path<String>,
 ) -> AppResult<Redirect> {
-    let t = load(&state, user.id, &raw).await?;
-    match template::repo::delete(&state.pool, user.id, t.id).await {
+    ws.may(Action::ManageTemplates)?;
+    let t = load(&state, ws.id(), &raw).await?;
+    match template::repo::delete(&state.pool, ws.id(), t.id).await {
         Ok(()) => {
-            tracing::info!(user.id = %user.id, template.id = %t.id, "template deleted");
+            tracing::info!(workspace.id = %ws.id(), template.id = %t.id, "template deleted");
             flash(
                 &session,
                 "success",

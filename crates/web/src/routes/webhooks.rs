@@ -12,17 +12,17 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use ender_core::FieldError;
-use ender_core::account::UserId;
 use ender_core::webhook::Event;
 use ender_core::webhook::endpoint::{self, Breaker, Endpoint, EndpointError, EndpointInput};
 use ender_core::webhook::log::{self, DayStats, Delivery, DeliveryStatus, PageQuery};
+use ender_core::workspace::{Action, WorkspaceId};
 use ender_worker::webhooks::Attempt;
 use tower_sessions::Session;
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
 use crate::extract::Form;
-use crate::session::{CurrentUser, flash};
+use crate::session::{CurrentWorkspace, flash};
 use crate::state::AppState;
 use crate::views::{Errors, Shell, ago, is_htmx, vary};
 
@@ -191,13 +191,9 @@ pub struct WebhooksPage {
     pub endpoints: Vec<EndpointRow>,
 }
 
-async fn list(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    shell: Shell,
-) -> AppResult<WebhooksPage> {
-    let stats = endpoint::day_stats(&state.pool, user.id).await?;
-    let endpoints = endpoint::list(&state.pool, user.id)
+async fn list(State(state): State<AppState>, ws: CurrentWorkspace, shell: Shell) -> AppResult<WebhooksPage> {
+    let stats = endpoint::day_stats(&state.pool, ws.id()).await?;
+    let endpoints = endpoint::list(&state.pool, ws.id())
         .await?
         .iter()
         .map(|e| EndpointRow::new(e, DayStats::of(&stats, e.id)))
@@ -279,8 +275,8 @@ impl EndpointForm {
         Self::from_pairs(Vec::new())
     }
 
-    async fn with_devices(mut self, state: &AppState, user: UserId) -> AppResult<Self> {
-        self.devices = ender_core::device::list(&state.pool, user)
+    async fn with_devices(mut self, state: &AppState, workspace: WorkspaceId) -> AppResult<Self> {
+        self.devices = ender_core::device::list(&state.pool, workspace)
             .await?
             .into_iter()
             .map(|d| (d.id.to_string(), d.name))
@@ -331,30 +327,32 @@ pub struct NewWebhookPage {
 
 async fn new_form(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
 ) -> AppResult<NewWebhookPage> {
+    ws.may(Action::ManageWebhooks)?;
     Ok(NewWebhookPage {
         shell,
-        form: EndpointForm::blank().with_devices(&state, user.id).await?,
+        form: EndpointForm::blank().with_devices(&state, ws.id()).await?,
         errors: Errors::default(),
     })
 }
 
 async fn create(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     shell: Shell,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
+    ws.may(Action::ManageWebhooks)?;
     let form = EndpointForm::from_pairs(pairs);
     let result = match form.parse(&state) {
         Ok(input) => {
             endpoint::create(
                 &state.pool,
                 &state.webhooks.keyring,
-                user.id,
+                ws.id(),
                 &input,
                 state.sms.limits.max_webhooks,
             )
@@ -364,7 +362,7 @@ async fn create(
     };
     match result {
         Ok((e, _secret)) => {
-            tracing::info!(user.id = %user.id, webhook.id = %e.id, "webhook endpoint added");
+            tracing::info!(workspace.id = %ws.id(), webhook.id = %e.id, "webhook endpoint added");
             // The secret itself stays sealed in the database; the next page opens it once.
             session.insert(CREATED_KEY, e.id).await?;
             flash(&session, "success", "The endpoint was added.").await?;
@@ -373,7 +371,7 @@ async fn create(
         Err(e) => {
             let page = NewWebhookPage {
                 shell,
-                form: form.with_devices(&state, user.id).await?,
+                form: form.with_devices(&state, ws.id()).await?,
                 errors: Errors::one(field_error(e)?),
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
@@ -385,12 +383,12 @@ fn endpoint_id(raw: &str) -> AppResult<Uuid> {
     raw.parse().map_err(|_| AppError::NotFound)
 }
 
-async fn load(state: &AppState, user: UserId, raw: &str) -> AppResult<Endpoint> {
-    Ok(endpoint::find(&state.pool, user, endpoint_id(raw)?).await?)
+async fn load(state: &AppState, workspace: WorkspaceId, raw: &str) -> AppResult<Endpoint> {
+    Ok(endpoint::find(&state.pool, workspace, endpoint_id(raw)?).await?)
 }
 
-async fn row(state: &AppState, user: UserId, e: &Endpoint) -> AppResult<EndpointRow> {
-    let stats = endpoint::day_stats(&state.pool, user).await?;
+async fn row(state: &AppState, workspace: WorkspaceId, e: &Endpoint) -> AppResult<EndpointRow> {
+    let stats = endpoint::day_stats(&state.pool, workspace).await?;
     Ok(EndpointRow::new(e, DayStats::of(&stats, e.id)))
 }
 
@@ -538,12 +536,17 @@ pub struct LogQuery {
     before: String,
 }
 
-async fn delivery_log(state: &AppState, user: UserId, e: &Endpoint, q: &LogQuery) -> AppResult<DeliveryLog> {
+async fn delivery_log(
+    state: &AppState,
+    workspace: WorkspaceId,
+    e: &Endpoint,
+    q: &LogQuery,
+) -> AppResult<DeliveryLog> {
     let status = DeliveryStatus::parse(q.status.trim());
     let before = q.before.trim().parse::<Uuid>().ok();
     let rows = log::page(
         &state.pool,
-        user,
+        workspace,
         e.id,
         PageQuery {
             status,
@@ -580,33 +583,38 @@ pub struct WebhookPage {
     pub log: DeliveryLog,
 }
 
-async fn webhook_page(state: &AppState, user: UserId, shell: Shell, e: &Endpoint) -> AppResult<WebhookPage> {
+async fn webhook_page(
+    state: &AppState,
+    workspace: WorkspaceId,
+    shell: Shell,
+    e: &Endpoint,
+) -> AppResult<WebhookPage> {
     Ok(WebhookPage {
         shell,
-        endpoint: row(state, user, e).await?,
-        form: EndpointForm::of(e).with_devices(state, user).await?,
+        endpoint: row(state, workspace, e).await?,
+        form: EndpointForm::of(e).with_devices(state, workspace).await?,
         errors: Errors::default(),
         revealed: None,
         test_result: None,
         since: (Utc::now() - Duration::hours(24))
             .format("%Y-%m-%dT%H:%M")
             .to_string(),
-        log: delivery_log(state, user, e, &LogQuery::default()).await?,
+        log: delivery_log(state, workspace, e, &LogQuery::default()).await?,
     })
 }
 
 async fn show(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     shell: Shell,
     Path(raw): Path<String>,
 ) -> AppResult<WebhookPage> {
-    let e = load(&state, user.id, &raw).await?;
-    let mut page = webhook_page(&state, user.id, shell, &e).await?;
+    let e = load(&state, ws.id(), &raw).await?;
+    let mut page = webhook_page(&state, ws.id(), shell, &e).await?;
     if session.get::<Uuid>(CREATED_KEY).await? == Some(e.id) {
         session.remove::<Uuid>(CREATED_KEY).await?;
-        let secret = endpoint::reveal_secret(&state.pool, &state.webhooks.keyring, user.id, e.id).await?;
+        let secret = endpoint::reveal_secret(&state.pool, &state.webhooks.keyring, ws.id(), e.id).await?;
         page.revealed = Some(SecretView {
             title: "The signing secret of your new endpoint".to_owned(),
             secret,
@@ -619,16 +627,17 @@ async fn show(
 
 async fn update(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     shell: Shell,
     Path(raw): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
-    let e = load(&state, user.id, &raw).await?;
+    ws.may(Action::ManageWebhooks)?;
+    let e = load(&state, ws.id(), &raw).await?;
     let form = EndpointForm::from_pairs(pairs);
     let result = match form.parse(&state) {
-        Ok(input) => endpoint::update(&state.pool, user.id, e.id, &input, form.active).await,
+        Ok(input) => endpoint::update(&state.pool, ws.id(), e.id, &input, form.active).await,
         Err(f) => Err(f.into()),
     };
     match result {
@@ -637,8 +646,8 @@ async fn update(
             Ok(Redirect::to(&format!("/webhooks/{}", e.id)).into_response())
         }
         Err(err) => {
-            let mut page = webhook_page(&state, user.id, shell, &e).await?;
-            page.form = form.with_devices(&state, user.id).await?;
+            let mut page = webhook_page(&state, ws.id(), shell, &e).await?;
+            page.form = form.with_devices(&state, ws.id()).await?;
             page.errors = Errors::one(field_error(err)?);
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
@@ -647,13 +656,14 @@ async fn update(
 
 async fn enable(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     Path(raw): Path<String>,
 ) -> AppResult<Redirect> {
-    let e = load(&state, user.id, &raw).await?;
-    let n = endpoint::reenable_and_replay(&state.pool, user.id, e.id).await?;
-    tracing::info!(user.id = %user.id, webhook.id = %e.id, replayed = n, "webhook endpoint re-enabled");
+    ws.may(Action::ManageWebhooks)?;
+    let e = load(&state, ws.id(), &raw).await?;
+    let n = endpoint::reenable_and_replay(&state.pool, ws.id(), e.id).await?;
+    tracing::info!(workspace.id = %ws.id(), webhook.id = %e.id, replayed = n, "webhook endpoint re-enabled");
     flash(
         &session,
         "success",
@@ -668,13 +678,14 @@ async fn enable(
 
 async fn test(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     headers: HeaderMap,
     shell: Shell,
     Path(raw): Path<String>,
 ) -> AppResult<Response> {
-    let e = load(&state, user.id, &raw).await?;
-    let delivery = endpoint::create_test_delivery(&state.pool, user.id, e.id).await?;
+    ws.may(Action::ManageWebhooks)?;
+    let e = load(&state, ws.id(), &raw).await?;
+    let delivery = endpoint::create_test_delivery(&state.pool, ws.id(), e.id).await?;
     let attempt = state
         .webhooks
         .deliverer
@@ -685,28 +696,29 @@ async fn test(
     if is_htmx(&headers) {
         return Ok(vary(TestResultPartial { result }.into_response()));
     }
-    let mut page = webhook_page(&state, user.id, shell, &e).await?;
+    let mut page = webhook_page(&state, ws.id(), shell, &e).await?;
     page.test_result = Some(result);
     Ok(vary(page.into_response()))
 }
 
 async fn reveal(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     headers: HeaderMap,
     shell: Shell,
     Path(raw): Path<String>,
 ) -> AppResult<Response> {
-    let e = load(&state, user.id, &raw).await?;
+    ws.may(Action::ManageWebhooks)?;
+    let e = load(&state, ws.id(), &raw).await?;
     let secret = SecretView {
         title: "Signing secret".to_owned(),
-        secret: endpoint::reveal_secret(&state.pool, &state.webhooks.keyring, user.id, e.id).await?,
+        secret: endpoint::reveal_secret(&state.pool, &state.webhooks.keyring, ws.id(), e.id).await?,
         note: "Keep it like a password. Anyone holding it can forge deliveries from Ender.".to_owned(),
     };
     if is_htmx(&headers) {
         return Ok(vary(SecretPartial { secret }.into_response()));
     }
-    let mut page = webhook_page(&state, user.id, shell, &e).await?;
+    let mut page = webhook_page(&state, ws.id(), shell, &e).await?;
     page.revealed = Some(secret);
     Ok(vary(page.into_response()))
 }
@@ -730,14 +742,15 @@ fn overlap(raw: &str) -> Option<(Duration, &'static str)> {
 
 async fn rotate(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
     Path(raw): Path<String>,
     Form(form): Form<RotateForm>,
 ) -> AppResult<Response> {
-    let e = load(&state, user.id, &raw).await?;
+    ws.may(Action::ManageWebhooks)?;
+    let e = load(&state, ws.id(), &raw).await?;
     let Some((overlap, phrase)) = overlap(&form.overlap) else {
-        let mut page = webhook_page(&state, user.id, shell, &e).await?;
+        let mut page = webhook_page(&state, ws.id(), shell, &e).await?;
         page.errors = Errors::one(FieldError::new(
             "overlap",
             "Choose how long the old secret keeps working.",
@@ -745,9 +758,9 @@ async fn rotate(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
     let secret =
-        endpoint::rotate_secret(&state.pool, &state.webhooks.keyring, user.id, e.id, overlap).await?;
-    tracing::info!(user.id = %user.id, webhook.id = %e.id, overlap_secs = overlap.num_seconds(), "webhook secret rotated");
-    let mut page = webhook_page(&state, user.id, shell, &e).await?;
+        endpoint::rotate_secret(&state.pool, &state.webhooks.keyring, ws.id(), e.id, overlap).await?;
+    tracing::info!(workspace.id = %ws.id(), webhook.id = %e.id, overlap_secs = overlap.num_seconds(), "webhook secret rotated");
+    let mut page = webhook_page(&state, ws.id(), shell, &e).await?;
     page.revealed = Some(SecretView {
         title: "The new signing secret".to_owned(),
         secret,
@@ -784,23 +797,24 @@ fn parse_since(raw: &str) -> Result<DateTime<Utc>, FieldError> {
 
 async fn replay(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     shell: Shell,
     Path(raw): Path<String>,
     Form(form): Form<ReplayForm>,
 ) -> AppResult<Response> {
-    let e = load(&state, user.id, &raw).await?;
+    ws.may(Action::ManageWebhooks)?;
+    let e = load(&state, ws.id(), &raw).await?;
     let since = match parse_since(&form.since) {
         Ok(t) => t,
         Err(f) => {
-            let mut page = webhook_page(&state, user.id, shell, &e).await?;
+            let mut page = webhook_page(&state, ws.id(), shell, &e).await?;
             page.since = form.since;
             page.errors = Errors::one(f);
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
-    let n = endpoint::replay_failed(&state.pool, user.id, e.id, since).await?;
+    let n = endpoint::replay_failed(&state.pool, ws.id(), e.id, since).await?;
     flash(
         &session,
         "success",
@@ -817,13 +831,14 @@ async fn replay(
 
 async fn delete(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     Path(raw): Path<String>,
 ) -> AppResult<Redirect> {
-    let e = load(&state, user.id, &raw).await?;
-    endpoint::delete(&state.pool, user.id, e.id).await?;
-    tracing::info!(user.id = %user.id, webhook.id = %e.id, "webhook endpoint deleted");
+    ws.may(Action::ManageWebhooks)?;
+    let e = load(&state, ws.id(), &raw).await?;
+    endpoint::delete(&state.pool, ws.id(), e.id).await?;
+    tracing::info!(workspace.id = %ws.id(), webhook.id = %e.id, "webhook endpoint deleted");
     flash(
         &session,
         "success",
@@ -850,21 +865,21 @@ pub struct DeliveriesPage {
 /// The delivery log: the table alone for HTMX (the live refresh), the page otherwise.
 async fn deliveries(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     headers: HeaderMap,
     shell: Shell,
     Path(raw): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> AppResult<Response> {
-    let e = load(&state, user.id, &raw).await?;
-    let log = delivery_log(&state, user.id, &e, &q).await?;
+    let e = load(&state, ws.id(), &raw).await?;
+    let log = delivery_log(&state, ws.id(), &e, &q).await?;
     if is_htmx(&headers) {
         return Ok(vary(DeliveriesPartial { log }.into_response()));
     }
     Ok(vary(
         DeliveriesPage {
             shell,
-            endpoint: row(&state, user.id, &e).await?,
+            endpoint: row(&state, ws.id(), &e).await?,
             log,
         }
         .into_response(),
@@ -907,12 +922,12 @@ fn delivery_id(raw: &str) -> AppResult<Uuid> {
 
 async fn delivery(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     shell: Shell,
     Path((raw, raw_delivery)): Path<(String, String)>,
 ) -> AppResult<DeliveryPage> {
-    let e = load(&state, user.id, &raw).await?;
-    let detail = log::find(&state.pool, user.id, e.id, delivery_id(&raw_delivery)?).await?;
+    let e = load(&state, ws.id(), &raw).await?;
+    let detail = log::find(&state.pool, ws.id(), e.id, delivery_id(&raw_delivery)?).await?;
     let attempts = detail
         .attempts
         .iter()
@@ -944,7 +959,7 @@ async fn delivery(
         .collect();
     Ok(DeliveryPage {
         shell,
-        endpoint: row(&state, user.id, &e).await?,
+        endpoint: row(&state, ws.id(), &e).await?,
         d: DeliveryRow::from(&detail.delivery),
         message_id: detail.delivery.message_id.clone(),
         delivered_at: detail.delivery.delivered_at.map(when).unwrap_or_default(),
@@ -956,12 +971,13 @@ async fn delivery(
 /// Sends the delivery again now, with the same id and bytes.
 async fn retry(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    ws: CurrentWorkspace,
     session: Session,
     Path((raw, raw_delivery)): Path<(String, String)>,
 ) -> AppResult<Redirect> {
-    let e = load(&state, user.id, &raw).await?;
-    let detail = log::find(&state.pool, user.id, e.id, delivery_id(&raw_delivery)?).await?;
+    ws.may(Action::ManageWebhooks)?;
+    let e = load(&state, ws.id(), &raw).await?;
+    let detail = log::find(&state.pool, ws.id(), e.id, delivery_id(&raw_delivery)?).await?;
     let id = detail.delivery.id;
     let to = format!("/webhooks/{}/deliveries/{id}", e.id);
     match state.webhooks.deliverer.deliver_now(id).await? {

@@ -823,7 +823,7 @@ async fn profile_and_password_can_be_changed() {
     assert_eq!(location(&res), "/settings");
     let page = app.get("/settings").await.text().await.unwrap();
     assert_eq!(select_attr(&page, "input#full_name", "value").unwrap(), "Pat Doe");
-    assert_eq!(select_text(&page, ".menu summary")[0], "Pat Doe");
+    assert_eq!(select_text(&page, ".account-menu summary")[0], "Pat Doe");
 
     let bad = app
         .post_form(

@@ -202,7 +202,7 @@ async fn a_person_signs_up_verifies_signs_in_resets_and_deletes_in_a_browser() {
     snapshot(&c, "dashboard").await;
 
     // Sign out through the account menu, then sign in.
-    click(&c, "details.menu summary").await;
+    click(&c, "details.account-menu summary").await;
     click(&c, "#logout").await;
     wait_path(&c, "/login").await;
     fill(&c, "#email", "ada@example.org").await;
@@ -214,7 +214,7 @@ async fn a_person_signs_up_verifies_signs_in_resets_and_deletes_in_a_browser() {
     text(&c, "#welcome").await;
 
     // Forgotten password: sign out, ask for a link, follow it, choose a new password.
-    click(&c, "details.menu summary").await;
+    click(&c, "details.account-menu summary").await;
     click(&c, "#logout").await;
     wait_path(&c, "/login").await;
     click(&c, "a[href='/forgot-password']").await;
@@ -463,7 +463,7 @@ async fn a_person_adds_a_webhook_and_watches_deliveries_fail_retry_and_drain() {
         .execute(app.pool())
         .await
         .unwrap();
-    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email_normalized = $1")
+    let user: uuid::Uuid = sqlx::query_scalar("SELECT w.id FROM users JOIN workspaces w ON w.personal_user_id = users.id WHERE email_normalized = $1")
         .bind(email)
         .fetch_one(app.pool())
         .await
@@ -472,7 +472,8 @@ async fn a_person_adds_a_webhook_and_watches_deliveries_fail_retry_and_drain() {
         &app,
         ender_core::apikey::create(
             app.pool(),
-            ender_core::account::UserId(user),
+            ender_core::workspace::WorkspaceId(user),
+            None,
             "crm",
             ender_core::apikey::Scopes::all(),
             None,
@@ -600,11 +601,11 @@ async fn a_person_imports_contacts_and_schedules_a_daily_personalised_send() {
     };
     let app = TestApp::spawn().await;
     app.create_user("clinic@example.org", "first password 1").await;
-    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = 'clinic@example.org'")
+    let user: uuid::Uuid = sqlx::query_scalar("SELECT w.id FROM users JOIN workspaces w ON w.personal_user_id = users.id WHERE email = 'clinic@example.org'")
         .fetch_one(app.pool())
         .await
         .unwrap();
-    let user = ender_core::account::UserId(user);
+    let user = ender_core::workspace::WorkspaceId(user);
     let device = ender_core::device::DeviceInput::parse("Front desk", "android", "").unwrap();
     ender_core::device::create(app.pool(), user, &device, 10)
         .await

@@ -1110,7 +1110,7 @@ async fn contacts_groups_and_templates_past_their_limits_answer_429_naming_it() 
         assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(
             body["message"],
-            "You can keep at most 3 contacts (ENDER_MAX_CONTACTS). Delete some first."
+            "This workspace can keep at most 3 contacts (ENDER_MAX_CONTACTS). Delete some first."
         );
         assert_eq!(body["status"], 429);
     }
@@ -1122,7 +1122,7 @@ async fn contacts_groups_and_templates_past_their_limits_answer_429_naming_it() 
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(
         body["message"],
-        "You can keep at most 2 groups (ENDER_MAX_GROUPS). Delete one first."
+        "This workspace can keep at most 2 groups (ENDER_MAX_GROUPS). Delete one first."
     );
     // A taken name is still a conflict, not the limit.
     let (status, _) = api.post("/api/contacts/groups", json!({"name": "a"})).await;
@@ -1141,7 +1141,7 @@ async fn contacts_groups_and_templates_past_their_limits_answer_429_naming_it() 
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(
         body["message"],
-        "You can keep at most 2 templates (ENDER_MAX_TEMPLATES). Delete one first."
+        "This workspace can keep at most 2 templates (ENDER_MAX_TEMPLATES). Delete one first."
     );
     // Another user has limits of their own.
     let other = Api::new(&app, "uncapped-api@example.org").await;

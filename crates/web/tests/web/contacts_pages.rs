@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use ender_core::account::UserId;
 use ender_core::contact::{ContactInput, GroupId, repo};
+use ender_core::workspace::WorkspaceId;
 use reqwest::{Response, StatusCode};
 
 use crate::helpers::*;
@@ -14,17 +14,19 @@ use crate::helpers::*;
 const PW: &str = "correct horse battery";
 const BOUNDARY: &str = "----ender-test-boundary-7f3a";
 
-async fn user_id(app: &TestApp, email: &str) -> UserId {
-    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-        .bind(email)
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
-    UserId(id)
+async fn workspace_of(app: &TestApp, email: &str) -> WorkspaceId {
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "SELECT w.id FROM users JOIN workspaces w ON w.personal_user_id = users.id WHERE email = $1",
+    )
+    .bind(email)
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    WorkspaceId(id)
 }
 
 /// Adds a contact straight through the repository (the form has its own tests).
-async fn seed(app: &TestApp, user: UserId, name: &str, phone: &str, groups: &[GroupId]) -> String {
+async fn seed(app: &TestApp, user: WorkspaceId, name: &str, phone: &str, groups: &[GroupId]) -> String {
     let input = ContactInput::parse(name, phone, "", groups.to_vec()).unwrap();
     repo::create(app.pool(), user, &input, 200_000)
         .await
@@ -33,7 +35,7 @@ async fn seed(app: &TestApp, user: UserId, name: &str, phone: &str, groups: &[Gr
         .to_string()
 }
 
-async fn seed_group(app: &TestApp, user: UserId, name: &str) -> GroupId {
+async fn seed_group(app: &TestApp, user: WorkspaceId, name: &str) -> GroupId {
     repo::create_group(app.pool(), user, name, 500).await.unwrap().id
 }
 
@@ -138,16 +140,16 @@ fn result(html: &str, what: &str) -> i64 {
     select_text(html, &format!("#result-{what}"))[0].parse().unwrap()
 }
 
-async fn contact_count(app: &TestApp, user: UserId) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM contacts WHERE user_id = $1")
+async fn contact_count(app: &TestApp, user: WorkspaceId) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM contacts WHERE workspace_id = $1")
         .bind(user.0)
         .fetch_one(app.pool())
         .await
         .unwrap()
 }
 
-async fn name_of(app: &TestApp, user: UserId, phone: &str) -> Option<String> {
-    sqlx::query_scalar("SELECT name FROM contacts WHERE user_id = $1 AND phone_number = $2")
+async fn name_of(app: &TestApp, user: WorkspaceId, phone: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT name FROM contacts WHERE workspace_id = $1 AND phone_number = $2")
         .bind(user.0)
         .bind(phone)
         .fetch_optional(app.pool())
@@ -213,7 +215,7 @@ async fn contact_pages_need_a_session_and_a_csrf_token() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let user = user_id(&app, "book@example.org").await;
+    let user = workspace_of(&app, "book@example.org").await;
     assert_eq!(contact_count(&app, user).await, 0);
 }
 
@@ -221,7 +223,7 @@ async fn contact_pages_need_a_session_and_a_csrf_token() {
 async fn contacts_are_added_edited_and_deleted_with_errors_shown_in_the_form() {
     let app = TestApp::spawn().await;
     app.signed_in_user("book@example.org", PW).await;
-    let user = user_id(&app, "book@example.org").await;
+    let user = workspace_of(&app, "book@example.org").await;
     let staff = seed_group(&app, user, "Staff").await.to_string();
 
     let form = page(&app, "/contacts/new").await;
@@ -385,7 +387,7 @@ async fn contacts_are_added_edited_and_deleted_with_errors_shown_in_the_form() {
 async fn the_list_is_searched_filtered_by_group_and_paged() {
     let app = TestApp::spawn().await;
     app.signed_in_user("book@example.org", PW).await;
-    let user = user_id(&app, "book@example.org").await;
+    let user = workspace_of(&app, "book@example.org").await;
     let staff = seed_group(&app, user, "Staff").await;
     seed(&app, user, "Ana Lima", "+442079460001", &[staff]).await;
     seed(&app, user, "Bruno", "+351912345678", &[]).await;
@@ -458,7 +460,7 @@ async fn the_list_is_searched_filtered_by_group_and_paged() {
 async fn bulk_actions_add_to_and_remove_from_groups_and_delete_after_confirming() {
     let app = TestApp::spawn().await;
     app.signed_in_user("book@example.org", PW).await;
-    let user = user_id(&app, "book@example.org").await;
+    let user = workspace_of(&app, "book@example.org").await;
     let staff = seed_group(&app, user, "Staff").await.to_string();
     let ana = seed(&app, user, "Ana", "+447700900101", &[]).await;
     let bo = seed(&app, user, "Bo", "+447700900102", &[]).await;
@@ -579,7 +581,7 @@ async fn bulk_actions_add_to_and_remove_from_groups_and_delete_after_confirming(
 async fn groups_are_created_renamed_and_deleted_while_their_contacts_stay() {
     let app = TestApp::spawn().await;
     app.signed_in_user("book@example.org", PW).await;
-    let user = user_id(&app, "book@example.org").await;
+    let user = workspace_of(&app, "book@example.org").await;
 
     assert!(has(&page(&app, "/contacts/groups").await, "#groups-empty"));
     let res = app
@@ -668,7 +670,7 @@ async fn groups_are_created_renamed_and_deleted_while_their_contacts_stay() {
 async fn another_users_contacts_groups_and_imports_are_not_found() {
     let app = TestApp::spawn().await;
     app.signed_in_user("owner@example.org", PW).await;
-    let owner = user_id(&app, "owner@example.org").await;
+    let owner = workspace_of(&app, "owner@example.org").await;
     let group = seed_group(&app, owner, "Private").await;
     let contact = seed(&app, owner, "Ana", "+447700900101", &[group]).await;
     let import = uploaded(&app, "a.csv", b"name,phone\nAna,+447700900101\n").await;
@@ -737,7 +739,7 @@ async fn another_users_contacts_groups_and_imports_are_not_found() {
 async fn a_csv_import_goes_from_upload_through_preview_to_results_and_an_error_report() {
     let app = TestApp::spawn().await;
     app.signed_in_user("book@example.org", PW).await;
-    let user = user_id(&app, "book@example.org").await;
+    let user = workspace_of(&app, "book@example.org").await;
     seed_group(&app, user, "Staff").await;
 
     let page_url = page(&app, "/contacts/import").await;
@@ -948,7 +950,7 @@ async fn a_csv_import_goes_from_upload_through_preview_to_results_and_an_error_r
 async fn known_numbers_are_updated_or_skipped_as_chosen() {
     let app = TestApp::spawn().await;
     app.signed_in_user("book@example.org", PW).await;
-    let user = user_id(&app, "book@example.org").await;
+    let user = workspace_of(&app, "book@example.org").await;
     seed(&app, user, "Old name", "+447700900101", &[]).await;
     let csv = b"name,phone\nNew name,+447700900101\nFresh,+447700900102\n";
     let fields = |dup: &'static str| {
@@ -997,7 +999,7 @@ async fn known_numbers_are_updated_or_skipped_as_chosen() {
 async fn a_semicolon_file_is_detected_and_the_delimiter_can_be_changed() {
     let app = TestApp::spawn().await;
     app.signed_in_user("book@example.org", PW).await;
-    let user = user_id(&app, "book@example.org").await;
+    let user = workspace_of(&app, "book@example.org").await;
     // Windows-1252, as Excel writes it in much of Europe.
     let csv = b"Nom;T\xe9l\xe9phone\r\nJos\xe9;+33612345678\r\nL\xe9a;+33612345679\r\n";
     let import = uploaded(&app, "export.csv", csv).await;
@@ -1092,7 +1094,7 @@ async fn a_semicolon_file_is_detected_and_the_delimiter_can_be_changed() {
 async fn a_vcard_file_imports_without_a_column_mapping() {
     let app = TestApp::spawn().await;
     app.signed_in_user("book@example.org", PW).await;
-    let user = user_id(&app, "book@example.org").await;
+    let user = workspace_of(&app, "book@example.org").await;
     let vcf = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ana Lima\r\nTEL;TYPE=CELL:+44 7700 900101\r\nNOTE:Met at the fair\r\nEND:VCARD\r\n\
                BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Bo\r\nTEL:07700 900102\r\nEND:VCARD\r\n\
                BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Nobody\r\nEND:VCARD\r\n";
@@ -1132,7 +1134,7 @@ async fn a_vcard_file_imports_without_a_column_mapping() {
 async fn uploads_over_the_limit_and_binary_files_are_refused_on_the_form() {
     let app = TestApp::spawn().await;
     app.signed_in_user("book@example.org", PW).await;
-    let user = user_id(&app, "book@example.org").await;
+    let user = workspace_of(&app, "book@example.org").await;
     let limit = "The file is larger than the 20 MiB limit.";
 
     // 50 MB: over the route's body limit, announced by Content-Length.
@@ -1189,7 +1191,7 @@ async fn uploads_over_the_limit_and_binary_files_are_refused_on_the_form() {
 async fn a_100000_row_csv_imports_completely() {
     let app = TestApp::spawn().await;
     app.signed_in_user("book@example.org", PW).await;
-    let user = user_id(&app, "book@example.org").await;
+    let user = workspace_of(&app, "book@example.org").await;
     let mut csv = String::with_capacity(3_000_000);
     csv.push_str("name,phone\n");
     for i in 0..100_000 {
@@ -1220,7 +1222,7 @@ async fn a_100000_row_csv_imports_completely() {
 async fn exports_hold_the_contacts_and_only_the_groups_when_filtered() {
     let app = TestApp::spawn().await;
     app.signed_in_user("book@example.org", PW).await;
-    let user = user_id(&app, "book@example.org").await;
+    let user = workspace_of(&app, "book@example.org").await;
     let staff = seed_group(&app, user, "Night Staff").await;
     seed(&app, user, "Ana Lima", "+447700900101", &[staff]).await;
     seed(&app, user, "Bo", "+447700900102", &[]).await;
@@ -1317,7 +1319,7 @@ async fn contacts_groups_and_templates_past_their_limits_re_render_the_form_nami
     let html = res.text().await.unwrap();
     assert_eq!(
         select_text(&html, ".field-error[data-field=phone_number]"),
-        ["You can keep at most 1 contacts (ENDER_MAX_CONTACTS). Delete some first."]
+        ["This workspace can keep at most 1 contacts (ENDER_MAX_CONTACTS). Delete some first."]
     );
     assert_eq!(
         select_attr(&html, "input#phone_number", "value").unwrap(),
@@ -1336,7 +1338,7 @@ async fn contacts_groups_and_templates_past_their_limits_re_render_the_form_nami
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         select_text(&res.text().await.unwrap(), ".field-error[data-field=name]"),
-        ["You can keep at most 1 groups (ENDER_MAX_GROUPS). Delete one first."]
+        ["This workspace can keep at most 1 groups (ENDER_MAX_GROUPS). Delete one first."]
     );
 
     let template = |name: &'static str| {
@@ -1356,9 +1358,9 @@ async fn contacts_groups_and_templates_past_their_limits_re_render_the_form_nami
     let html = res.text().await.unwrap();
     assert_eq!(
         select_text(&html, ".field-error[data-field=name]"),
-        ["You can keep at most 1 templates (ENDER_MAX_TEMPLATES). Delete one first."]
+        ["This workspace can keep at most 1 templates (ENDER_MAX_TEMPLATES). Delete one first."]
     );
-    let user = user_id(&app, "capped@example.org").await;
+    let user = workspace_of(&app, "capped@example.org").await;
     assert_eq!(contact_count(&app, user).await, 1);
 }
 
@@ -1448,8 +1450,8 @@ async fn an_upload_past_the_row_limit_is_refused_naming_it() {
             "The file has more than 2 rows, the most one import may hold (ENDER_IMPORT_MAX_ROWS). Split it into smaller files."
         ]
     );
-    let user = user_id(&app, "rows@example.org").await;
-    let held: i64 = sqlx::query_scalar("SELECT count(*) FROM contact_imports WHERE user_id = $1")
+    let user = workspace_of(&app, "rows@example.org").await;
+    let held: i64 = sqlx::query_scalar("SELECT count(*) FROM contact_imports WHERE workspace_id = $1")
         .bind(user.0)
         .fetch_one(app.pool())
         .await

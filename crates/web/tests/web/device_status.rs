@@ -41,13 +41,14 @@ async fn a_modem_reports_its_radio_and_people_see_it() {
 
     // The owner's API shows it too.
     let user: uuid::Uuid =
-        sqlx::query_scalar("SELECT id FROM users WHERE email_normalized = 'radio@example.org'")
+        sqlx::query_scalar("SELECT w.id FROM users JOIN workspaces w ON w.personal_user_id = users.id WHERE email_normalized = 'radio@example.org'")
             .fetch_one(app.pool())
             .await
             .unwrap();
     let key = ender_core::apikey::create(
         app.pool(),
-        ender_core::account::UserId(user),
+        ender_core::workspace::WorkspaceId(user),
+        None,
         "radio",
         ender_core::apikey::Scopes::all(),
         None,

@@ -84,7 +84,7 @@ async fn a_working_day_of_one_account_logs_no_number_and_no_body() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
 
     // An integration key for the API.
-    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email_normalized = $1")
+    let user: uuid::Uuid = sqlx::query_scalar("SELECT w.id FROM users JOIN workspaces w ON w.personal_user_id = users.id WHERE email_normalized = $1")
         .bind(EMAIL)
         .fetch_one(app.pool())
         .await
@@ -93,7 +93,8 @@ async fn a_working_day_of_one_account_logs_no_number_and_no_body() {
         &app,
         ender_core::apikey::create(
             app.pool(),
-            ender_core::account::UserId(user),
+            ender_core::workspace::WorkspaceId(user),
+            None,
             "logs",
             ender_core::apikey::Scopes::all(),
             None,

@@ -294,13 +294,22 @@ async fn a_simulated_usb_modem_relays_both_ways_across_a_restart_of_ender() {
     .unwrap()
     .user
     .id;
+    let user = ender_core::testing::personal_workspace(&pool, user).await;
     let api = Api {
         http: reqwest::Client::new(),
         base: ender.url(""),
-        key: ender_core::apikey::create(&pool, user, "e2e", ender_core::apikey::Scopes::all(), None, 10)
-            .await
-            .unwrap()
-            .secret,
+        key: ender_core::apikey::create(
+            &pool,
+            user,
+            None,
+            "e2e",
+            ender_core::apikey::Scopes::all(),
+            None,
+            10,
+        )
+        .await
+        .unwrap()
+        .secret,
     };
     let input = ender_core::device::DeviceInput::parse("USB dongle", "modem", MODEM_NUMBER).unwrap();
     let device = ender_core::device::create(&pool, user, &input, 10).await.unwrap();

@@ -354,10 +354,11 @@ async fn messages_page_through_the_history_and_show_events() {
     let app = TestApp::spawn().await;
     app.signed_in_user("hist@example.org", PW).await;
     let phone = Sim::register(&app, "hist@example.org", "android", "Phone").await;
-    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users")
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
+    let user: uuid::Uuid =
+        sqlx::query_scalar("SELECT w.id FROM users JOIN workspaces w ON w.personal_user_id = users.id")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
     let recipients: Vec<String> = (0..60).map(|i| format!("+1555200{i:04}")).collect();
     let req = ender_core::sms::send::SendRequest {
         recipients: recipients.clone(),
@@ -367,7 +368,7 @@ async fn messages_page_through_the_history_and_show_events() {
     ender_core::sms::send::send(
         app.pool(),
         &ender_core::config::SmsConfig::default(),
-        ender_core::account::UserId(user),
+        ender_core::workspace::WorkspaceId(user),
         &req,
         None,
     )
@@ -449,10 +450,11 @@ async fn messages_can_be_filtered_by_number_and_device() {
     app.signed_in_user("filter@example.org", PW).await;
     let a = Sim::register(&app, "filter@example.org", "android", "A").await;
     let b = Sim::register(&app, "filter@example.org", "android", "B").await;
-    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users")
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
+    let user: uuid::Uuid =
+        sqlx::query_scalar("SELECT w.id FROM users JOIN workspaces w ON w.personal_user_id = users.id")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
     for (to, device) in [
         ("+15550000001", &a.id),
         ("+15550000002", &b.id),
@@ -467,7 +469,7 @@ async fn messages_can_be_filtered_by_number_and_device() {
         ender_core::sms::send::send(
             app.pool(),
             &ender_core::config::SmsConfig::default(),
-            ender_core::account::UserId(user),
+            ender_core::workspace::WorkspaceId(user),
             &req,
             None,
         )

@@ -7,7 +7,7 @@ use ender_core::config::SmsConfig;
 use reqwest::StatusCode;
 
 use crate::helpers::*;
-use crate::template_pages::{add_template, htmx_get, htmx_post, user_id};
+use crate::template_pages::{add_template, htmx_get, htmx_post, workspace_of};
 
 const PW: &str = "correct horse battery";
 
@@ -430,7 +430,7 @@ async fn editing_keeps_the_schedule_and_moves_its_next_run() {
 async fn the_run_history_shows_a_run_after_it_fires() {
     let app = TestApp::spawn().await;
     app.signed_in_user("history@example.org", PW).await;
-    let user = user_id(&app, "history@example.org").await;
+    let user = workspace_of(&app, "history@example.org").await;
     let input = ender_core::device::DeviceInput::parse("Phone", "android", "+15550009999").unwrap();
     ender_core::device::create(app.pool(), user, &input, 10)
         .await

@@ -24,15 +24,16 @@ impl std::ops::Deref for Sim {
 impl Sim {
     /// Registers a device for the user with this email.
     pub async fn register(app: &TestApp, email: &str, kind: &str, name: &str) -> Self {
-        let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email_normalized = lower($1)")
+        let user: uuid::Uuid = sqlx::query_scalar("SELECT w.id FROM users JOIN workspaces w ON w.personal_user_id = users.id WHERE email_normalized = lower($1)")
             .bind(email)
             .fetch_one(app.pool())
             .await
             .unwrap();
         let input = ender_core::device::DeviceInput::parse(name, kind, "+15550009999").unwrap();
-        let created = ender_core::device::create(app.pool(), ender_core::account::UserId(user), &input, 100)
-            .await
-            .unwrap();
+        let created =
+            ender_core::device::create(app.pool(), ender_core::workspace::WorkspaceId(user), &input, 100)
+                .await
+                .unwrap();
         Self {
             id: created.device.id.to_string(),
             client: KeyClient::new(app, created.secret),

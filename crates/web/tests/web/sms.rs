@@ -27,14 +27,15 @@ impl std::ops::Deref for Caller {
 impl Caller {
     pub async fn new(app: &TestApp, email: &str) -> Self {
         app.create_user(email, PW).await;
-        let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email_normalized = lower($1)")
+        let user: uuid::Uuid = sqlx::query_scalar("SELECT w.id FROM users JOIN workspaces w ON w.personal_user_id = users.id WHERE email_normalized = lower($1)")
             .bind(email)
             .fetch_one(app.pool())
             .await
             .unwrap();
         let key = ender_core::apikey::create(
             app.pool(),
-            ender_core::account::UserId(user),
+            ender_core::workspace::WorkspaceId(user),
+            None,
             "test",
             ender_core::apikey::Scopes::all(),
             None,
@@ -745,14 +746,15 @@ async fn two_dispatchers_never_assign_a_message_twice() {
     for chunk in refs.chunks(100) {
         assert_eq!(c.send(chunk, "race").await.0, StatusCode::OK);
     }
-    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users")
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
-    let user = ender_core::account::UserId(user);
+    let user: uuid::Uuid =
+        sqlx::query_scalar("SELECT w.id FROM users JOIN workspaces w ON w.personal_user_id = users.id")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    let user = ender_core::workspace::WorkspaceId(user);
     let (x, y) = tokio::join!(
-        ender_core::sms::dispatch::dispatch_user(app.pool(), &app_sms, user),
-        ender_core::sms::dispatch::dispatch_user(app.pool(), &app_sms, user)
+        ender_core::sms::dispatch::dispatch_workspace(app.pool(), &app_sms, user),
+        ender_core::sms::dispatch::dispatch_workspace(app.pool(), &app_sms, user)
     );
     let assigned: usize = x
         .unwrap()
@@ -785,13 +787,14 @@ async fn deleting_a_device_puts_its_messages_back_in_the_queue() {
     let (_, res) = c.send(&["+15550001111"], "Stranded?").await;
     let id = res["message_ids"][0].as_str().unwrap();
     assert_eq!(phone.pending().await.len(), 1);
-    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users")
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
+    let user: uuid::Uuid =
+        sqlx::query_scalar("SELECT w.id FROM users JOIN workspaces w ON w.personal_user_id = users.id")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
     ender_core::device::delete(
         app.pool(),
-        ender_core::account::UserId(user),
+        ender_core::workspace::WorkspaceId(user),
         phone.id.parse().unwrap(),
     )
     .await
@@ -1090,24 +1093,30 @@ async fn a_dispatcher_killed_mid_pass_leaves_every_message_in_a_correct_state() 
     for chunk in refs.chunks(100) {
         c.send(chunk, "kill").await;
     }
-    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users")
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
+    let user: uuid::Uuid =
+        sqlx::query_scalar("SELECT w.id FROM users JOIN workspaces w ON w.personal_user_id = users.id")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
     let cfg = SmsConfig::default();
     // Passes cut off at various points, like a worker process killed mid-transaction.
     for delay_ms in [0u64, 1, 2, 3, 5, 8, 13] {
         let pool = app.pool().clone();
         let cfg = cfg.clone();
         let pass = tokio::spawn(async move {
-            ender_core::sms::dispatch::dispatch_user(&pool, &cfg, ender_core::account::UserId(user)).await
+            ender_core::sms::dispatch::dispatch_workspace(
+                &pool,
+                &cfg,
+                ender_core::workspace::WorkspaceId(user),
+            )
+            .await
         });
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         pass.abort();
         let _ = pass.await;
     }
     // A fresh worker finishes the job.
-    ender_core::sms::dispatch::dispatch_user(app.pool(), &cfg, ender_core::account::UserId(user))
+    ender_core::sms::dispatch::dispatch_workspace(app.pool(), &cfg, ender_core::workspace::WorkspaceId(user))
         .await
         .unwrap();
     let states: Vec<(String, i64)> = sqlx::query_as("SELECT status, count(*) FROM messages GROUP BY status")
@@ -1178,13 +1187,14 @@ async fn a_replay_answers_even_after_the_device_is_gone() {
             .send()
     };
     let first: Value = send().await.unwrap().json().await.unwrap();
-    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users")
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
+    let user: uuid::Uuid =
+        sqlx::query_scalar("SELECT w.id FROM users JOIN workspaces w ON w.personal_user_id = users.id")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
     ender_core::device::delete(
         app.pool(),
-        ender_core::account::UserId(user),
+        ender_core::workspace::WorkspaceId(user),
         phone.id.parse().unwrap(),
     )
     .await

@@ -2,21 +2,21 @@
 //! does not use; sign-in, CSRF and other users' ids) and the Send page's group and template
 //! pickers.
 
-use ender_core::account::UserId;
 use ender_core::contact::{ContactInput, GroupId};
+use ender_core::workspace::WorkspaceId;
 use reqwest::{Response, StatusCode};
 
 use crate::helpers::*;
 
 const PW: &str = "correct horse battery";
 
-pub async fn user_id(app: &TestApp, email: &str) -> UserId {
-    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email_normalized = lower($1)")
+pub async fn workspace_of(app: &TestApp, email: &str) -> WorkspaceId {
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT w.id FROM users JOIN workspaces w ON w.personal_user_id = users.id WHERE email_normalized = lower($1)")
         .bind(email)
         .fetch_one(app.pool())
         .await
         .unwrap();
-    UserId(id)
+    WorkspaceId(id)
 }
 
 /// Adds a template through the form; returns its id.
@@ -55,7 +55,7 @@ pub async fn htmx_get(app: &TestApp, path: &str) -> Response {
 }
 
 /// A group with a contact for each (name, number).
-pub async fn group_with(app: &TestApp, user: UserId, name: &str, members: &[(&str, &str)]) -> GroupId {
+pub async fn group_with(app: &TestApp, user: WorkspaceId, name: &str, members: &[(&str, &str)]) -> GroupId {
     let group = ender_core::contact::repo::create_group(app.pool(), user, name, 500)
         .await
         .unwrap();
@@ -416,7 +416,7 @@ async fn another_users_template_is_not_found() {
 async fn the_send_page_sends_to_the_members_of_a_group() {
     let app = TestApp::spawn().await;
     app.signed_in_user("groups@example.org", PW).await;
-    let user = user_id(&app, "groups@example.org").await;
+    let user = workspace_of(&app, "groups@example.org").await;
     let group = group_with(
         &app,
         user,
@@ -471,7 +471,7 @@ async fn the_send_page_sends_to_the_members_of_a_group() {
 async fn the_send_page_personalises_a_template_per_recipient() {
     let app = TestApp::spawn().await;
     app.signed_in_user("personal@example.org", PW).await;
-    let user = user_id(&app, "personal@example.org").await;
+    let user = workspace_of(&app, "personal@example.org").await;
     let group = group_with(
         &app,
         user,

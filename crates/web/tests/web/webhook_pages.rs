@@ -791,7 +791,7 @@ async fn adding_an_endpoint_beyond_the_limit_re_renders_the_form() {
     let page = res.text().await.unwrap();
     assert_eq!(
         select_text(&page, ".field-error[data-field=url]"),
-        ["You can keep at most 2 webhook endpoints."]
+        ["This workspace can keep at most 2 webhook endpoints."]
     );
     assert_eq!(
         select_attr(&page, "input#url", "value").unwrap(),

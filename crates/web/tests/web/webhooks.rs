@@ -42,9 +42,9 @@ pub async fn receiver() -> (Received, String) {
 pub async fn insert_delivery(app: &TestApp, endpoint: &str, status: &str, minutes_ago: i64) -> Uuid {
     let id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, message_id, body, status, last_error,
+        "INSERT INTO webhook_deliveries (id, endpoint_id, workspace_id, event, message_id, body, status, last_error,
                                          created_at, updated_at)
-         SELECT $1, id, user_id, 'sms_sent', 'm-1', convert_to('{\"event\":\"sms_sent\"}', 'UTF8'), $3,
+         SELECT $1, id, workspace_id, 'sms_sent', 'm-1', convert_to('{\"event\":\"sms_sent\"}', 'UTF8'), $3,
                 CASE WHEN $3 = 'failed' THEN 'HTTP 500' ELSE '' END, now() - make_interval(mins => $4::int),
                 now() - make_interval(mins => $4::int)
          FROM webhook_endpoints WHERE id = $2::uuid",
@@ -726,7 +726,7 @@ async fn concurrent_creates_never_exceed_the_webhook_limit() {
             (*status, res["message"].as_str(), res["status"].as_i64()),
             (
                 StatusCode::TOO_MANY_REQUESTS,
-                Some("You can keep at most 20 webhook endpoints."),
+                Some("This workspace can keep at most 20 webhook endpoints."),
                 Some(429)
             )
         );

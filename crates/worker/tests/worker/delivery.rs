@@ -16,12 +16,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::Utc;
-use ender_core::account::UserId;
 use ender_core::mail::Mailer;
 use ender_core::secret::Keyring;
 use ender_core::testing::{TestDb, test_db};
 use ender_core::webhook::endpoint::{self, EndpointInput};
 use ender_core::webhook::{Event, Payload};
+use ender_core::workspace::WorkspaceId;
 use ender_worker::webhooks::{Deliverer, OwnerNotices, WebhookConfig};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -164,7 +164,7 @@ fn config(retry: Vec<u64>, concurrency: i64) -> WebhookConfig {
     }
 }
 
-async fn add_endpoint(db: &TestDb, keyring: &Keyring, user: UserId, url: &str) -> Uuid {
+async fn add_endpoint(db: &TestDb, keyring: &Keyring, user: WorkspaceId, url: &str) -> Uuid {
     let input = EndpointInput::parse(url, &["sms_sent".to_owned()], "", None, false, &loopback()).unwrap();
     endpoint::create(&db.pool, keyring, user, &input, i64::MAX)
         .await
@@ -173,7 +173,7 @@ async fn add_endpoint(db: &TestDb, keyring: &Keyring, user: UserId, url: &str) -
         .id
 }
 
-async fn events(db: &TestDb, user: UserId, n: usize) {
+async fn events(db: &TestDb, user: WorkspaceId, n: usize) {
     for i in 0..n {
         let mut tx = db.pool.begin().await.unwrap();
         let payload = Payload::new(Event::SmsSent, &format!("m-{i}"), Utc::now()).with("status", "sent");
@@ -213,7 +213,7 @@ async fn the_retry_schedule_is_followed_until_it_runs_out() {
     hub.set("down", Mode::Fail);
     let db = test_db().await;
     let keyring = Arc::new(Keyring::parse(&Keyring::generate_entry(1)).unwrap());
-    let user = ender_core::testing::create_user(&db.pool, "schedule@example.org").await;
+    let user = ender_core::testing::create_workspace(&db.pool, "schedule@example.org").await;
     let ep = add_endpoint(&db, &keyring, user, &format!("{base}/down")).await;
     events(&db, user, 1).await;
     // The default schedule: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
@@ -289,7 +289,7 @@ async fn a_worker_killed_mid_delivery_loses_nothing() {
     // The workers open the payloads this process sealed: the same keys.
     let keys = ender_core::testing::TEST_SECRET_KEYS;
     let keyring = Keyring::parse(keys).unwrap();
-    let user = ender_core::testing::create_user(&db.pool, "crash@example.org").await;
+    let user = ender_core::testing::create_workspace(&db.pool, "crash@example.org").await;
     // Five endpoints with four events each (fewer failures in a row than open a breaker).
     let paths = ["h1", "h2", "h3", "h4", "h5"];
     for p in paths {
@@ -385,7 +385,7 @@ async fn two_engines_deliver_each_event_once_within_the_per_endpoint_cap() {
     hub.0.lock().unwrap().delay = Duration::from_millis(5);
     let db = test_db().await;
     let keyring = Arc::new(Keyring::parse(&Keyring::generate_entry(1)).unwrap());
-    let user = ender_core::testing::create_user(&db.pool, "pair@example.org").await;
+    let user = ender_core::testing::create_workspace(&db.pool, "pair@example.org").await;
     add_endpoint(&db, &keyring, user, &format!("{base}/a")).await;
     add_endpoint(&db, &keyring, user, &format!("{base}/b")).await;
     let shutdown = CancellationToken::new();
@@ -429,7 +429,7 @@ async fn a_finished_request_frees_its_slot_before_its_outcome_is_recorded() {
     let (hub, base) = hub().await;
     let db = test_db().await;
     let keyring = Arc::new(Keyring::parse(&Keyring::generate_entry(1)).unwrap());
-    let user = ender_core::testing::create_user(&db.pool, "slots@example.org").await;
+    let user = ender_core::testing::create_workspace(&db.pool, "slots@example.org").await;
     add_endpoint(&db, &keyring, user, &format!("{base}/one")).await;
     events(&db, user, 5).await;
     // Nothing can be recorded while this lock is held (the attempt log takes no inserts).
@@ -475,7 +475,7 @@ async fn a_slow_endpoint_never_holds_up_a_healthy_one() {
     hub.set("slow", Mode::HangOneInTen);
     let db = test_db().await;
     let keyring = Arc::new(Keyring::parse(&Keyring::generate_entry(1)).unwrap());
-    let user = ender_core::testing::create_user(&db.pool, "isolation@example.org").await;
+    let user = ender_core::testing::create_workspace(&db.pool, "isolation@example.org").await;
     let fast = add_endpoint(&db, &keyring, user, &format!("{base}/fast")).await;
     let slow = add_endpoint(&db, &keyring, user, &format!("{base}/slow")).await;
     let shutdown = CancellationToken::new();
@@ -528,7 +528,7 @@ async fn an_endpoint_failing_for_days_is_disabled_its_owner_told_and_replay_send
     hub.set("dead", Mode::Fail);
     let db = test_db().await;
     let keyring = Arc::new(Keyring::parse(&Keyring::generate_entry(1)).unwrap());
-    let user = ender_core::testing::create_user(&db.pool, "owner@example.org").await;
+    let user = ender_core::testing::create_workspace(&db.pool, "owner@example.org").await;
     let ep = add_endpoint(&db, &keyring, user, &format!("{base}/dead")).await;
     let mail = tempfile::tempdir().unwrap();
     let notices = OwnerNotices {
@@ -639,7 +639,7 @@ async fn an_endpoint_failing_for_days_is_disabled_its_owner_told_and_replay_send
         1
     );
     // Another user cannot re-enable or replay it.
-    let other = ender_core::testing::create_user(&db.pool, "other@example.org").await;
+    let other = ender_core::testing::create_workspace(&db.pool, "other@example.org").await;
     assert!(endpoint::reenable_and_replay(&db.pool, other, ep).await.is_err());
     assert!(
         endpoint::replay_failed(&db.pool, other, ep, Utc::now())
@@ -654,7 +654,7 @@ async fn a_name_resolving_to_loopback_is_refused_when_connecting() {
     let port = base.rsplit(':').next().unwrap().to_owned();
     let db = test_db().await;
     let keyring = Arc::new(Keyring::parse(&Keyring::generate_entry(1)).unwrap());
-    let user = ender_core::testing::create_user(&db.pool, "rebind@example.org").await;
+    let user = ender_core::testing::create_workspace(&db.pool, "rebind@example.org").await;
     // A public-looking name passes the URL check; its DNS answer is 127.0.0.1.
     let input = EndpointInput::parse(
         &format!("http://hooks.rebind.test:{port}/hook"),
@@ -709,7 +709,7 @@ async fn a_payload_that_does_not_decrypt_is_not_sent_and_says_why() {
     let (hub, base) = hub().await;
     let db = test_db().await;
     let keyring = Arc::new(Keyring::parse(&Keyring::generate_entry(1)).unwrap());
-    let user = ender_core::testing::create_user(&db.pool, "sealed@example.org").await;
+    let user = ender_core::testing::create_workspace(&db.pool, "sealed@example.org").await;
     add_endpoint(&db, &keyring, user, &format!("{base}/hook")).await;
     events(&db, user, 2).await;
     // One payload damaged at rest (a sealed envelope whose ciphertext no key opens), the

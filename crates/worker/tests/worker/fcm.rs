@@ -101,7 +101,7 @@ async fn phones_with_a_token_are_woken_through_fcm() {
     .unwrap();
 
     let db = test_db().await;
-    let user_id = ender_core::testing::create_user(&db.pool, "fcm@example.org").await;
+    let user_id = ender_core::testing::create_workspace(&db.pool, "fcm@example.org").await;
     let input = ender_core::device::DeviceInput::parse("Phone", "android", "").unwrap();
     let device = ender_core::device::create(&db.pool, user_id, &input, 10)
         .await

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use ender_core::schedule::{ScheduleForm, ScheduleInput, repo};
-use ender_core::testing::{create_user, test_db};
+use ender_core::testing::{create_workspace, test_db};
 
 fn once_in(secs: i64, n: usize) -> ScheduleForm {
     let at = Utc::now() + chrono::Duration::seconds(secs);
@@ -36,7 +36,7 @@ async fn wait_for(pool: &sqlx::PgPool, sql: &'static str, want: i64, secs: u64) 
 #[tokio::test]
 async fn two_worker_processes_fire_each_due_schedule_exactly_once() {
     let db = test_db().await;
-    let user = create_user(&db.pool, "sched@example.org").await;
+    let user = create_workspace(&db.pool, "sched@example.org").await;
     let device = ender_core::device::DeviceInput::parse("Phone", "android", "").unwrap();
     ender_core::device::create(&db.pool, user, &device, 10)
         .await

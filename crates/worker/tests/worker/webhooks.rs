@@ -10,11 +10,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::Utc;
-use ender_core::account::UserId;
 use ender_core::secret::Keyring;
 use ender_core::testing::test_db;
 use ender_core::webhook::endpoint::{self, EndpointInput};
 use ender_core::webhook::{Event, Payload};
+use ender_core::workspace::WorkspaceId;
 use ender_worker::webhooks::{Deliverer, WebhookConfig};
 
 /// Requests the receiver got: headers and body.
@@ -53,13 +53,13 @@ async fn setup(
 ) -> (
     ender_core::testing::TestDb,
     Arc<Keyring>,
-    UserId,
+    WorkspaceId,
     uuid::Uuid,
     String,
 ) {
     let db = test_db().await;
     let keyring = Arc::new(Keyring::parse(&Keyring::generate_entry(1)).unwrap());
-    let user = ender_core::testing::create_user(&db.pool, "hook@example.org").await;
+    let user = ender_core::testing::create_workspace(&db.pool, "hook@example.org").await;
     let input = EndpointInput::parse(url, &["sms_sent".to_owned()], "", None, false, allowed).unwrap();
     let (ep, secret) = endpoint::create(&db.pool, &keyring, user, &input, i64::MAX)
         .await
@@ -76,7 +76,7 @@ fn config(retry: Vec<u64>) -> WebhookConfig {
     }
 }
 
-async fn enqueue(db: &ender_core::testing::TestDb, user: UserId, body_text: &str) {
+async fn enqueue(db: &ender_core::testing::TestDb, user: WorkspaceId, body_text: &str) {
     let mut tx = db.pool.begin().await.unwrap();
     let payload = Payload::new(Event::SmsSent, "m-1", Utc::now())
         .with("to", "+15550001111")
@@ -404,7 +404,7 @@ async fn a_tenant_with_slow_receivers_cannot_hold_every_slot() {
             .await
             .unwrap();
     }
-    let b = ender_core::testing::create_user(&db.pool, "fast@example.org").await;
+    let b = ender_core::testing::create_workspace(&db.pool, "fast@example.org").await;
     let input =
         EndpointInput::parse(&fast_url, &["sms_sent".to_owned()], "", None, false, &loopback()).unwrap();
     endpoint::create(&db.pool, &keyring, b, &input, i64::MAX)
@@ -417,7 +417,7 @@ async fn a_tenant_with_slow_receivers_cannot_hold_every_slot() {
         webhook_retry_secs: vec![60],
         webhook_timeout_secs: 15,
         webhook_concurrency: 4,
-        webhook_user_concurrency: 2,
+        webhook_workspace_concurrency: 2,
         webhook_max_in_flight: 4,
         ..WebhookConfig::default()
     };

@@ -1,7 +1,9 @@
 //! Who is calling the API: an integration key (`X-API-Key: vk_…`, legacy `ek_…`) or the
 //! signed-in session for integration routes; a device key (`dk_…`) for device routes.
-//! Each credential has its own request budget. An integration key may call only the routes
-//! its scopes cover ([`ender_core::apikey::for_route`]); a session may call every route.
+//! Each credential has its own request budget. An integration key acts in its workspace and
+//! may call only the routes its scopes cover ([`ender_core::apikey::for_route`]); a session
+//! acts in its current workspace and may call the routes its role allows
+//! ([`ender_core::apikey::action_for`]).
 
 use axum::Json;
 use axum::extract::{FromRequestParts, MatchedPath};
@@ -11,22 +13,26 @@ use axum::response::{IntoResponse, Response};
 use ender_core::account::UserId;
 use ender_core::apikey::{Scope, Scopes};
 use ender_core::device::Device;
+use ender_core::workspace::{Action, Role, WorkspaceId};
 use serde_json::json;
 
 use super::ApiError;
+use crate::error::{AppError, NO_LONGER_MEMBER, role_forbids};
 use crate::ratelimit::Limited;
-use crate::session::MaybeUser;
+use crate::session::{CurrentWorkspace, MaybeUser};
 use crate::state::AppState;
 
-/// The user an integration request acts for.
+/// The workspace an integration request acts in.
 #[derive(Debug, Clone, Copy)]
-pub struct ApiUser(pub UserId);
+pub struct ApiWorkspace(pub WorkspaceId);
 
-/// The user an integration request acts for and the scopes its credential holds (every
+/// The workspace an integration request acts in, the person behind it (the signed-in user,
+/// or the key's maker while that account exists) and the scopes its credential holds (every
 /// scope for a session), for routes that hand on permissions, as key creation does.
 #[derive(Debug, Clone, Copy)]
 pub struct ApiCaller {
-    pub user: UserId,
+    pub workspace: WorkspaceId,
+    pub user: Option<UserId>,
     pub scopes: Scopes,
 }
 
@@ -84,13 +90,13 @@ fn api_key(parts: &Parts) -> Option<&str> {
         .map(str::trim)
 }
 
-impl FromRequestParts<AppState> for ApiUser {
+impl FromRequestParts<AppState> for ApiWorkspace {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         ApiCaller::from_request_parts(parts, state)
             .await
-            .map(|c| Self(c.user))
+            .map(|c| Self(c.workspace))
     }
 }
 
@@ -102,46 +108,86 @@ impl FromRequestParts<AppState> for ApiCaller {
             return Ok(*caller);
         }
         let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "Authentication required.");
-        let (user, scopes, credential) = match api_key(parts) {
+        let (workspace, user, scopes, credential) = match api_key(parts) {
             Some(key) => {
                 let grant = ender_core::apikey::authenticate(&state.pool, key)
                     .await?
                     .ok_or_else(unauthorized)?;
                 check_scope(parts, grant.scopes)?;
-                (grant.user, grant.scopes, format!("key:{}", grant.key))
+                (
+                    grant.workspace,
+                    grant.created_by,
+                    grant.scopes,
+                    format!("key:{}", grant.key),
+                )
             }
             None => {
-                let MaybeUser(user) =
-                    MaybeUser::from_request_parts(parts, state)
-                        .await
-                        .map_err(|e| match e {
-                            crate::error::AppError::Unavailable => ApiError::new(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "Service temporarily unavailable.",
-                            ),
-                            _ => unauthorized(),
-                        })?;
+                let as_api = |e: AppError| match e {
+                    AppError::Unavailable => ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Service temporarily unavailable.",
+                    ),
+                    AppError::NoLongerMember => ApiError::new(StatusCode::FORBIDDEN, NO_LONGER_MEMBER),
+                    _ => unauthorized(),
+                };
+                let MaybeUser(user) = MaybeUser::from_request_parts(parts, state)
+                    .await
+                    .map_err(as_api)?;
                 let user = user.ok_or_else(unauthorized)?;
-                (user.id, Scopes::all(), format!("user:{}", user.id))
+                let current = CurrentWorkspace::from_request_parts(parts, state)
+                    .await
+                    .map_err(as_api)?;
+                check_role(parts, &current)?;
+                (
+                    current.id(),
+                    Some(user.id),
+                    Scopes::all(),
+                    format!("user:{}", user.id),
+                )
             }
         };
         state
             .limiter
             .check(&credential)
             .map_err(|l| AuthRejection::Limited(RateLimited(l)))?;
-        let caller = Self { user, scopes };
+        let caller = Self {
+            workspace,
+            user,
+            scopes,
+        };
         parts.extensions.insert(caller);
         Ok(caller)
     }
 }
 
+fn route_template(parts: &Parts) -> &str {
+    parts
+        .extensions
+        .get::<MatchedPath>()
+        .map_or_else(|| parts.uri.path(), MatchedPath::as_str)
+}
+
+/// 403 unless the session's role in its current workspace allows what the route does.
+fn check_role(parts: &Parts, current: &CurrentWorkspace) -> Result<(), ApiError> {
+    match ender_core::apikey::action_for(parts.method.as_str(), route_template(parts)) {
+        Some(action) => current.may(action).map_err(|_| role_refusal(action)),
+        None if current.0.role == Role::Owner => Ok(()),
+        None => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Only an owner of the workspace may call this route.",
+        )),
+    }
+}
+
+/// The envelope for a role that does not allow `action`.
+pub fn role_refusal(action: Action) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, role_forbids(action))
+}
+
 /// 403 unless the key's scopes cover the route being called. A route the scope table does
 /// not name needs every scope.
 fn check_scope(parts: &Parts, scopes: Scopes) -> Result<(), ApiError> {
-    let template = parts
-        .extensions
-        .get::<MatchedPath>()
-        .map_or_else(|| parts.uri.path(), MatchedPath::as_str);
+    let template = route_template(parts);
     let missing: Vec<Scope> = match ender_core::apikey::for_route(parts.method.as_str(), template) {
         Some(needed) => (!scopes.contains(needed)).then_some(needed).into_iter().collect(),
         None => Scopes::all().iter().filter(|s| !scopes.contains(*s)).collect(),

@@ -10,14 +10,14 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ender_core::FieldError;
-use ender_core::account::UserId;
 use ender_core::contact::{
     Contact, ContactError, ContactId, ContactInput, ContactQuery, Group, GroupId, normalise_search, repo,
 };
+use ender_core::workspace::WorkspaceId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::ApiUser;
+use super::auth::ApiWorkspace;
 use super::format::{Paging, filter, ts};
 use super::{ApiError, ApiResult};
 use crate::extract::ApiJson;
@@ -128,15 +128,15 @@ impl ContactBody {
 /// Checks the fields and creates the contact (`id` `None`) or replaces it.
 async fn save(
     state: &AppState,
-    user: UserId,
+    workspace: WorkspaceId,
     id: Option<ContactId>,
     (name, phone, notes): (&str, &str, &str),
     groups: Vec<GroupId>,
 ) -> ApiResult<Json<Value>> {
     let input = ContactInput::parse(name, phone, notes, groups).map_err(|e| ApiError::invalid(&e))?;
     let saved = match id {
-        None => repo::create(&state.pool, user, &input, state.sms.limits.max_contacts).await,
-        Some(id) => repo::update(&state.pool, user, id, &input).await,
+        None => repo::create(&state.pool, workspace, &input, state.sms.limits.max_contacts).await,
+        Some(id) => repo::update(&state.pool, workspace, id, &input).await,
     };
     match saved {
         Ok(c) => Ok(Json(contact_json(&c))),
@@ -149,7 +149,7 @@ async fn save(
 /// (an id that is not one of the caller's groups matches nothing).
 async fn list(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     let paging = Paging::from_query(&q);
@@ -162,13 +162,13 @@ async fn list(
         offset: paging.offset(),
         limit: paging.per_page,
     };
-    let (items, total) = repo::list(&state.pool, user, &query).await?;
+    let (items, total) = repo::list(&state.pool, workspace, &query).await?;
     Ok(Json(paging.wrap(items.iter().map(contact_json).collect(), total)))
 }
 
 async fn create(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     ApiJson(b): ApiJson<ContactBody>,
 ) -> ApiResult<Json<Value>> {
     let groups = b.groups()?.unwrap_or_default();
@@ -177,15 +177,15 @@ async fn create(
         b.phone_number.as_deref().unwrap_or(""),
         b.notes.as_deref().unwrap_or(""),
     );
-    save(&state, user, None, fields, groups).await
+    save(&state, workspace, None, fields, groups).await
 }
 
 async fn show(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let c = repo::find(&state.pool, user, contact_id(&raw)?)
+    let c = repo::find(&state.pool, workspace, contact_id(&raw)?)
         .await?
         .ok_or_else(contact_not_found)?;
     Ok(Json(contact_json(&c)))
@@ -194,7 +194,7 @@ async fn show(
 /// The whole contact: a field left out takes its default (no notes, no groups).
 async fn replace(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
     ApiJson(b): ApiJson<ContactBody>,
 ) -> ApiResult<Json<Value>> {
@@ -205,18 +205,18 @@ async fn replace(
         b.phone_number.as_deref().unwrap_or(""),
         b.notes.as_deref().unwrap_or(""),
     );
-    save(&state, user, Some(id), fields, groups).await
+    save(&state, workspace, Some(id), fields, groups).await
 }
 
 /// Only the fields given change.
 async fn patch(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
     ApiJson(b): ApiJson<ContactBody>,
 ) -> ApiResult<Json<Value>> {
     let id = contact_id(&raw)?;
-    let current = repo::find(&state.pool, user, id)
+    let current = repo::find(&state.pool, workspace, id)
         .await?
         .ok_or_else(contact_not_found)?;
     let groups = match b.groups()? {
@@ -228,15 +228,15 @@ async fn patch(
         b.phone_number.as_deref().unwrap_or(&current.phone_number),
         b.notes.as_deref().unwrap_or(&current.notes),
     );
-    save(&state, user, Some(id), fields, groups).await
+    save(&state, workspace, Some(id), fields, groups).await
 }
 
 async fn remove(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    if repo::delete(&state.pool, user, &[contact_id(&raw)?]).await? == 0 {
+    if repo::delete(&state.pool, workspace, &[contact_id(&raw)?]).await? == 0 {
         return Err(contact_not_found());
     }
     Ok(Json(json!({ "success": true })))
@@ -265,43 +265,43 @@ impl ContactIds {
 /// Deletes the caller's contacts among `contact_ids`; others' and unknown ids are skipped.
 async fn bulk_delete(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     ApiJson(b): ApiJson<ContactIds>,
 ) -> ApiResult<Json<Value>> {
-    let deleted = repo::delete(&state.pool, user, &b.parse()?).await?;
+    let deleted = repo::delete(&state.pool, workspace, &b.parse()?).await?;
     Ok(Json(json!({ "deleted": deleted })))
 }
 
 async fn add_members(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
     ApiJson(b): ApiJson<ContactIds>,
 ) -> ApiResult<Json<Value>> {
     let group = group_id(&raw)?;
-    let added = repo::add_to_group(&state.pool, user, group, &b.parse()?).await?;
+    let added = repo::add_to_group(&state.pool, workspace, group, &b.parse()?).await?;
     Ok(Json(json!({ "added": added })))
 }
 
 async fn remove_members(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
     ApiJson(b): ApiJson<ContactIds>,
 ) -> ApiResult<Json<Value>> {
     let group = group_id(&raw)?;
-    let removed = repo::remove_from_group(&state.pool, user, group, &b.parse()?).await?;
+    let removed = repo::remove_from_group(&state.pool, workspace, group, &b.parse()?).await?;
     Ok(Json(json!({ "removed": removed })))
 }
 
 /// Groups by name, with their member counts.
 async fn list_groups(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     let paging = Paging::from_query(&q);
-    let (items, total) = repo::list_groups(&state.pool, user, paging.offset(), paging.per_page).await?;
+    let (items, total) = repo::list_groups(&state.pool, workspace, paging.offset(), paging.per_page).await?;
     Ok(Json(paging.wrap(items.iter().map(group_json).collect(), total)))
 }
 
@@ -313,19 +313,19 @@ struct GroupBody {
 
 async fn create_group(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     ApiJson(b): ApiJson<GroupBody>,
 ) -> ApiResult<Json<Value>> {
-    let g = repo::create_group(&state.pool, user, &b.name, state.sms.limits.max_groups).await?;
+    let g = repo::create_group(&state.pool, workspace, &b.name, state.sms.limits.max_groups).await?;
     Ok(Json(group_json(&g)))
 }
 
 async fn show_group(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let g = repo::find_group(&state.pool, user, group_id(&raw)?)
+    let g = repo::find_group(&state.pool, workspace, group_id(&raw)?)
         .await?
         .ok_or_else(group_not_found)?;
     Ok(Json(group_json(&g)))
@@ -333,21 +333,21 @@ async fn show_group(
 
 async fn rename_group(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
     ApiJson(b): ApiJson<GroupBody>,
 ) -> ApiResult<Json<Value>> {
-    let g = repo::rename_group(&state.pool, user, group_id(&raw)?, &b.name).await?;
+    let g = repo::rename_group(&state.pool, workspace, group_id(&raw)?, &b.name).await?;
     Ok(Json(group_json(&g)))
 }
 
 /// Deletes the group; its contacts stay.
 async fn remove_group(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    if !repo::delete_group(&state.pool, user, group_id(&raw)?).await? {
+    if !repo::delete_group(&state.pool, workspace, group_id(&raw)?).await? {
         return Err(group_not_found());
     }
     Ok(Json(json!({ "success": true })))

@@ -10,7 +10,7 @@ use ender_core::device::RadioStatus;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{ApiDevice, ApiUser};
+use super::auth::{ApiDevice, ApiWorkspace};
 use super::format::{Paging, filter, ts};
 use super::{ApiError, ApiResult};
 use crate::extract::ApiJson;
@@ -46,14 +46,14 @@ async fn status(
 
 async fn list(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let paging = Paging::from_query(&q);
     let kind = filter(q.get("device_type"));
     let (items, total) = ender_core::device::page(
         &state.pool,
-        user,
+        workspace,
         kind.as_deref(),
         paging.per_page,
         paging.offset(),

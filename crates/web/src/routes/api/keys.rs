@@ -13,7 +13,7 @@ use ender_core::apikey::{self, ApiKey, ApiKeyError, ApiKeyId, NewApiKey, Scopes}
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{ApiCaller, ApiUser};
+use super::auth::{ApiCaller, ApiWorkspace};
 use super::format::{Paging, ts};
 use super::{ApiError, ApiResult};
 use crate::extract::ApiJson;
@@ -61,11 +61,11 @@ fn key_id(raw: &str) -> ApiResult<ApiKeyId> {
 /// One page of the caller's keys, newest first: `page` and `per_page`.
 async fn list(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     let paging = Paging::from_query(&q);
-    let (keys, total) = apikey::page(&state.pool, user, paging.per_page, paging.offset()).await?;
+    let (keys, total) = apikey::page(&state.pool, workspace, paging.per_page, paging.offset()).await?;
     Ok(Json(paging.wrap(keys.iter().map(key_json).collect(), total)))
 }
 
@@ -87,7 +87,6 @@ async fn create(
     caller: ApiCaller,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> ApiResult<Json<Value>> {
-    let user = caller.user;
     let scopes = match &body.scopes {
         None => Scopes::default_for_new_keys(),
         Some(names) => Scopes::parse_requested(names).map_err(|f| ApiError::bad_request(f.message))?,
@@ -119,7 +118,8 @@ async fn create(
     {
         let key = apikey::import_legacy(
             &state.pool,
-            user,
+            caller.workspace,
+            caller.user,
             &body.name,
             legacy,
             scopes,
@@ -130,7 +130,8 @@ async fn create(
     }
     let created = apikey::create(
         &state.pool,
-        user,
+        caller.workspace,
+        caller.user,
         &body.name,
         scopes,
         expires_at,
@@ -142,18 +143,18 @@ async fn create(
 
 async fn revoke(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    apikey::revoke(&state.pool, user, key_id(&raw)?).await?;
+    apikey::revoke(&state.pool, workspace, key_id(&raw)?).await?;
     Ok(Json(json!({ "success": true })))
 }
 
 async fn rotate(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    caller: ApiCaller,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let created = apikey::rotate(&state.pool, user, key_id(&raw)?).await?;
+    let created = apikey::rotate(&state.pool, caller.workspace, caller.user, key_id(&raw)?).await?;
     Ok(Json(new_key_json(&created)))
 }

@@ -110,7 +110,7 @@ async fn pocketbase_subscribe(
         bus::publish(
             &mut conn,
             &BusEvent::Subscribed {
-                user_id: device.user_id,
+                workspace_id: device.workspace_id,
                 device_id: device.id,
                 client_id: body.client_id,
             },
@@ -222,7 +222,7 @@ async fn online(state: &AppState, device: &Device) -> sqlx::Result<()> {
     bus::publish(
         &mut conn,
         &BusEvent::Device {
-            user_id: device.user_id,
+            workspace_id: device.workspace_id,
             device_id: device.id,
         },
     )
@@ -230,7 +230,7 @@ async fn online(state: &AppState, device: &Device) -> sqlx::Result<()> {
     // Announced once, when the device becomes reachable (a second stream is not news).
     device::announce_presence(&state.pool, state.sms.device_seen_window_secs, Some(device.id)).await?;
     // Reachable now: whatever waited for a device can go.
-    bus::wake_dispatch(&mut conn, device.user_id).await
+    bus::wake_dispatch(&mut conn, device.workspace_id).await
 }
 
 async fn offline(state: &AppState, device: &Device) {
@@ -239,7 +239,7 @@ async fn offline(state: &AppState, device: &Device) {
         let _ = bus::publish(
             &mut conn,
             &BusEvent::Device {
-                user_id: device.user_id,
+                workspace_id: device.workspace_id,
                 device_id: device.id,
             },
         )

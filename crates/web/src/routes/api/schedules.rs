@@ -16,7 +16,7 @@ use ender_core::schedule::{
 };
 use serde_json::{Value, json};
 
-use super::auth::ApiUser;
+use super::auth::ApiWorkspace;
 use super::format::{Paging, id, ts};
 use super::{ApiError, ApiResult};
 use crate::extract::{ApiJson, OptionalApiJson};
@@ -129,11 +129,11 @@ fn run_json(r: &Run) -> Value {
 /// The caller's schedules, newest first.
 async fn list(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Query(q): Query<HashMap<String, String>>,
 ) -> Answer {
     let paging = Paging::from_query(&q);
-    let (items, total) = repo::list(&state.pool, user, paging.offset(), paging.per_page).await?;
+    let (items, total) = repo::list(&state.pool, workspace, paging.offset(), paging.per_page).await?;
     Ok(Json(
         paging.wrap(items.iter().map(schedule_json).collect(), total),
     ))
@@ -141,18 +141,22 @@ async fn list(
 
 async fn create(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     ApiJson(form): ApiJson<ScheduleForm>,
 ) -> Answer {
     let now = Utc::now();
     let input = ScheduleInput::parse(&form, now).map_err(|e| ApiError::invalid(&e))?;
-    let s = repo::create(&state.pool, user, &input, state.sms.max_schedules, now).await?;
-    tracing::info!(user.id = %user, schedule.id = %s.id, "schedule created");
+    let s = repo::create(&state.pool, workspace, &input, state.sms.max_schedules, now).await?;
+    tracing::info!(workspace.id = %workspace, schedule.id = %s.id, "schedule created");
     Ok(Json(schedule_json(&s)))
 }
 
-async fn show(State(state): State<AppState>, ApiUser(user): ApiUser, Path(raw): Path<String>) -> Answer {
-    let s = repo::find(&state.pool, user, schedule_id(&raw)?)
+async fn show(
+    State(state): State<AppState>,
+    ApiWorkspace(workspace): ApiWorkspace,
+    Path(raw): Path<String>,
+) -> Answer {
+    let s = repo::find(&state.pool, workspace, schedule_id(&raw)?)
         .await?
         .ok_or_else(not_found)?;
     Ok(Json(schedule_json(&s)))
@@ -161,19 +165,23 @@ async fn show(State(state): State<AppState>, ApiUser(user): ApiUser, Path(raw): 
 /// The whole schedule, checked as for create; its next run is worked out afresh.
 async fn update(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
     ApiJson(form): ApiJson<ScheduleForm>,
 ) -> Answer {
     let id = schedule_id(&raw)?;
     let now = Utc::now();
     let input = ScheduleInput::parse(&form, now).map_err(|e| ApiError::invalid(&e))?;
-    let s = repo::update(&state.pool, user, id, &input, state.sms.max_schedules, now).await?;
+    let s = repo::update(&state.pool, workspace, id, &input, state.sms.max_schedules, now).await?;
     Ok(Json(schedule_json(&s)))
 }
 
-async fn remove(State(state): State<AppState>, ApiUser(user): ApiUser, Path(raw): Path<String>) -> Answer {
-    if !repo::delete(&state.pool, user, schedule_id(&raw)?).await? {
+async fn remove(
+    State(state): State<AppState>,
+    ApiWorkspace(workspace): ApiWorkspace,
+    Path(raw): Path<String>,
+) -> Answer {
+    if !repo::delete(&state.pool, workspace, schedule_id(&raw)?).await? {
         return Err(not_found().into());
     }
     Ok(Json(json!({ "success": true })))
@@ -181,11 +189,11 @@ async fn remove(State(state): State<AppState>, ApiUser(user): ApiUser, Path(raw)
 
 async fn pause(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
     OptionalApiJson(_): OptionalApiJson<Value>,
 ) -> Answer {
-    let s = repo::pause(&state.pool, user, schedule_id(&raw)?).await?;
+    let s = repo::pause(&state.pool, workspace, schedule_id(&raw)?).await?;
     Ok(Json(schedule_json(&s)))
 }
 
@@ -193,11 +201,11 @@ async fn pause(
 /// while paused fires at once.
 async fn resume(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
     OptionalApiJson(_): OptionalApiJson<Value>,
 ) -> Answer {
-    let s = repo::resume(&state.pool, user, schedule_id(&raw)?, Utc::now()).await?;
+    let s = repo::resume(&state.pool, workspace, schedule_id(&raw)?, Utc::now()).await?;
     Ok(Json(schedule_json(&s)))
 }
 
@@ -205,18 +213,20 @@ async fn resume(
 /// back to the default).
 async fn runs(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Answer {
     let id = schedule_id(&raw)?;
-    repo::find(&state.pool, user, id).await?.ok_or_else(not_found)?;
+    repo::find(&state.pool, workspace, id)
+        .await?
+        .ok_or_else(not_found)?;
     let limit = q
         .get("limit")
         .and_then(|l| l.trim().parse::<i64>().ok())
         .filter(|l| (1..=MAX_RUNS).contains(l))
         .unwrap_or(50);
-    let items: Vec<Value> = repo::runs(&state.pool, user, id, limit)
+    let items: Vec<Value> = repo::runs(&state.pool, workspace, id, limit)
         .await?
         .iter()
         .map(run_json)

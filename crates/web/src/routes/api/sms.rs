@@ -10,17 +10,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use ender_core::account::UserId;
 use ender_core::schedule::cron::{CronExpr, parse_timezone};
 use ender_core::sms::dispatch::{self, IncomingError, Report, ReportError};
 use ender_core::sms::send::{self, Idempotency, SendError, SendRequest, Sent, TemplateSendRequest};
 use ender_core::sms::{BatchId, MessageFilter, MessageId, repo};
+use ender_core::workspace::WorkspaceId;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::auth::{ApiDevice, ApiUser};
+use super::auth::{ApiDevice, ApiWorkspace};
 use super::format::{Paging, filter, id, message, ts};
 use super::{ApiError, ApiResult};
 use crate::extract::ApiJson;
@@ -107,10 +107,10 @@ fn read_send<T: DeserializeOwned>(
 }
 
 /// The answer to an accepted, replayed or refused send.
-fn sent(user: UserId, outcome: Result<Sent, SendError>) -> Response {
+fn sent(workspace: WorkspaceId, outcome: Result<Sent, SendError>) -> Response {
     match outcome {
         Ok(Sent::Accepted(res)) => {
-            tracing::debug!(user.id = %user, recipients = res.recipients_count, "send accepted");
+            tracing::debug!(workspace.id = %workspace, recipients = res.recipients_count, "send accepted");
             Json(res).into_response()
         }
         Ok(Sent::Replayed(stored)) => ([("idempotent-replayed", "true")], Json(stored)).into_response(),
@@ -121,7 +121,7 @@ fn sent(user: UserId, outcome: Result<Sent, SendError>) -> Response {
 
 async fn send_sms(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
@@ -130,20 +130,20 @@ async fn send_sms(
         Err(refused) => return refused.into_response(),
     };
     let outcome = match &idempotency {
-        Some(idem) => send::send(&state.pool, &state.sms, user, &req, Some(idem)).await,
-        None => match send::validate(&state.pool, &state.sms, user, &req).await {
-            Ok(v) => state.batcher.submit(user, v).await.map(Sent::Accepted),
+        Some(idem) => send::send(&state.pool, &state.sms, workspace, &req, Some(idem)).await,
+        None => match send::validate(&state.pool, &state.sms, workspace, &req).await {
+            Ok(v) => state.batcher.submit(workspace, v).await.map(Sent::Accepted),
             Err(e) => Err(e),
         },
     };
-    sent(user, outcome)
+    sent(workspace, outcome)
 }
 
 /// A template filled per recipient (`name` and `phone` from the caller's contacts), with
 /// the same body, `Idempotency-Key` and quota handling as [`send_sms`].
 async fn send_template(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
@@ -152,13 +152,13 @@ async fn send_template(
         Err(refused) => return refused.into_response(),
     };
     let outcome = match &idempotency {
-        Some(idem) => send::send_template(&state.pool, &state.sms, user, &req, Some(idem)).await,
-        None => match send::validate_template(&state.pool, &state.sms, user, &req).await {
-            Ok(v) => state.batcher.submit(user, v).await.map(Sent::Accepted),
+        Some(idem) => send::send_template(&state.pool, &state.sms, workspace, &req, Some(idem)).await,
+        None => match send::validate_template(&state.pool, &state.sms, workspace, &req).await {
+            Ok(v) => state.batcher.submit(workspace, v).await.map(Sent::Accepted),
             Err(e) => Err(e),
         },
     };
-    sent(user, outcome)
+    sent(workspace, outcome)
 }
 
 fn message_id(raw: &str, not_found: &str) -> ApiResult<MessageId> {
@@ -167,11 +167,11 @@ fn message_id(raw: &str, not_found: &str) -> ApiResult<MessageId> {
 
 async fn status(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let id = message_id(&raw, "Message not found.")?;
-    let m = repo::find(&state.pool, user, id)
+    let m = repo::find(&state.pool, workspace, id)
         .await?
         .ok_or_else(|| ApiError::not_found("Message not found."))?;
     Ok(Json(message(&m)))
@@ -182,14 +182,14 @@ async fn status(
 /// beside them.
 async fn batch(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let not_found = || ApiError::not_found("Batch not found.");
     let batch: BatchId = raw.parse().map_err(|_| not_found())?;
     let paging = Paging::from_query(&q);
-    let counts: BTreeMap<String, i64> = repo::batch_counts(&state.pool, user, batch)
+    let counts: BTreeMap<String, i64> = repo::batch_counts(&state.pool, workspace, batch)
         .await?
         .into_iter()
         .collect();
@@ -197,7 +197,7 @@ async fn batch(
     if total == 0 {
         return Err(not_found());
     }
-    let messages = repo::batch_page(&state.pool, user, batch, paging.per_page, paging.offset()).await?;
+    let messages = repo::batch_page(&state.pool, workspace, batch, paging.per_page, paging.offset()).await?;
     let items: Vec<_> = messages
         .iter()
         .map(|m| {
@@ -229,7 +229,7 @@ fn parse_time(raw: Option<String>, name: &str) -> ApiResult<Option<DateTime<Utc>
 
 async fn messages(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let paging = Paging::from_query(&q);
@@ -246,17 +246,20 @@ async fn messages(
         from,
         to,
     };
-    let (items, total) = repo::page(&state.pool, user, &f, paging.per_page, paging.offset()).await?;
+    let (items, total) = repo::page(&state.pool, workspace, &f, paging.per_page, paging.offset()).await?;
     Ok(Json(paging.wrap(items.iter().map(message).collect(), total)))
 }
 
-async fn quota(State(state): State<AppState>, ApiUser(user): ApiUser) -> ApiResult<Json<serde_json::Value>> {
+async fn quota(
+    State(state): State<AppState>,
+    ApiWorkspace(workspace): ApiWorkspace,
+) -> ApiResult<Json<serde_json::Value>> {
     let mut conn = state.pool.acquire().await?;
-    let used = ender_core::quota::used_this_month(&mut conn, user).await?;
-    let scheduled = ender_core::schedule::repo::count_open(&mut conn, user).await?;
+    let used = ender_core::quota::used_this_month(&mut conn, workspace).await?;
+    let scheduled = ender_core::schedule::repo::count_open(&mut conn, workspace).await?;
     drop(conn);
-    let devices = ender_core::device::count(&state.pool, user).await?;
-    let keys = ender_core::apikey::list(&state.pool, user)
+    let devices = ender_core::device::count(&state.pool, workspace).await?;
+    let keys = ender_core::apikey::list(&state.pool, workspace)
         .await?
         .iter()
         .filter(|k| k.is_active())
@@ -289,7 +292,10 @@ struct CronBody {
 
 /// Whether a cron expression (evaluated in `timezone`, default UTC) is valid, and when it
 /// fires next. HTTP 200 either way.
-async fn validate_cron(ApiUser(_): ApiUser, ApiJson(b): ApiJson<CronBody>) -> Json<serde_json::Value> {
+async fn validate_cron(
+    ApiWorkspace(_): ApiWorkspace,
+    ApiJson(b): ApiJson<CronBody>,
+) -> Json<serde_json::Value> {
     let invalid = |error: String| Json(json!({ "valid": false, "error": error }));
     let cron = match CronExpr::parse(&b.expression) {
         Ok(c) => c,
@@ -321,7 +327,7 @@ async fn pending(
 ) -> ApiResult<Json<serde_json::Value>> {
     // A polling device is reachable right now: give it what waits for it first.
     if device.enabled {
-        dispatch::dispatch_user(&state.pool, &state.sms, device.user_id).await?;
+        dispatch::dispatch_workspace(&state.pool, &state.sms, device.workspace_id).await?;
     }
     let claimed = if device.enabled {
         dispatch::claim(&state.pool, &state.sms, &device).await?
@@ -424,6 +430,6 @@ async fn fcm_token(
     ender_core::device::set_fcm_token(&state.pool, device.id, &body.fcm_token).await?;
     // Now reachable through FCM: whatever waits can be dispatched to it.
     let mut conn = state.pool.acquire().await?;
-    ender_core::bus::wake_dispatch(&mut conn, device.user_id).await?;
+    ender_core::bus::wake_dispatch(&mut conn, device.workspace_id).await?;
     Ok(Json(json!({"status": "ok"})))
 }

@@ -11,7 +11,7 @@ use ender_core::template::{Template, TemplateId, TemplateInput, TemplateStoreErr
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::ApiUser;
+use super::auth::ApiWorkspace;
 use super::format::{Paging, ts};
 use super::{ApiError, ApiResult};
 use crate::extract::ApiJson;
@@ -70,11 +70,11 @@ impl TemplateBody {
 /// The caller's templates by name.
 async fn list(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     let paging = Paging::from_query(&q);
-    let (items, total) = repo::list(&state.pool, user, paging.offset(), paging.per_page).await?;
+    let (items, total) = repo::list(&state.pool, workspace, paging.offset(), paging.per_page).await?;
     Ok(Json(
         paging.wrap(items.iter().map(template_json).collect(), total),
     ))
@@ -82,19 +82,25 @@ async fn list(
 
 async fn create(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     ApiJson(b): ApiJson<TemplateBody>,
 ) -> ApiResult<Json<Value>> {
-    let t = repo::create(&state.pool, user, &b.parse()?, state.sms.limits.max_templates).await?;
+    let t = repo::create(
+        &state.pool,
+        workspace,
+        &b.parse()?,
+        state.sms.limits.max_templates,
+    )
+    .await?;
     Ok(Json(template_json(&t)))
 }
 
 async fn show(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let t = repo::find(&state.pool, user, template_id(&raw)?)
+    let t = repo::find(&state.pool, workspace, template_id(&raw)?)
         .await?
         .ok_or_else(not_found)?;
     Ok(Json(template_json(&t)))
@@ -102,21 +108,21 @@ async fn show(
 
 async fn update(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
     ApiJson(b): ApiJson<TemplateBody>,
 ) -> ApiResult<Json<Value>> {
     let id = template_id(&raw)?;
-    let t = repo::update(&state.pool, user, id, &b.parse()?).await?;
+    let t = repo::update(&state.pool, workspace, id, &b.parse()?).await?;
     Ok(Json(template_json(&t)))
 }
 
 /// Deletes the template unless a scheduled send uses it (409).
 async fn remove(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    repo::delete(&state.pool, user, template_id(&raw)?).await?;
+    repo::delete(&state.pool, workspace, template_id(&raw)?).await?;
     Ok(Json(json!({ "success": true })))
 }

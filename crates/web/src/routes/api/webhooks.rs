@@ -11,15 +11,15 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
-use ender_core::account::UserId;
 use ender_core::webhook::endpoint::{self, Endpoint, EndpointError, EndpointInput};
 use ender_core::webhook::log::{self, AttemptLog, DayStats, Delivery, DeliveryStatus, PageQuery};
+use ender_core::workspace::WorkspaceId;
 use ender_worker::webhooks::Attempt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::auth::ApiUser;
+use super::auth::ApiWorkspace;
 use super::format::{Paging, ts};
 use super::{ApiError, ApiResult};
 use crate::extract::{ApiJson, OptionalApiJson};
@@ -75,9 +75,9 @@ fn endpoint_json(e: &Endpoint, stats: DayStats) -> Value {
 }
 
 /// The owner's endpoint as JSON, with its health.
-async fn endpoint_answer(state: &AppState, user: UserId, id: Uuid) -> ApiResult<Value> {
-    let e = endpoint::find(&state.pool, user, id).await?;
-    let stats = endpoint::day_stats(&state.pool, user).await?;
+async fn endpoint_answer(state: &AppState, workspace: WorkspaceId, id: Uuid) -> ApiResult<Value> {
+    let e = endpoint::find(&state.pool, workspace, id).await?;
+    let stats = endpoint::day_stats(&state.pool, workspace).await?;
     Ok(endpoint_json(&e, DayStats::of(&stats, e.id)))
 }
 
@@ -119,12 +119,12 @@ fn parse(state: &AppState, b: &EndpointBody) -> ApiResult<EndpointInput> {
 /// One page of the caller's endpoints, newest first: `page` and `per_page`.
 async fn list(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     let paging = Paging::from_query(&q);
-    let stats = endpoint::day_stats(&state.pool, user).await?;
-    let (endpoints, total) = endpoint::page(&state.pool, user, paging.per_page, paging.offset()).await?;
+    let stats = endpoint::day_stats(&state.pool, workspace).await?;
+    let (endpoints, total) = endpoint::page(&state.pool, workspace, paging.per_page, paging.offset()).await?;
     let items: Vec<Value> = endpoints
         .iter()
         .map(|e| endpoint_json(e, DayStats::of(&stats, e.id)))
@@ -134,14 +134,14 @@ async fn list(
 
 async fn create(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     ApiJson(b): ApiJson<EndpointBody>,
 ) -> ApiResult<Json<Value>> {
     let input = parse(&state, &b)?;
     let (e, secret) = endpoint::create(
         &state.pool,
         &state.webhooks.keyring,
-        user,
+        workspace,
         &input,
         state.sms.limits.max_webhooks,
     )
@@ -153,40 +153,47 @@ async fn create(
 
 async fn show(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(endpoint_answer(&state, user, endpoint_id(&raw)?).await?))
+    Ok(Json(
+        endpoint_answer(&state, workspace, endpoint_id(&raw)?).await?,
+    ))
 }
 
 async fn update(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
     ApiJson(b): ApiJson<EndpointBody>,
 ) -> ApiResult<Json<Value>> {
     let id = endpoint_id(&raw)?;
     let input = parse(&state, &b)?;
-    endpoint::update(&state.pool, user, id, &input, b.active).await?;
-    Ok(Json(endpoint_answer(&state, user, id).await?))
+    endpoint::update(&state.pool, workspace, id, &input, b.active).await?;
+    Ok(Json(endpoint_answer(&state, workspace, id).await?))
 }
 
 async fn remove(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    endpoint::delete(&state.pool, user, endpoint_id(&raw)?).await?;
+    endpoint::delete(&state.pool, workspace, endpoint_id(&raw)?).await?;
     Ok(Json(json!({ "success": true })))
 }
 
 async fn secret(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let secret =
-        endpoint::reveal_secret(&state.pool, &state.webhooks.keyring, user, endpoint_id(&raw)?).await?;
+    let secret = endpoint::reveal_secret(
+        &state.pool,
+        &state.webhooks.keyring,
+        workspace,
+        endpoint_id(&raw)?,
+    )
+    .await?;
     Ok(Json(json!({ "secret": secret })))
 }
 
@@ -199,7 +206,7 @@ struct RotateBody {
 
 async fn rotate(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
     OptionalApiJson(body): OptionalApiJson<RotateBody>,
 ) -> ApiResult<Json<Value>> {
@@ -210,7 +217,7 @@ async fn rotate(
     let secret = endpoint::rotate_secret(
         &state.pool,
         &state.webhooks.keyring,
-        user,
+        workspace,
         endpoint_id(&raw)?,
         Duration::hours(hours),
     )
@@ -236,11 +243,11 @@ struct TestBody {
 /// Sends a `test` event to the endpoint now (also to a disabled one: it says so).
 async fn test(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     ApiJson(b): ApiJson<TestBody>,
 ) -> ApiResult<Json<Value>> {
-    let e = endpoint::find(&state.pool, user, endpoint_id(&b.webhook_id)?).await?;
-    let delivery = endpoint::create_test_delivery(&state.pool, user, e.id).await?;
+    let e = endpoint::find(&state.pool, workspace, endpoint_id(&b.webhook_id)?).await?;
+    let delivery = endpoint::create_test_delivery(&state.pool, workspace, e.id).await?;
     let attempt = state
         .webhooks
         .deliverer
@@ -260,16 +267,16 @@ struct RetryBody {
 /// Sends the delivery of an earlier attempt again, now, with the same id and bytes.
 async fn retry(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     ApiJson(b): ApiJson<RetryBody>,
 ) -> ApiResult<Json<Value>> {
     let not_found = || ApiError::not_found("Delivery log not found.");
     let log_id: i64 = b.log_id.trim().parse().map_err(|_| not_found())?;
     let delivery = sqlx::query_scalar!(
         "SELECT a.delivery_id FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id
-         WHERE a.id = $1 AND d.user_id = $2",
+         WHERE a.id = $1 AND d.workspace_id = $2",
         log_id,
-        user.0
+        workspace.0
     )
     .fetch_optional(&state.pool)
     .await?
@@ -291,14 +298,14 @@ async fn retry(
 /// Re-enables the endpoint and queues again what it missed while failing or disabled.
 async fn enable(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
     OptionalApiJson(_): OptionalApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     let id = endpoint_id(&raw)?;
-    let replayed = endpoint::reenable_and_replay(&state.pool, user, id).await?;
-    tracing::info!(user.id = %user, webhook.id = %id, replayed, "webhook endpoint re-enabled");
-    let mut v = endpoint_answer(&state, user, id).await?;
+    let replayed = endpoint::reenable_and_replay(&state.pool, workspace, id).await?;
+    tracing::info!(workspace.id = %workspace, webhook.id = %id, replayed, "webhook endpoint re-enabled");
+    let mut v = endpoint_answer(&state, workspace, id).await?;
     v["replayed"] = json!(replayed);
     Ok(Json(v))
 }
@@ -325,13 +332,13 @@ fn parse_since(raw: Option<&str>) -> ApiResult<DateTime<Utc>> {
 /// Queues again every failed delivery created at or after `since`.
 async fn replay(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
     OptionalApiJson(b): OptionalApiJson<ReplayBody>,
 ) -> ApiResult<Json<Value>> {
     let id = endpoint_id(&raw)?;
     let since = parse_since(b.since.as_deref())?;
-    let replayed = endpoint::replay_failed(&state.pool, user, id, since).await?;
+    let replayed = endpoint::replay_failed(&state.pool, workspace, id, since).await?;
     Ok(Json(json!({ "replayed": replayed })))
 }
 
@@ -360,7 +367,7 @@ const MAX_LIMIT: i64 = 100;
 /// previous page) and `limit` (1 to 100, default 50).
 async fn deliveries(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path(raw): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
@@ -390,7 +397,7 @@ async fn deliveries(
     };
     let rows = log::page(
         &state.pool,
-        user,
+        workspace,
         id,
         PageQuery {
             status,
@@ -411,13 +418,13 @@ async fn deliveries(
 /// One delivery with its payload and every attempt.
 async fn delivery(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiWorkspace(workspace): ApiWorkspace,
     Path((raw, raw_delivery)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let id = endpoint_id(&raw)?;
     let not_found = || ApiError::not_found("Delivery not found.");
     let delivery: Uuid = raw_delivery.parse().map_err(|_| not_found())?;
-    let d = log::find(&state.pool, user, id, delivery)
+    let d = log::find(&state.pool, workspace, id, delivery)
         .await
         .map_err(|e| match e {
             EndpointError::NotFound => not_found(),
