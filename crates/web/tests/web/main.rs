@@ -34,3 +34,4 @@ mod template_pages;
 mod tenancy;
 mod webhook_pages;
 mod webhooks;
+mod workspaces;
