@@ -172,6 +172,10 @@ pub struct TenantLimits {
     /// Workspaces one account may belong to, its personal one included.
     #[arg(long, env = "ENDER_MAX_WORKSPACES_PER_USER", default_value_t = 10)]
     pub max_workspaces_per_user: i64,
+
+    /// Members of one workspace, counting invitations waiting for an answer.
+    #[arg(long, env = "ENDER_MAX_MEMBERS_PER_WORKSPACE", default_value_t = 50)]
+    pub max_members_per_workspace: i64,
 }
 
 impl Default for TenantLimits {
@@ -189,6 +193,7 @@ impl Default for TenantLimits {
             max_streams_per_device: 3,
             max_incoming_per_minute: 120,
             max_workspaces_per_user: 10,
+            max_members_per_workspace: 50,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Invitations to create an account, for servers whose sign-up is by invitation
-//! (`ENDER_SIGNUP=invite`).
+//! (`ENDER_SIGNUP=invite`). An invitation may also name a workspace and a role
+//! ([`crate::workspace::invitations`]): signing up through it joins that workspace.
 //!
 //! A signed-in user (or the operator, with `ender-web admin invite`) invites an address.
 //! The link is mailed to that address and only a digest of its token is stored. Whoever
@@ -14,6 +15,7 @@ use uuid::Uuid;
 
 use crate::account::{AccountError, Email, FullName, Password, TokenError, User, UserId};
 use crate::crypto::{hash_password, random_token, token_digest};
+use crate::workspace::{Role, WorkspaceId};
 
 /// How long an invitation link works.
 pub const INVITE_TTL: Duration = Duration::days(7);
@@ -47,6 +49,10 @@ pub struct Invitation {
     pub id: InvitationId,
     pub email: String,
     pub invited_by: Option<UserId>,
+    /// The workspace the invitee joins on accepting, in `role`; None for an invitation to
+    /// make an account only.
+    pub workspace_id: Option<WorkspaceId>,
+    pub role: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub accepted_at: Option<DateTime<Utc>>,
@@ -110,7 +116,8 @@ pub async fn create(
         .await?;
         let pending = sqlx::query_scalar!(
             r#"SELECT count(*) AS "n!" FROM invitations
-               WHERE invited_by = $1 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()"#,
+               WHERE invited_by = $1 AND workspace_id IS NULL
+                 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()"#,
             user as UserId
         )
         .fetch_one(&mut *tx)
@@ -125,6 +132,7 @@ pub async fn create(
         r#"INSERT INTO invitations (id, token_hash, email, invited_by, expires_at)
            VALUES ($1, $2, $3, $4, $5)
            RETURNING id AS "id: InvitationId", email, invited_by AS "invited_by: UserId",
+                     workspace_id AS "workspace_id: WorkspaceId", role,
                      created_at, expires_at, accepted_at, revoked_at"#,
         InvitationId(Uuid::now_v7()) as InvitationId,
         &token_digest(&token),
@@ -143,8 +151,10 @@ pub async fn list(pool: &PgPool, inviter: UserId, limit: i64) -> Result<Vec<Invi
     Ok(sqlx::query_as!(
         Invitation,
         r#"SELECT id AS "id: InvitationId", email, invited_by AS "invited_by: UserId",
+                  workspace_id AS "workspace_id: WorkspaceId", role,
                   created_at, expires_at, accepted_at, revoked_at
-           FROM invitations WHERE invited_by = $1 ORDER BY created_at DESC LIMIT $2"#,
+           FROM invitations WHERE invited_by = $1 AND workspace_id IS NULL
+           ORDER BY created_at DESC LIMIT $2"#,
         inviter as UserId,
         limit
     )
@@ -156,7 +166,7 @@ pub async fn list(pool: &PgPool, inviter: UserId, limit: i64) -> Result<Vec<Invi
 pub async fn revoke(pool: &PgPool, inviter: UserId, id: InvitationId) -> Result<(), InviteError> {
     let done = sqlx::query!(
         "UPDATE invitations SET revoked_at = now()
-         WHERE id = $1 AND invited_by = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
+         WHERE id = $1 AND invited_by = $2 AND workspace_id IS NULL AND accepted_at IS NULL AND revoked_at IS NULL",
         id as InvitationId,
         inviter as UserId
     )
@@ -168,10 +178,11 @@ pub async fn revoke(pool: &PgPool, inviter: UserId, id: InvitationId) -> Result<
     Ok(())
 }
 
-async fn lock_by_token(conn: &mut PgConnection, token: &str) -> Result<Invitation, AccountError> {
+pub(crate) async fn lock_by_token(conn: &mut PgConnection, token: &str) -> Result<Invitation, AccountError> {
     let found = sqlx::query_as!(
         Invitation,
         r#"SELECT id AS "id: InvitationId", email, invited_by AS "invited_by: UserId",
+                  workspace_id AS "workspace_id: WorkspaceId", role,
                   created_at, expires_at, accepted_at, revoked_at
            FROM invitations WHERE token_hash = $1 FOR UPDATE"#,
         &token_digest(token)
@@ -196,8 +207,9 @@ pub async fn check(pool: &PgPool, token: &str) -> Result<Invitation, AccountErro
 }
 
 /// Accepts an invitation: checks the token first (no password is hashed for a forged or
-/// spent link), then creates the verified account with the invited address and marks the
-/// invitation accepted, in one transaction. A second acceptance of the same link waits
+/// spent link), then creates the verified account with the invited address, adds it to
+/// the invitation's workspace if it names one, and marks the invitation accepted, in one
+/// transaction. A second acceptance of the same link waits
 /// for the first's row lock and then finds it used.
 pub async fn accept(
     pool: &PgPool,
@@ -220,13 +232,22 @@ pub async fn accept(
     )
     .await
     .map_err(crate::account::email_taken)?;
-    sqlx::query!(
-        "UPDATE invitations SET accepted_at = now(), accepted_by = $2 WHERE id = $1",
-        invitation.id as InvitationId,
-        user.id as UserId
-    )
-    .execute(&mut *tx)
-    .await?;
+    if let (Some(workspace), Some(role)) = (invitation.workspace_id, invitation.role.as_deref()) {
+        let role = Role::parse(role).map_err(|_| TokenError::Invalid)?;
+        crate::workspace::repo::add_member(&mut tx, workspace, user.id, role).await?;
+    }
+    mark_accepted(&mut tx, invitation.id, user.id).await?;
     tx.commit().await?;
     Ok(user)
+}
+
+pub(crate) async fn mark_accepted(conn: &mut PgConnection, id: InvitationId, by: UserId) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE invitations SET accepted_at = now(), accepted_by = $2 WHERE id = $1",
+        id as InvitationId,
+        by as UserId
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -3,6 +3,7 @@
 //! is one table ([`Action::least_role`]); every change to members goes through here and
 //! keeps at least one owner, however many changes race.
 
+pub mod invitations;
 pub mod model;
 pub mod repo;
 
@@ -27,6 +28,18 @@ pub enum WorkspaceError {
     NoSuchMember,
     #[error("You belong to {limit} workspaces, the most one account may (ENDER_MAX_WORKSPACES_PER_USER).")]
     TooManyWorkspaces { limit: i64 },
+    #[error("{email} is already a member of this workspace.")]
+    AlreadyMember { email: String },
+    #[error(
+        "This workspace has {limit} members and invitations waiting, the most it may (ENDER_MAX_MEMBERS_PER_WORKSPACE). Remove a member or withdraw an invitation first."
+    )]
+    TooManyMembers { limit: i64 },
+    #[error(
+        "This invitation was sent to {invited}; you are signed in as {signed_in}. Sign out and sign in with {invited}, or create an account with it."
+    )]
+    WrongAccount { invited: String, signed_in: String },
+    #[error(transparent)]
+    Token(#[from] crate::account::TokenError),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -99,7 +112,7 @@ pub async fn create(
 
 /// The actor's membership read again under the workspace lock, so a role changed a moment
 /// ago counts.
-async fn actor_under_lock(
+pub(crate) async fn actor_under_lock(
     conn: &mut sqlx::PgConnection,
     actor: &Membership,
 ) -> Result<Membership, WorkspaceError> {
@@ -112,7 +125,7 @@ async fn actor_under_lock(
 }
 
 /// What changing `from` to `to` needs: owners are made and unmade only by owners.
-fn needed_for(from: Role, to: Option<Role>) -> Action {
+pub(crate) fn needed_for(from: Role, to: Option<Role>) -> Action {
     if from == Role::Owner || to == Some(Role::Owner) {
         Action::ManageOwners
     } else {
@@ -214,4 +227,10 @@ pub async fn rename(pool: &PgPool, actor: &Membership, name: &WorkspaceName) -> 
     repo::rename(&mut tx, actor.workspace.id, name).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The members of the actor's workspace (every member may see who else is in it).
+pub async fn members(pool: &PgPool, actor: &Membership) -> Result<Vec<repo::Member>, WorkspaceError> {
+    authorize(actor, Action::Read)?;
+    Ok(repo::members(&mut *pool.acquire().await?, actor.workspace.id).await?)
 }

@@ -241,3 +241,40 @@ pub async fn rename(
     .await?;
     Ok(())
 }
+
+/// A member as the members page lists them.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub user_id: UserId,
+    /// Their name, or their address when they gave none.
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+    pub joined: DateTime<Utc>,
+}
+
+/// The workspace's members: owners first, then by name.
+pub async fn members(conn: &mut PgConnection, workspace: WorkspaceId) -> sqlx::Result<Vec<Member>> {
+    let rows = sqlx::query!(
+        r#"SELECT m.user_id AS "user_id: UserId", u.email,
+                  CASE WHEN btrim(u.full_name) = '' THEN u.email ELSE btrim(u.full_name) END AS "name!",
+                  m.role, m.created_at
+           FROM workspace_members m JOIN users u ON u.id = m.user_id
+           WHERE m.workspace_id = $1
+           ORDER BY array_position(ARRAY['owner', 'admin', 'member', 'viewer'], m.role), lower(u.full_name), u.email"#,
+        workspace as WorkspaceId
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Member {
+                user_id: r.user_id,
+                name: r.name,
+                email: r.email,
+                role: Role::parse(&r.role).map_err(|e| sqlx::Error::Decode(e.message.into()))?,
+                joined: r.created_at,
+            })
+        })
+        .collect()
+}

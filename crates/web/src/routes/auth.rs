@@ -399,6 +399,11 @@ async fn accept_invitation(
         Ok(user) => {
             tracing::info!(user.id = %user.id, "account created from an invitation");
             log_in(session, &user).await?;
+            // An invitation to a workspace: the new account starts in it.
+            let joined = ender_core::workspace::list_for(&state.pool, user.id).await?;
+            if let Some(m) = joined.iter().find(|m| m.workspace.personal_for != Some(user.id)) {
+                crate::session::switch_workspace(session, m).await?;
+            }
             flash(session, "success", "Welcome to Ender.").await?;
             Ok(Redirect::to(paths::HOME).into_response())
         }

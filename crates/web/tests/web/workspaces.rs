@@ -354,3 +354,436 @@ async fn live_updates_reach_only_pages_looking_at_the_workspace_and_end_for_a_re
         }
     }
 }
+
+/// The owner of a fresh clinic, signed in on the app's own client and switched to it.
+async fn clinic_owner(app: &TestApp) -> WorkspaceId {
+    let clinic = clinic(app, &[]).await;
+    let res = app.login("owner@clinic.example", PW).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = app
+        .post_form(
+            "/",
+            "/workspaces/switch",
+            &[("workspace", &clinic.id.to_string())],
+        )
+        .await;
+    assert_eq!(location(&res), "/");
+    clinic.id
+}
+
+async fn members_of(app: &TestApp, workspace: WorkspaceId) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT u.email, m.role FROM workspace_members m JOIN users u ON u.id = m.user_id
+         WHERE m.workspace_id = $1 ORDER BY u.email",
+    )
+    .bind(workspace.0)
+    .fetch_all(app.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_invitation_is_mailed_accepted_once_with_the_invited_account_and_shows_who_sent_it() {
+    let app = TestApp::spawn().await;
+    let clinic = clinic_owner(&app).await;
+    app.create_user("rita@clinic.example", PW).await;
+    app.create_user("mallory@example.org", PW).await;
+
+    let res = app
+        .post_form(
+            "/workspace",
+            "/workspace/invitations",
+            &[("email", "Rita@Clinic.example"), ("role", "member")],
+        )
+        .await;
+    assert_eq!(location(&res), "/workspace");
+    let mails = app.wait_for_mails(1).await;
+    assert!(
+        mails[0].contains("Test Person invited you to Clinic"),
+        "{}",
+        mails[0]
+    );
+    let link = app.last_mail_link();
+    assert!(link.starts_with("/join?token="), "{link}");
+    let html = app.get("/workspace").await.text().await.unwrap();
+    assert_eq!(
+        select_text(&html, "#invitations tbody td:first-child"),
+        ["Rita@Clinic.example"]
+    );
+
+    // Someone else signed in cannot use it.
+    let mallory = client();
+    post_form_with(
+        &mallory,
+        &app,
+        "/login",
+        "/login",
+        &[("email", "mallory@example.org"), ("password", PW)],
+    )
+    .await;
+    let (status, html) = page(&mallory, &app, &link).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(select_text(&html, "#wrong-account")[0].contains("was sent to Rita@Clinic.example"));
+    let token = link.trim_start_matches("/join?token=");
+    let res = post_form_with(&mallory, &app, "/", "/join", &[("token", token)]).await;
+    assert!(res.status().is_redirection());
+    assert_eq!(members_of(&app, clinic).await.len(), 1, "Mallory did not join");
+
+    // Signed out, the page offers to sign in or to sign up, and says who invited whom.
+    let (status, html) = page(&client(), &app, &link).await;
+    assert_eq!(status, StatusCode::OK);
+    let summary = select_text(&html, "#join-summary").join(" ");
+    assert!(
+        summary.contains("Test Person") && summary.contains("Clinic") && summary.contains("member"),
+        "{summary}"
+    );
+    assert_eq!(select_text(&html, "#join-login").len(), 1);
+
+    // Rita joins with her account.
+    let rita = client();
+    post_form_with(
+        &rita,
+        &app,
+        "/login",
+        "/login",
+        &[("email", "rita@clinic.example"), ("password", PW)],
+    )
+    .await;
+    let (_, html) = page(&rita, &app, &link).await;
+    assert_eq!(select_text(&html, "#join-form button").len(), 1);
+    let res = post_form_with(&rita, &app, "/", "/join", &[("token", token)]).await;
+    assert_eq!(location(&res), "/");
+    assert!(
+        page(&rita, &app, "/devices").await.1.contains("Reception Pixel"),
+        "Rita is in the clinic now"
+    );
+    assert_eq!(
+        members_of(&app, clinic).await,
+        [
+            ("owner@clinic.example".to_owned(), "owner".to_owned()),
+            ("rita@clinic.example".to_owned(), "member".to_owned())
+        ]
+    );
+
+    // Twice: the link is spent.
+    let res = post_form_with(&rita, &app, "/", "/join", &[("token", token)]).await;
+    assert!(res.status().is_redirection());
+    let (status, html) = page(&rita, &app, &link).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(select_text(&html, "#join-refused")[0].contains("already been used"));
+    // And a forged token.
+    let (status, _) = page(&rita, &app, "/join?token=forged").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_withdrawn_invitation_stops_working_and_another_workspaces_is_not_found() {
+    let app = TestApp::spawn().await;
+    let _clinic = clinic_owner(&app).await;
+    app.post_form(
+        "/workspace",
+        "/workspace/invitations",
+        &[("email", "ben@example.org"), ("role", "viewer")],
+    )
+    .await;
+    app.wait_for_mails(1).await;
+    let link = app.last_mail_link();
+    let html = app.get("/workspace").await.text().await.unwrap();
+    let id = crate::helpers::select_attr(&html, "#invitations tbody tr", "data-invitation").unwrap();
+
+    // Another workspace's owner cannot withdraw it.
+    let other = client();
+    app.create_user("other@example.org", PW).await;
+    post_form_with(
+        &other,
+        &app,
+        "/login",
+        "/login",
+        &[("email", "other@example.org"), ("password", PW)],
+    )
+    .await;
+    let res = post_form_with(
+        &other,
+        &app,
+        "/",
+        &format!("/workspace/invitations/{id}/revoke"),
+        &[],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        page(&client(), &app, &link).await.0,
+        StatusCode::OK,
+        "still valid"
+    );
+
+    let res = app
+        .post_form("/workspace", &format!("/workspace/invitations/{id}/revoke"), &[])
+        .await;
+    assert_eq!(location(&res), "/workspace");
+    let (status, html) = page(&client(), &app, &link).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(select_text(&html, "#join-refused")[0].contains("not valid"));
+}
+
+#[tokio::test]
+async fn signing_up_through_an_invitation_joins_the_workspace_even_when_sign_up_is_by_invitation() {
+    let app = TestApp::spawn_with(crate::helpers::Options {
+        extra_args: vec!["--signup".to_owned(), "invite".to_owned()],
+        ..Default::default()
+    })
+    .await;
+    let clinic = clinic_owner(&app).await;
+    app.post_form(
+        "/workspace",
+        "/workspace/invitations",
+        &[("email", "new@example.org"), ("role", "admin")],
+    )
+    .await;
+    app.wait_for_mails(1).await;
+    let link = app.last_mail_link();
+    let newcomer = client();
+    let (_, html) = page(&newcomer, &app, &link).await;
+    let signup = crate::helpers::select_attr(&html, "#join-signup", "href").unwrap();
+    let res = post_form_with(
+        &newcomer,
+        &app,
+        &signup,
+        "/signup",
+        &[
+            ("invite", signup.trim_start_matches("/signup?invite=")),
+            ("full_name", "Nora New"),
+            ("email", "new@example.org"),
+            ("password", PW),
+        ],
+    )
+    .await;
+    assert_eq!(location(&res), "/", "{}", res.text().await.unwrap());
+    assert!(
+        members_of(&app, clinic)
+            .await
+            .contains(&("new@example.org".to_owned(), "admin".to_owned()))
+    );
+    let (_, html) = page(&newcomer, &app, "/devices").await;
+    assert!(
+        html.contains("Reception Pixel"),
+        "the new account starts in the workspace it was invited to"
+    );
+}
+
+#[tokio::test]
+async fn invitations_are_checked_for_role_input_membership_and_the_member_cap() {
+    let sms = ender_core::config::SmsConfig {
+        limits: ender_core::config::TenantLimits {
+            max_members_per_workspace: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(crate::helpers::Options {
+        sms: Some(sms),
+        ..Default::default()
+    })
+    .await;
+    let clinic = clinic_owner(&app).await;
+    for (fields, field, text) in [
+        (vec![("email", "not-an-address"), ("role", "member")], "email", ""),
+        (
+            vec![("email", "a@example.org"), ("role", "superuser")],
+            "role",
+            "Choose owner, admin, member or viewer.",
+        ),
+        (
+            vec![("email", "owner@clinic.example"), ("role", "member")],
+            "email",
+            "already a member",
+        ),
+    ] {
+        let res = app
+            .post_form("/workspace", "/workspace/invitations", &fields)
+            .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{fields:?}");
+        let html = res.text().await.unwrap();
+        let error = select_text(&html, &format!(".field-error[data-field={field}]")).join(" ");
+        assert!(!error.is_empty() && error.contains(text), "{fields:?}: {error}");
+    }
+    let res = app
+        .post_form(
+            "/workspace",
+            "/workspace/invitations",
+            &[("email", "one@example.org"), ("role", "member")],
+        )
+        .await;
+    assert_eq!(location(&res), "/workspace");
+    // The owner and one waiting invitation fill a cap of two.
+    let res = app
+        .post_form(
+            "/workspace",
+            "/workspace/invitations",
+            &[("email", "two@example.org"), ("role", "member")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("ENDER_MAX_MEMBERS_PER_WORKSPACE")
+    );
+    let waiting: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM invitations WHERE workspace_id = $1 AND revoked_at IS NULL")
+            .bind(clinic.0)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(waiting, 1);
+
+    // Members and viewers may not invite; admins may not make owners.
+    let team = clinic_team(
+        &app,
+        clinic,
+        &[
+            ("mem@example.org", Role::Member),
+            ("adm@example.org", Role::Admin),
+        ],
+    )
+    .await;
+    let res = post_form_with(
+        &team[0],
+        &app,
+        "/",
+        "/workspace/invitations",
+        &[("email", "x@example.org"), ("role", "viewer")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = post_form_with(
+        &team[1],
+        &app,
+        "/",
+        "/workspace/invitations",
+        &[("email", "x@example.org"), ("role", "owner")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+/// Signed-in clients for new members of `workspace`, switched to it.
+async fn clinic_team(
+    app: &TestApp,
+    workspace: WorkspaceId,
+    members: &[(&str, Role)],
+) -> Vec<reqwest::Client> {
+    let mut out = Vec::new();
+    for (email, role) in members {
+        app.create_user(email, PW).await;
+        let id = user_id(app, email).await;
+        let mut conn = app.pool().acquire().await.unwrap();
+        workspace::repo::add_member(&mut conn, workspace, id, *role)
+            .await
+            .unwrap();
+        let c = client();
+        post_form_with(&c, app, "/login", "/login", &[("email", email), ("password", PW)]).await;
+        post_form_with(
+            &c,
+            app,
+            "/",
+            "/workspaces/switch",
+            &[("workspace", &workspace.to_string())],
+        )
+        .await;
+        out.push(c);
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_members_page_changes_roles_removes_members_and_keeps_an_owner() {
+    let app = TestApp::spawn().await;
+    let clinic = clinic_owner(&app).await;
+    let team = clinic_team(&app, clinic, &[("mem@example.org", Role::Member)]).await;
+    let mem = user_id(&app, "mem@example.org").await;
+    let owner = user_id(&app, "owner@clinic.example").await;
+
+    let html = app.get("/workspace").await.text().await.unwrap();
+    assert_eq!(select_text(&html, "#members tbody tr").len(), 2);
+    let res = app
+        .post_form(
+            "/workspace",
+            &format!("/workspace/members/{mem}/role"),
+            &[("role", "viewer")],
+        )
+        .await;
+    assert_eq!(location(&res), "/workspace");
+    assert_eq!(
+        page(&team[0], &app, "/send").await.0,
+        StatusCode::FORBIDDEN,
+        "a viewer from the next click"
+    );
+    // A member cannot change roles; the last owner cannot step down or leave.
+    let res = post_form_with(
+        &team[0],
+        &app,
+        "/",
+        &format!("/workspace/members/{owner}/role"),
+        &[("role", "viewer")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = app
+        .post_form(
+            "/workspace",
+            &format!("/workspace/members/{owner}/role"),
+            &[("role", "admin")],
+        )
+        .await;
+    assert_eq!(location(&res), "/workspace");
+    let res = app.post_form("/workspace", "/workspace/leave", &[]).await;
+    assert_eq!(location(&res), "/workspace");
+    let html = app.get("/workspace").await.text().await.unwrap();
+    assert!(html.contains("at least one owner"), "the refusal is shown");
+    assert_eq!(
+        members_of(&app, clinic).await[0],
+        ("mem@example.org".to_owned(), "viewer".to_owned())
+    );
+
+    // Removing: the member's next click says so.
+    let res = app
+        .post_form("/workspace", &format!("/workspace/members/{mem}/remove"), &[])
+        .await;
+    assert_eq!(location(&res), "/workspace");
+    assert_eq!(page(&team[0], &app, "/devices").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(members_of(&app, clinic).await.len(), 1);
+    // Unknown and malformed member ids.
+    for id in [uuid::Uuid::now_v7().to_string(), "x".to_owned()] {
+        let res = app
+            .post_form("/workspace", &format!("/workspace/members/{id}/remove"), &[])
+            .await;
+        assert!(
+            res.status() == StatusCode::NOT_FOUND || location(&res) == "/workspace",
+            "{id}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_new_workspace_is_made_owned_and_switched_to() {
+    let app = TestApp::spawn().await;
+    app.signed_in_user("solo@example.org", PW).await;
+    let res = app
+        .post_form("/workspace", "/workspaces", &[("name", "  ")])
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let res = app
+        .post_form("/workspace", "/workspaces", &[("name", "School office")])
+        .await;
+    assert_eq!(location(&res), "/workspace");
+    let html = app.get("/workspace").await.text().await.unwrap();
+    assert_eq!(select_text(&html, ".page-header h1"), ["School office"]);
+    assert_eq!(select_text(&html, "#my-role"), ["Your role: owner"]);
+    assert_eq!(
+        select_text(&html, "#leave-form button").len(),
+        1,
+        "a shared workspace can be left"
+    );
+}
