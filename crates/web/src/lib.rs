@@ -1,6 +1,7 @@
 //! Ender's web server: the dashboard pages, the JSON API and the device APIs, all on one
 //! axum router over Postgres. `main.rs` parses the command line and calls [`run`].
 
+pub mod audit;
 pub mod bus;
 pub mod config;
 pub mod csrf;

@@ -308,6 +308,11 @@ impl CurrentWorkspace {
         self.0.user_id
     }
 
+    /// The member, as the audit trail names who did something.
+    pub fn actor(&self) -> ender_core::workspace::audit::Actor {
+        ender_core::workspace::audit::Actor::User(self.0.user_id)
+    }
+
     /// Refuses (a 403 page, or the envelope on the API) unless the role may do `action`.
     pub fn may(&self, action: Action) -> AppResult<()> {
         if self.0.role.may(action) {

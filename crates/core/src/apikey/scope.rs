@@ -202,6 +202,8 @@ pub fn action_for(method: &str, template: &str) -> Option<Action> {
     let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
     Some(if under("/api-keys") {
         Action::ManageKeys
+    } else if under("/audit") {
+        Action::ReadAudit
     } else if under("/webhooks") {
         if read_only && !path.ends_with("/secret") {
             Action::Read
@@ -254,6 +256,7 @@ mod tests {
             ("POST", "/api/webhooks/{id}/replay", Some(Action::ManageWebhooks)),
             ("GET", "/api/api-keys", Some(Action::ManageKeys)),
             ("POST", "/api/api-keys", Some(Action::ManageKeys)),
+            ("GET", "/api/audit", Some(Action::ReadAudit)),
             ("POST", "/api/something-new", None),
             ("DELETE", "/api/sms/status/{id}", None),
         ];

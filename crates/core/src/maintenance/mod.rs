@@ -20,6 +20,7 @@ pub struct PurgeReport {
     pub schedule_runs: u64,
     pub api_keys: u64,
     pub messages: u64,
+    pub workspaces: u64,
 }
 
 /// Messages removed per statement by the message retention, so one purge never holds
@@ -136,7 +137,19 @@ pub async fn purge_expired(
             }
         }
     }
+    // Deleted workspaces go, with all they still hold, once their last webhooks are out
+    // (or a day after the deletion, delivered or not).
+    let workspaces = sqlx::query!(
+        "DELETE FROM workspaces w WHERE w.deleted_at IS NOT NULL
+           AND (w.deleted_at < now() - interval '1 day'
+                OR NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+                               WHERE d.workspace_id = w.id AND d.status IN ('pending', 'delivering')))"
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
     Ok(PurgeReport {
+        workspaces,
         api_keys,
         messages,
         contact_imports,

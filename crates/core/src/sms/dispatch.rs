@@ -206,7 +206,7 @@ impl Claimed {
 }
 
 /// A message's body from its row (sealed, or plaintext from before sealing).
-fn message_body(id: MessageId, body: String, sealed: Option<Vec<u8>>) -> sqlx::Result<String> {
+pub(crate) fn message_body(id: MessageId, body: String, sealed: Option<Vec<u8>>) -> sqlx::Result<String> {
     at_rest::open_text(Column::MessageBody, id.0, body, sealed.as_deref())
 }
 

@@ -3,6 +3,8 @@
 //! is one table ([`Action::least_role`]); every change to members goes through here and
 //! keeps at least one owner, however many changes race.
 
+pub mod audit;
+pub mod delete;
 pub mod invitations;
 pub mod model;
 pub mod repo;

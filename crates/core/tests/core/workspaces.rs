@@ -307,3 +307,60 @@ async fn renaming_needs_an_admin_and_a_valid_name() {
     .unwrap();
     assert_eq!(membership(&db, w, owner).await.workspace.name, "Riverside Clinic");
 }
+
+#[tokio::test]
+async fn the_audit_trail_is_append_only_readable_by_admins_and_goes_with_its_workspace() {
+    use ender_core::workspace::audit::{self, Actor, kind};
+    let db = test_db().await;
+    let (w, owner, others) = team(&db, &[("viewer@clinic.example", Role::Viewer)]).await;
+    audit::record(
+        &db.pool,
+        w,
+        Actor::User(owner),
+        kind::DEVICE_ADDED,
+        "Front desk",
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    let reader = membership(&db, w, owner).await;
+    let (entries, more) = audit::page(&db.pool, &reader, None, 10).await.unwrap();
+    assert!(!more);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].actor, "owner@clinic.example", "named as they were");
+    assert_eq!(
+        (entries[0].action.as_str(), entries[0].subject.as_str()),
+        (kind::DEVICE_ADDED, "Front desk")
+    );
+    let viewer = membership(&db, w, others[0]).await;
+    assert!(matches!(
+        audit::page(&db.pool, &viewer, None, 10).await,
+        Err(WorkspaceError::Forbidden(Action::ReadAudit))
+    ));
+
+    for sql in [
+        "UPDATE audit_events SET subject = 'nothing'",
+        "DELETE FROM audit_events",
+    ] {
+        let e = sqlx::query(sql).execute(&db.pool).await.unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{sql}: {e}");
+    }
+    // Deleting the account keeps the entry as it was.
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(others[0].0)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(audit::page(&db.pool, &reader, None, 10).await.unwrap().0.len(), 1);
+    // Deleting the workspace takes its trail.
+    sqlx::query("DELETE FROM workspaces WHERE id = $1")
+        .bind(w.0)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}

@@ -403,6 +403,10 @@ async fn accept_invitation(
             let joined = ender_core::workspace::list_for(&state.pool, user.id).await?;
             if let Some(m) = joined.iter().find(|m| m.workspace.personal_for != Some(user.id)) {
                 crate::session::switch_workspace(session, m).await?;
+                let detail = serde_json::json!({ "role": m.role.as_str(), "signed_up": true });
+                let actor = ender_core::workspace::audit::Actor::User(user.id);
+                let joined = ender_core::workspace::audit::kind::MEMBER_JOINED;
+                crate::audit::note(state, m.workspace.id, actor, joined, &user.email, detail).await;
             }
             flash(session, "success", "Welcome to Ender.").await?;
             Ok(Redirect::to(paths::HOME).into_response())

@@ -1633,6 +1633,19 @@ async fn export(
         None => "contacts".to_owned(),
     };
     let contacts = repo::export(&state.pool, ws.id(), group.as_ref().map(|g| g.id)).await?;
+    let detail = serde_json::json!({ "contacts": contacts.len(), "format": q.format });
+    let what = group
+        .as_ref()
+        .map_or_else(|| "all contacts".to_owned(), |g| format!("group {}", g.name));
+    crate::audit::note(
+        &state,
+        ws.id(),
+        ws.actor(),
+        ender_core::workspace::audit::kind::CONTACTS_EXPORTED,
+        &what,
+        detail,
+    )
+    .await;
     match q.format.as_str() {
         "" | "csv" => Ok(attachment(
             "text/csv; charset=utf-8",

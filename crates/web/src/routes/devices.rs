@@ -15,11 +15,13 @@ use serde_json::json;
 use tower_sessions::Session;
 
 use super::keys::Revealed;
+use crate::audit::note;
 use crate::error::{AppError, AppResult};
 use crate::extract::Form;
 use crate::session::{CurrentWorkspace, flash};
 use crate::state::AppState;
 use crate::views::{Errors, Shell, ago, is_htmx, qr_svg, vary};
+use ender_core::workspace::audit::kind;
 
 pub const PATH: &str = "/devices";
 
@@ -179,6 +181,16 @@ async fn create(
     match result {
         Ok(created) => {
             tracing::info!(workspace.id = %ws.id(), device.id = %created.device.id, "device added");
+            let detail = serde_json::json!({ "device_id": created.device.id.to_string() });
+            note(
+                &state,
+                ws.id(),
+                ws.actor(),
+                kind::DEVICE_ADDED,
+                &created.device.name,
+                detail,
+            )
+            .await;
             page.devices = rows(&state, ws.id()).await?;
             page.revealed = Some(reveal_device(&state, &created.device.name, &created.secret));
             page.name.clear();
@@ -359,6 +371,16 @@ async fn rotate(
     let secret = device::rotate_key(&state.pool, ws.id(), d.id)
         .await
         .map_err(AppError::from)?;
+    let detail = serde_json::json!({ "device_id": d.id.to_string() });
+    note(
+        &state,
+        ws.id(),
+        ws.actor(),
+        kind::DEVICE_KEY_ROTATED,
+        &d.name,
+        detail,
+    )
+    .await;
     let mut page = device_page(&state, shell, &d);
     page.revealed = Some(reveal_device(&state, &d.name, &secret));
     Ok(page)
@@ -375,6 +397,8 @@ async fn delete(
     device::delete(&state.pool, ws.id(), d.id)
         .await
         .map_err(AppError::from)?;
+    let detail = serde_json::json!({ "device_id": d.id.to_string() });
+    note(&state, ws.id(), ws.actor(), kind::DEVICE_REMOVED, &d.name, detail).await;
     flash(
         &session,
         "success",

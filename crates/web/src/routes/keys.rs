@@ -14,11 +14,13 @@ use ender_core::workspace::{Action, WorkspaceId};
 use serde_json::json;
 use tower_sessions::Session;
 
+use crate::audit::note;
 use crate::error::{AppError, AppResult};
 use crate::extract::Form;
 use crate::session::{CurrentWorkspace, flash};
 use crate::state::AppState;
 use crate::views::{Errors, Shell, ago, qr_svg};
+use ender_core::workspace::audit::kind;
 
 pub const PATH: &str = "/api-keys";
 
@@ -200,6 +202,16 @@ async fn create(
     {
         Ok(created) => {
             tracing::info!(workspace.id = %ws.id(), key.id = %created.key.id, "API key created");
+            let scopes = serde_json::json!({ "scopes": created.key.scopes.names() });
+            note(
+                &state,
+                ws.id(),
+                ws.actor(),
+                kind::KEY_CREATED,
+                &created.key.name,
+                scopes,
+            )
+            .await;
             let mut p = page(&state, ws.id(), p.shell).await?;
             p.revealed = Some(reveal(&state, &created));
             Ok(p.into_response())
@@ -236,8 +248,14 @@ async fn revoke(
     Path(raw): Path<String>,
 ) -> AppResult<Redirect> {
     ws.may(Action::ManageKeys)?;
-    match apikey::revoke(&state.pool, ws.id(), key_id(&raw)?).await {
+    let id = key_id(&raw)?;
+    let name = apikey::find(&state.pool, ws.id(), id)
+        .await
+        .map(|k| k.name)
+        .unwrap_or_default();
+    match apikey::revoke(&state.pool, ws.id(), id).await {
         Ok(()) => {
+            note(&state, ws.id(), ws.actor(), kind::KEY_REVOKED, &name, json!({})).await;
             flash(
                 &session,
                 "success",
@@ -260,6 +278,15 @@ async fn rotate(
     ws.may(Action::ManageKeys)?;
     match apikey::rotate(&state.pool, ws.id(), Some(ws.user_id()), key_id(&raw)?).await {
         Ok(created) => {
+            note(
+                &state,
+                ws.id(),
+                ws.actor(),
+                kind::KEY_ROTATED,
+                &created.key.name,
+                json!({}),
+            )
+            .await;
             let mut p = page(&state, ws.id(), shell).await?;
             p.revealed = Some(reveal(&state, &created));
             Ok(p)

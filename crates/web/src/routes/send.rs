@@ -22,6 +22,8 @@ use crate::routes::templates::{TemplateOption, VarInputs, options as template_op
 use crate::session::{CurrentWorkspace, flash};
 use crate::state::AppState;
 use crate::views::{Errors, Shell, htmx_only, vary};
+use ender_core::sms::send::SendResponse;
+use ender_core::workspace::audit;
 
 pub const PATH: &str = "/send";
 
@@ -262,6 +264,23 @@ impl SendForm {
 }
 
 /// Numbers separated by commas, semicolons, spaces between numbers or new lines.
+/// A send to more than [`audit::BULK_SEND_OVER`] recipients goes into the audit trail.
+pub async fn note_bulk(state: &AppState, workspace: WorkspaceId, actor: audit::Actor, res: &SendResponse) {
+    let n = i64::try_from(res.recipients_count).unwrap_or(i64::MAX);
+    if n > audit::BULK_SEND_OVER {
+        let detail = serde_json::json!({ "recipients": n, "batch_id": res.batch_id });
+        crate::audit::note(
+            state,
+            workspace,
+            actor,
+            audit::kind::BULK_SEND,
+            &format!("{n} recipients"),
+            detail,
+        )
+        .await;
+    }
+}
+
 pub fn split_recipients(raw: &str) -> Vec<String> {
     raw.split([',', ';', '\n', '\r'])
         .map(str::trim)
@@ -321,6 +340,7 @@ async fn submit(
     };
     match outcome {
         Ok(Sent::Accepted(res)) => {
+            note_bulk(&state, ws.id(), ws.actor(), &res).await;
             let n = res.recipients_count;
             flash(
                 &session,

@@ -20,11 +20,13 @@ use ender_worker::webhooks::Attempt;
 use tower_sessions::Session;
 use uuid::Uuid;
 
+use crate::audit::note;
 use crate::error::{AppError, AppResult};
 use crate::extract::Form;
 use crate::session::{CurrentWorkspace, flash};
 use crate::state::AppState;
 use crate::views::{Errors, Shell, ago, is_htmx, vary};
+use ender_core::workspace::audit::kind;
 
 pub const PATH: &str = "/webhooks";
 pub const NEW: &str = "/webhooks/new";
@@ -363,6 +365,15 @@ async fn create(
     match result {
         Ok((e, _secret)) => {
             tracing::info!(workspace.id = %ws.id(), webhook.id = %e.id, "webhook endpoint added");
+            note(
+                &state,
+                ws.id(),
+                ws.actor(),
+                kind::WEBHOOK_CREATED,
+                &e.url,
+                serde_json::json!({ "webhook_id": e.id.to_string() }),
+            )
+            .await;
             // The secret itself stays sealed in the database; the next page opens it once.
             session.insert(CREATED_KEY, e.id).await?;
             flash(&session, "success", "The endpoint was added.").await?;
@@ -642,6 +653,15 @@ async fn update(
     };
     match result {
         Ok(()) => {
+            note(
+                &state,
+                ws.id(),
+                ws.actor(),
+                kind::WEBHOOK_CHANGED,
+                &e.url,
+                serde_json::json!({ "webhook_id": e.id.to_string() }),
+            )
+            .await;
             flash(&session, "success", "The endpoint was saved.").await?;
             Ok(Redirect::to(&format!("/webhooks/{}", e.id)).into_response())
         }
@@ -715,6 +735,15 @@ async fn reveal(
         secret: endpoint::reveal_secret(&state.pool, &state.webhooks.keyring, ws.id(), e.id).await?,
         note: "Keep it like a password. Anyone holding it can forge deliveries from Ender.".to_owned(),
     };
+    note(
+        &state,
+        ws.id(),
+        ws.actor(),
+        kind::WEBHOOK_SECRET_REVEALED,
+        &e.url,
+        serde_json::json!({ "webhook_id": e.id.to_string() }),
+    )
+    .await;
     if is_htmx(&headers) {
         return Ok(vary(SecretPartial { secret }.into_response()));
     }
@@ -760,6 +789,15 @@ async fn rotate(
     let secret =
         endpoint::rotate_secret(&state.pool, &state.webhooks.keyring, ws.id(), e.id, overlap).await?;
     tracing::info!(workspace.id = %ws.id(), webhook.id = %e.id, overlap_secs = overlap.num_seconds(), "webhook secret rotated");
+    note(
+        &state,
+        ws.id(),
+        ws.actor(),
+        kind::WEBHOOK_SECRET_ROTATED,
+        &e.url,
+        serde_json::json!({ "webhook_id": e.id.to_string() }),
+    )
+    .await;
     let mut page = webhook_page(&state, ws.id(), shell, &e).await?;
     page.revealed = Some(SecretView {
         title: "The new signing secret".to_owned(),
@@ -839,6 +877,15 @@ async fn delete(
     let e = load(&state, ws.id(), &raw).await?;
     endpoint::delete(&state.pool, ws.id(), e.id).await?;
     tracing::info!(workspace.id = %ws.id(), webhook.id = %e.id, "webhook endpoint deleted");
+    note(
+        &state,
+        ws.id(),
+        ws.actor(),
+        kind::WEBHOOK_DELETED,
+        &e.url,
+        serde_json::json!({ "webhook_id": e.id.to_string() }),
+    )
+    .await;
     flash(
         &session,
         "success",

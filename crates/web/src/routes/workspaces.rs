@@ -18,6 +18,10 @@ use ender_core::workspace::{self, Action, Role, WorkspaceError, WorkspaceId, Wor
 use serde::Deserialize;
 use tower_sessions::Session;
 
+use ender_core::workspace::audit::{Actor, kind};
+use serde_json::json;
+
+use crate::audit::note;
 use crate::error::{AppError, AppResult};
 use crate::extract::Form;
 use crate::session::{CurrentUser, CurrentWorkspace, MaybeUser, flash, switch_workspace};
@@ -27,6 +31,9 @@ use crate::views::{Errors, Shell};
 pub const SWITCH: &str = "/workspaces/switch";
 pub const PATH: &str = "/workspace";
 pub const JOIN: &str = "/join";
+pub const AUDIT: &str = "/workspace/audit";
+/// Audit entries per page.
+const AUDIT_PAGE: i64 = 50;
 
 /// Workspace invitation mails one person may cause per hour.
 const INVITES_PER_HOUR: Limit = Limit::per_hour(20);
@@ -38,11 +45,13 @@ pub fn routes() -> Router<AppState> {
         .route(PATH, get(show))
         .route("/workspace/rename", post(rename))
         .route("/workspace/leave", post(leave))
+        .route("/workspace/delete", post(delete))
         .route("/workspace/invitations", post(invite))
         .route("/workspace/invitations/{id}/revoke", post(revoke))
         .route("/workspace/members/{id}/role", post(change_role))
         .route("/workspace/members/{id}/remove", post(remove))
         .route(JOIN, get(join_page).post(join))
+        .route(AUDIT, get(audit_page))
 }
 
 #[derive(Deserialize)]
@@ -103,6 +112,8 @@ pub struct WorkspacePage {
     pub mine: bool,
     pub can_manage: bool,
     pub can_rename: bool,
+    /// An owner looking at a shared workspace: it may be deleted.
+    pub can_delete: bool,
     /// Roles the viewer may give (owner only for owners).
     pub roles: Vec<&'static str>,
     pub members: Vec<MemberView>,
@@ -161,6 +172,7 @@ async fn page(state: &AppState, ws: &CurrentWorkspace, shell: Shell) -> AppResul
         mine: m.workspace.personal_for == Some(m.user_id),
         can_manage,
         can_rename: m.role.may(Action::Rename),
+        can_delete: m.role.may(Action::Delete) && m.workspace.personal_for.is_none(),
         roles,
         members,
         invitations,
@@ -215,6 +227,16 @@ async fn rename(
     };
     match workspace::rename(&state.pool, &ws.0, &name).await {
         Ok(()) => {
+            let detail = json!({ "from": ws.0.workspace.name });
+            note(
+                &state,
+                ws.id(),
+                ws.actor(),
+                kind::WORKSPACE_RENAMED,
+                name.as_str(),
+                detail,
+            )
+            .await;
             flash(&session, "success", "The workspace was renamed.").await?;
             Ok(Redirect::to(PATH).into_response())
         }
@@ -248,6 +270,15 @@ async fn create(
             let m = workspace::membership(&state.pool, w.id, ws.user_id()).await?;
             switch_workspace(&session, &m).await?;
             tracing::info!(workspace.id = %w.id, "workspace created");
+            note(
+                &state,
+                w.id,
+                ws.actor(),
+                kind::WORKSPACE_CREATED,
+                &w.name,
+                json!({}),
+            )
+            .await;
             flash(
                 &session,
                 "success",
@@ -267,8 +298,58 @@ async fn create(
 async fn leave(State(state): State<AppState>, ws: CurrentWorkspace, session: Session) -> AppResult<Response> {
     match workspace::leave(&state.pool, &ws.0).await {
         Ok(()) => {
+            let me = ender_core::account::find(&state.pool, ws.user_id())
+                .await?
+                .map(|u| u.email)
+                .unwrap_or_default();
+            note(&state, ws.id(), ws.actor(), kind::MEMBER_LEFT, &me, json!({})).await;
             session.remove_value(crate::session::WORKSPACE_KEY).await?;
             flash(&session, "success", format!("You left {}.", ws.0.workspace.name)).await?;
+            Ok(Redirect::to("/").into_response())
+        }
+        Err(e) => refused(&session, e).await,
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct DeleteForm {
+    /// The workspace's name, typed again.
+    confirm: String,
+}
+
+/// Deletes the workspace (owners; not a personal one) once its name is typed again: its
+/// queued messages are cancelled, its members, devices and keys go at once.
+async fn delete(
+    State(state): State<AppState>,
+    ws: CurrentWorkspace,
+    session: Session,
+    shell: Shell,
+    Form(form): Form<DeleteForm>,
+) -> AppResult<Response> {
+    ws.may(Action::Delete)?;
+    if form.confirm.trim() != ws.0.workspace.name {
+        let mut p = page(&state, &ws, shell).await?;
+        p.errors = Errors::one(ender_core::FieldError::new(
+            "confirm",
+            "Type the workspace's name exactly as shown to delete it.",
+        ));
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, p).into_response());
+    }
+    match workspace::delete::delete(&state.pool, &ws.0).await {
+        Ok(done) => {
+            session.remove_value(crate::session::WORKSPACE_KEY).await?;
+            let n = done.messages_cancelled;
+            flash(
+                &session,
+                "success",
+                format!(
+                    "{} was deleted. {n} queued message{} cancelled; you are back in your personal workspace.",
+                    ws.0.workspace.name,
+                    if n == 1 { " was" } else { "s were" }
+                ),
+            )
+            .await?;
             Ok(Redirect::to("/").into_response())
         }
         Err(e) => refused(&session, e).await,
@@ -318,6 +399,16 @@ async fn invite(
     match invitations::invite(&state.pool, &ws.0, &email, role, max).await {
         Ok(issued) => {
             tracing::info!(workspace.id = %ws.id(), invitation.id = %issued.invitation.id, "workspace invitation sent");
+            let detail = json!({ "role": role.as_str() });
+            note(
+                &state,
+                ws.id(),
+                ws.actor(),
+                kind::MEMBER_INVITED,
+                email.as_str(),
+                detail,
+            )
+            .await;
             let mail = invitation_mail(
                 &state,
                 user.display_name(),
@@ -379,6 +470,15 @@ async fn revoke(
     ws.may(Action::ManageMembers)?;
     let id: InvitationId = raw.parse().map_err(|_| AppError::NotFound)?;
     invitations::revoke(&state.pool, &ws.0, id).await?;
+    note(
+        &state,
+        ws.id(),
+        ws.actor(),
+        kind::INVITATION_WITHDRAWN,
+        &id.to_string(),
+        json!({}),
+    )
+    .await;
     flash(
         &session,
         "success",
@@ -386,6 +486,13 @@ async fn revoke(
     )
     .await?;
     Ok(Redirect::to(PATH))
+}
+
+async fn email_of(state: &AppState, user: UserId) -> AppResult<String> {
+    Ok(ender_core::account::find(&state.pool, user)
+        .await?
+        .map(|u| u.email)
+        .unwrap_or_default())
 }
 
 fn member_id(raw: &str) -> AppResult<UserId> {
@@ -416,6 +523,16 @@ async fn change_role(
     match workspace::change_role(&state.pool, &ws.0, target, role).await {
         Ok(()) => {
             tracing::info!(workspace.id = %ws.id(), member.id = %target, role = role.as_str(), "member role changed");
+            let who = email_of(&state, target).await?;
+            note(
+                &state,
+                ws.id(),
+                ws.actor(),
+                kind::MEMBER_ROLE_CHANGED,
+                &who,
+                json!({ "role": role.as_str() }),
+            )
+            .await;
             flash(&session, "success", format!("Their role is now {role}.")).await?;
             Ok(Redirect::to(PATH).into_response())
         }
@@ -434,6 +551,8 @@ async fn remove(
     match workspace::remove_member(&state.pool, &ws.0, target).await {
         Ok(()) => {
             tracing::info!(workspace.id = %ws.id(), member.id = %target, "member removed");
+            let who = email_of(&state, target).await?;
+            note(&state, ws.id(), ws.actor(), kind::MEMBER_REMOVED, &who, json!({})).await;
             flash(
                 &session,
                 "success",
@@ -560,6 +679,16 @@ async fn join(
     match invitations::accept(&state.pool, &form.token, &user).await {
         Ok(m) => {
             tracing::info!(workspace.id = %m.workspace.id, "workspace invitation accepted");
+            let detail = json!({ "role": m.role.as_str() });
+            note(
+                &state,
+                m.workspace.id,
+                Actor::User(user.id),
+                kind::MEMBER_JOINED,
+                &user.email,
+                detail,
+            )
+            .await;
             switch_workspace(&session, &m).await?;
             flash(&session, "success", format!("Welcome to {}.", m.workspace.name)).await?;
             Ok(Redirect::to("/").into_response())
@@ -574,4 +703,74 @@ async fn join(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+pub struct AuditRow {
+    pub when: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "workspace/audit.html")]
+pub struct AuditPage {
+    pub shell: Shell,
+    pub name: String,
+    pub entries: Vec<AuditRow>,
+    /// The link to older entries, when there are some.
+    pub older: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AuditQuery {
+    before: String,
+}
+
+/// The workspace's audit trail, newest first, for owners and admins.
+async fn audit_page(
+    State(state): State<AppState>,
+    ws: CurrentWorkspace,
+    shell: Shell,
+    Query(q): Query<AuditQuery>,
+) -> AppResult<AuditPage> {
+    ws.may(Action::ReadAudit)?;
+    let before = match q.before.trim() {
+        "" => None,
+        raw => Some(
+            raw.parse::<i64>()
+                .map_err(|_| AppError::BadRequest("before must be an entry number".to_owned()))?,
+        ),
+    };
+    let (entries, more) = ender_core::workspace::audit::page(&state.pool, &ws.0, before, AUDIT_PAGE).await?;
+    let older = more
+        .then(|| entries.last().map(|e| format!("{AUDIT}?before={}", e.id)))
+        .flatten();
+    Ok(AuditPage {
+        shell,
+        name: ws.0.workspace.name.clone(),
+        entries: entries
+            .into_iter()
+            .map(|e| AuditRow {
+                when: e.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                actor: e.actor,
+                action: e.action,
+                subject: e.subject,
+                detail: match &e.detail {
+                    serde_json::Value::Object(m) if m.is_empty() => String::new(),
+                    serde_json::Value::Object(m) => m
+                        .iter()
+                        .map(|(k, v)| {
+                            format!("{k}: {}", v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    other => other.to_string(),
+                },
+            })
+            .collect(),
+        older,
+    })
 }

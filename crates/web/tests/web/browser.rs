@@ -724,3 +724,133 @@ async fn a_person_imports_contacts_and_schedules_a_daily_personalised_send() {
     snapshot(&c, "schedule-history").await;
     c.close().await.unwrap();
 }
+
+/// Signs in through the form and switches to `workspace` with the switcher in the top bar.
+async fn sign_in_to(c: &Client, app: &TestApp, email: &str, password: &str, workspace: &str) {
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(c, "#email", email).await;
+    fill(c, "#password", password).await;
+    click(c, "#login-form button[type=submit]").await;
+    wait_path(c, "/").await;
+    click(c, "#workspace-switcher summary").await;
+    for button in c
+        .find_all(Locator::Css("#workspace-switcher form button"))
+        .await
+        .unwrap()
+    {
+        if button.text().await.unwrap().contains(workspace) {
+            button.click().await.unwrap();
+            break;
+        }
+    }
+    wait_text(c, "#workspace-switcher .workspace-name", workspace).await;
+}
+
+#[tokio::test]
+async fn two_members_of_a_workspace_share_it_live_and_a_removed_viewer_is_told_so() {
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let app = TestApp::spawn_with(Options {
+        dispatcher: true,
+        ..Default::default()
+    })
+    .await;
+    const PW: &str = "first password 1";
+    let mut ids = Vec::new();
+    for email in [
+        "owner@clinic.example",
+        "rita@clinic.example",
+        "vic@clinic.example",
+    ] {
+        app.create_user(email, PW).await;
+        let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email_normalized = $1")
+            .bind(email)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+        ids.push(ender_core::account::UserId(id));
+    }
+    use ender_core::workspace::{self, Role, WorkspaceName};
+    let clinic = workspace::create(app.pool(), ids[0], &WorkspaceName::parse("Clinic").unwrap(), 10)
+        .await
+        .unwrap();
+    let mut conn = app.pool().acquire().await.unwrap();
+    workspace::repo::add_member(&mut conn, clinic.id, ids[1], Role::Member)
+        .await
+        .unwrap();
+    workspace::repo::add_member(&mut conn, clinic.id, ids[2], Role::Viewer)
+        .await
+        .unwrap();
+    let input = ender_core::device::DeviceInput::parse("Reception", "android", "").unwrap();
+    let phone = ender_core::device::create(app.pool(), clinic.id, &input, 10)
+        .await
+        .unwrap();
+
+    // The owner watches the clinic's messages; Rita, a member, sends from hers.
+    let owner = browser(&driver).await;
+    sign_in_to(&owner, &app, "owner@clinic.example", PW, "Clinic").await;
+    owner.goto(&app.url("/messages")).await.unwrap();
+    let rita = browser(&driver).await;
+    sign_in_to(&rita, &app, "rita@clinic.example", PW, "Clinic").await;
+    rita.goto(&app.url("/send")).await.unwrap();
+    fill(&rita, "#recipients", "+15550001111").await;
+    fill(&rita, "#body", "Your appointment is tomorrow at 10").await;
+    click(&rita, "#send-form button[type=submit]").await;
+    wait_path(&rita, "/messages").await;
+    wait_text(&rita, "#message-rows .badge", "pending").await;
+
+    // The clinic's phone (simulated) sends it; the owner's page follows without a reload.
+    let http = reqwest::Client::new();
+    let pending: serde_json::Value = http
+        .get(app.url("/api/sms/pending"))
+        .header("x-api-key", &phone.secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = pending["messages"][0]["message_id"].as_str().unwrap().to_owned();
+    wait_text(&owner, "#message-rows .badge", "sending").await;
+    for status in ["sent", "delivered"] {
+        http.post(app.url("/api/sms/report"))
+            .header("x-api-key", &phone.secret)
+            .json(&serde_json::json!({"message_id": id, "status": status}))
+            .send()
+            .await
+            .unwrap();
+        wait_text(&owner, "#message-rows .badge", status).await;
+    }
+    wait_text(&rita, "#message-rows .badge", "delivered").await;
+    assert_eq!(path(&owner).await, "/messages", "no navigation happened");
+    snapshot(&owner, "workspace-live").await;
+
+    // Vic, a viewer, reads but cannot send.
+    let vic = browser(&driver).await;
+    sign_in_to(&vic, &app, "vic@clinic.example", PW, "Clinic").await;
+    vic.goto(&app.url("/messages")).await.unwrap();
+    wait_text(&vic, "#message-rows .badge", "delivered").await;
+    assert!(
+        vic.find(Locator::Css("a.nav-link[href='/send']")).await.is_err(),
+        "no Send entry"
+    );
+    vic.goto(&app.url("/send")).await.unwrap();
+    wait_text(&vic, "main", "does not allow you to send SMS").await;
+
+    // The owner removes Vic; Vic's next click says so.
+    owner.goto(&app.url("/workspace")).await.unwrap();
+    click(
+        &owner,
+        &format!("tr[data-member='{}'] form[action$='/remove'] button", ids[2]),
+    )
+    .await;
+    owner.accept_alert().await.unwrap();
+    wait_text(&owner, ".toast, .flash, body", "no longer a member").await;
+    vic.goto(&app.url("/messages")).await.unwrap();
+    wait_text(&vic, "main", "You no longer have access").await;
+    snapshot(&vic, "workspace-removed").await;
+    for c in [owner, rita, vic] {
+        c.close().await.unwrap();
+    }
+}

@@ -787,3 +787,235 @@ async fn a_new_workspace_is_made_owned_and_switched_to() {
         "a shared workspace can be left"
     );
 }
+
+#[tokio::test]
+async fn the_audit_trail_records_who_did_what_for_owners_and_admins_only() {
+    let app = TestApp::spawn().await;
+    let clinic = clinic_owner(&app).await;
+    let team = clinic_team(&app, clinic, &[("mem@example.org", Role::Member)]).await;
+    let mem = user_id(&app, "mem@example.org").await;
+    // A key made on the page, a member's role changed, an invitation.
+    let res = app
+        .post_form(
+            "/api-keys",
+            "/api-keys",
+            &[("name", "CRM"), ("scopes", "send"), ("scopes", "read")],
+        )
+        .await;
+    assert!(
+        res.status().is_success() || res.status().is_redirection(),
+        "{}",
+        res.status()
+    );
+    app.post_form(
+        "/workspace",
+        &format!("/workspace/members/{mem}/role"),
+        &[("role", "viewer")],
+    )
+    .await;
+    app.post_form(
+        "/workspace",
+        "/workspace/invitations",
+        &[("email", "new@example.org"), ("role", "member")],
+    )
+    .await;
+
+    let html = app.get("/workspace/audit").await.text().await.unwrap();
+    let actions = select_text(&html, "#audit tbody td code");
+    assert_eq!(
+        actions,
+        ["member.invited", "member.role_changed", "api_key.created"],
+        "{html}"
+    );
+    let rows = select_text(&html, "#audit tbody tr");
+    assert!(
+        rows[1].contains("mem@example.org") && rows[1].contains("viewer"),
+        "{rows:?}"
+    );
+
+    // The API, from the owner's session; a viewer gets 403 on the page and the API.
+    let res = app
+        .client
+        .get(app.url("/api/audit?per_page=2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["total_items"], 3, "{body}");
+    assert_eq!(body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(body["items"][0]["action"], "member.invited");
+    assert_eq!(
+        page(&team[0], &app, "/workspace/audit").await.0,
+        StatusCode::FORBIDDEN
+    );
+    let res = team[0].get(app.url("/api/audit")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // Another workspace's owner sees only their own (empty) trail.
+    let other = client();
+    app.create_user("other@example.org", PW).await;
+    post_form_with(
+        &other,
+        &app,
+        "/login",
+        "/login",
+        &[("email", "other@example.org"), ("password", PW)],
+    )
+    .await;
+    let body: serde_json::Value = other
+        .get(app.url("/api/audit"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["total_items"], 0);
+    // A malformed cursor is a clear 400.
+    assert_eq!(
+        app.get("/workspace/audit?before=abc").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_workspace_cancels_its_queue_fires_its_webhooks_and_shuts_everyone_out() {
+    let app = TestApp::spawn().await;
+    let clinic = clinic_owner(&app).await;
+    let team = clinic_team(&app, clinic, &[("rita@clinic.example", Role::Admin)]).await;
+    // A phone, a webhook, an API key and two queued messages.
+    let input = ender_core::device::DeviceInput::parse("Back office", "android", "").unwrap();
+    let phone = ender_core::device::create(app.pool(), clinic, &input, 10)
+        .await
+        .unwrap();
+    let allowed: Vec<ipnet::IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
+    let hook = ender_core::webhook::endpoint::EndpointInput::parse(
+        "http://127.0.0.1:9/hook",
+        &["sms_failed".to_owned()],
+        "",
+        None,
+        false,
+        &allowed,
+    )
+    .unwrap();
+    ender_core::webhook::endpoint::create(app.pool(), &app.keyring, clinic, &hook, 10)
+        .await
+        .unwrap();
+    let key = ender_core::apikey::create(
+        app.pool(),
+        clinic,
+        None,
+        "CRM",
+        ender_core::apikey::Scopes::all(),
+        None,
+        10,
+    )
+    .await
+    .unwrap();
+    let req: ender_core::sms::send::SendRequest = serde_json::from_value(
+        serde_json::json!({"recipients": ["+15550001111", "+15550002222"], "body": "Reminder"}),
+    )
+    .unwrap();
+    ender_core::sms::send::send(
+        app.pool(),
+        &ender_core::config::SmsConfig::default(),
+        clinic,
+        &req,
+        None,
+    )
+    .await
+    .unwrap();
+
+    // An admin may not; the owner must type the name.
+    let res = post_form_with(&team[0], &app, "/", "/workspace/delete", &[("confirm", "Clinic")]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = app
+        .post_form("/workspace", "/workspace/delete", &[("confirm", "clinic?")])
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let res = app
+        .post_form("/workspace", "/workspace/delete", &[("confirm", "Clinic")])
+        .await;
+    assert_eq!(location(&res), "/");
+
+    let statuses: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT status, error_message FROM messages WHERE workspace_id = $1")
+            .bind(clinic.0)
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(statuses.len(), 2);
+    assert!(
+        statuses
+            .iter()
+            .all(|(s, e)| s == "canceled" && e.as_deref() == Some("The workspace was deleted."))
+    );
+    let fired: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM webhook_deliveries WHERE workspace_id = $1 AND event = 'sms_failed' AND status = 'pending'",
+    )
+    .bind(clinic.0)
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(fired, 2, "one sms_failed per cancelled message");
+    // Nothing acts for it any more: members, the phone, the key.
+    let (status, html) = page(&team[0], &app, "/devices").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("You no longer have access"));
+    let res = client()
+        .get(app.url("/api/sms/pending"))
+        .header("x-api-key", &phone.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = client()
+        .get(app.url("/api/sms/messages"))
+        .header("x-api-key", &key.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        page(&app.client, &app, "/devices").await.0,
+        StatusCode::OK,
+        "the owner is back home"
+    );
+
+    // The purge keeps it while its last webhooks wait, and removes it after.
+    let mut conn = app.pool().acquire().await.unwrap();
+    ender_core::maintenance::purge_expired(&mut conn, 30, 0)
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM workspaces WHERE id = $1")
+        .bind(clinic.0)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 1);
+    sqlx::query("UPDATE webhook_deliveries SET status = 'succeeded' WHERE workspace_id = $1")
+        .bind(clinic.0)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let report = ender_core::maintenance::purge_expired(&mut conn, 30, 0)
+        .await
+        .unwrap();
+    assert_eq!(report.workspaces, 1);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE workspace_id = $1")
+        .bind(clinic.0)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+
+    // A personal workspace is not deleted this way.
+    let res = app
+        .post_form(
+            "/workspace",
+            "/workspace/delete",
+            &[("confirm", "Test Person's workspace")],
+        )
+        .await;
+    assert_eq!(location(&res), "/workspace");
+}

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use ender_core::account::UserId;
 use ender_core::apikey::{Scope, Scopes};
 use ender_core::device::Device;
+use ender_core::workspace::audit::Actor;
 use ender_core::workspace::{Action, Role, WorkspaceId};
 use serde_json::json;
 
@@ -34,6 +35,8 @@ pub struct ApiCaller {
     pub workspace: WorkspaceId,
     pub user: Option<UserId>,
     pub scopes: Scopes,
+    /// Who the audit trail names: the key, or the signed-in person.
+    pub actor: Actor,
 }
 
 /// The device a device request comes from.
@@ -108,7 +111,7 @@ impl FromRequestParts<AppState> for ApiCaller {
             return Ok(*caller);
         }
         let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "Authentication required.");
-        let (workspace, user, scopes, credential) = match api_key(parts) {
+        let (workspace, user, scopes, credential, actor) = match api_key(parts) {
             Some(key) => {
                 let grant = ender_core::apikey::authenticate(&state.pool, key)
                     .await?
@@ -119,6 +122,7 @@ impl FromRequestParts<AppState> for ApiCaller {
                     grant.created_by,
                     grant.scopes,
                     format!("key:{}", grant.key),
+                    Actor::Key(grant.key),
                 )
             }
             None => {
@@ -143,6 +147,7 @@ impl FromRequestParts<AppState> for ApiCaller {
                     Some(user.id),
                     Scopes::all(),
                     format!("user:{}", user.id),
+                    Actor::User(user.id),
                 )
             }
         };
@@ -154,6 +159,7 @@ impl FromRequestParts<AppState> for ApiCaller {
             workspace,
             user,
             scopes,
+            actor,
         };
         parts.extensions.insert(caller);
         Ok(caller)

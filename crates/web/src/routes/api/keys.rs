@@ -16,8 +16,10 @@ use serde_json::{Value, json};
 use super::auth::{ApiCaller, ApiWorkspace};
 use super::format::{Paging, ts};
 use super::{ApiError, ApiResult};
+use crate::audit::note;
 use crate::extract::ApiJson;
 use crate::state::AppState;
+use ender_core::workspace::audit::kind;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -126,6 +128,15 @@ async fn create(
             state.sms.max_api_keys,
         )
         .await?;
+        note(
+            &state,
+            caller.workspace,
+            caller.actor,
+            kind::KEY_CREATED,
+            &key.name,
+            json!({ "legacy": true }),
+        )
+        .await;
         return Ok(Json(key_json(&key)));
     }
     let created = apikey::create(
@@ -138,15 +149,36 @@ async fn create(
         state.sms.max_api_keys,
     )
     .await?;
+    let scopes = json!({ "scopes": created.key.scopes.names() });
+    note(
+        &state,
+        caller.workspace,
+        caller.actor,
+        kind::KEY_CREATED,
+        &created.key.name,
+        scopes,
+    )
+    .await;
     Ok(Json(new_key_json(&created)))
 }
 
 async fn revoke(
     State(state): State<AppState>,
-    ApiWorkspace(workspace): ApiWorkspace,
+    caller: ApiCaller,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    apikey::revoke(&state.pool, workspace, key_id(&raw)?).await?;
+    let id = key_id(&raw)?;
+    let key = apikey::find(&state.pool, caller.workspace, id).await?;
+    apikey::revoke(&state.pool, caller.workspace, id).await?;
+    note(
+        &state,
+        caller.workspace,
+        caller.actor,
+        kind::KEY_REVOKED,
+        &key.name,
+        json!({}),
+    )
+    .await;
     Ok(Json(json!({ "success": true })))
 }
 
@@ -156,5 +188,14 @@ async fn rotate(
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let created = apikey::rotate(&state.pool, caller.workspace, caller.user, key_id(&raw)?).await?;
+    note(
+        &state,
+        caller.workspace,
+        caller.actor,
+        kind::KEY_ROTATED,
+        &created.key.name,
+        json!({}),
+    )
+    .await;
     Ok(Json(new_key_json(&created)))
 }

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/`: the integration API (Vendel-compatible), the device API
 //! and device streams. Every answer under `/api/` is JSON (or an event stream).
 
+mod audit;
 pub mod auth;
 mod contacts;
 mod devices;
@@ -96,6 +97,7 @@ pub fn routes() -> Router<AppState> {
         .merge(contacts::routes())
         .merge(templates::routes())
         .merge(schedules::routes())
+        .merge(audit::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not found.") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.")

@@ -14,13 +14,12 @@ use ender_core::schedule::cron::{CronExpr, parse_timezone};
 use ender_core::sms::dispatch::{self, IncomingError, Report, ReportError};
 use ender_core::sms::send::{self, Idempotency, SendError, SendRequest, Sent, TemplateSendRequest};
 use ender_core::sms::{BatchId, MessageFilter, MessageId, repo};
-use ender_core::workspace::WorkspaceId;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::auth::{ApiDevice, ApiWorkspace};
+use super::auth::{ApiCaller, ApiDevice, ApiWorkspace};
 use super::format::{Paging, filter, id, message, ts};
 use super::{ApiError, ApiResult};
 use crate::extract::ApiJson;
@@ -106,11 +105,13 @@ fn read_send<T: DeserializeOwned>(
     Ok((req, idempotency))
 }
 
-/// The answer to an accepted, replayed or refused send.
-fn sent(workspace: WorkspaceId, outcome: Result<Sent, SendError>) -> Response {
+/// The answer to an accepted, replayed or refused send; a send to many recipients goes
+/// into the workspace's audit trail.
+async fn sent(state: &AppState, caller: ApiCaller, outcome: Result<Sent, SendError>) -> Response {
     match outcome {
         Ok(Sent::Accepted(res)) => {
-            tracing::debug!(workspace.id = %workspace, recipients = res.recipients_count, "send accepted");
+            tracing::debug!(workspace.id = %caller.workspace, recipients = res.recipients_count, "send accepted");
+            crate::routes::send::note_bulk(state, caller.workspace, caller.actor, &res).await;
             Json(res).into_response()
         }
         Ok(Sent::Replayed(stored)) => ([("idempotent-replayed", "true")], Json(stored)).into_response(),
@@ -121,10 +122,11 @@ fn sent(workspace: WorkspaceId, outcome: Result<Sent, SendError>) -> Response {
 
 async fn send_sms(
     State(state): State<AppState>,
-    ApiWorkspace(workspace): ApiWorkspace,
+    caller: ApiCaller,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let workspace = caller.workspace;
     let (req, idempotency) = match read_send::<SendRequest>(&headers, body) {
         Ok(r) => r,
         Err(refused) => return refused.into_response(),
@@ -136,17 +138,18 @@ async fn send_sms(
             Err(e) => Err(e),
         },
     };
-    sent(workspace, outcome)
+    sent(&state, caller, outcome).await
 }
 
 /// A template filled per recipient (`name` and `phone` from the caller's contacts), with
 /// the same body, `Idempotency-Key` and quota handling as [`send_sms`].
 async fn send_template(
     State(state): State<AppState>,
-    ApiWorkspace(workspace): ApiWorkspace,
+    caller: ApiCaller,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let workspace = caller.workspace;
     let (req, idempotency) = match read_send::<TemplateSendRequest>(&headers, body) {
         Ok(r) => r,
         Err(refused) => return refused.into_response(),
@@ -158,7 +161,7 @@ async fn send_template(
             Err(e) => Err(e),
         },
     };
-    sent(workspace, outcome)
+    sent(&state, caller, outcome).await
 }
 
 fn message_id(raw: &str, not_found: &str) -> ApiResult<MessageId> {

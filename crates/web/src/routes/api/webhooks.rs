@@ -19,11 +19,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::auth::ApiWorkspace;
+use super::auth::{ApiCaller, ApiWorkspace};
 use super::format::{Paging, ts};
 use super::{ApiError, ApiResult};
+use crate::audit::note;
 use crate::extract::{ApiJson, OptionalApiJson};
 use crate::state::AppState;
+use ender_core::workspace::audit::kind;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -134,9 +136,10 @@ async fn list(
 
 async fn create(
     State(state): State<AppState>,
-    ApiWorkspace(workspace): ApiWorkspace,
+    caller: ApiCaller,
     ApiJson(b): ApiJson<EndpointBody>,
 ) -> ApiResult<Json<Value>> {
+    let workspace = caller.workspace;
     let input = parse(&state, &b)?;
     let (e, secret) = endpoint::create(
         &state.pool,
@@ -146,6 +149,16 @@ async fn create(
         state.sms.limits.max_webhooks,
     )
     .await?;
+    let detail = json!({ "webhook_id": e.id.to_string() });
+    note(
+        &state,
+        workspace,
+        caller.actor,
+        kind::WEBHOOK_CREATED,
+        &e.url,
+        detail,
+    )
+    .await;
     let mut v = endpoint_json(&e, DayStats::default());
     v["secret"] = json!(secret);
     Ok(Json(v))
@@ -163,37 +176,63 @@ async fn show(
 
 async fn update(
     State(state): State<AppState>,
-    ApiWorkspace(workspace): ApiWorkspace,
+    caller: ApiCaller,
     Path(raw): Path<String>,
     ApiJson(b): ApiJson<EndpointBody>,
 ) -> ApiResult<Json<Value>> {
+    let workspace = caller.workspace;
     let id = endpoint_id(&raw)?;
     let input = parse(&state, &b)?;
     endpoint::update(&state.pool, workspace, id, &input, b.active).await?;
+    note(
+        &state,
+        workspace,
+        caller.actor,
+        kind::WEBHOOK_CHANGED,
+        &b.url,
+        json!({ "webhook_id": id.to_string() }),
+    )
+    .await;
     Ok(Json(endpoint_answer(&state, workspace, id).await?))
 }
 
 async fn remove(
     State(state): State<AppState>,
-    ApiWorkspace(workspace): ApiWorkspace,
+    caller: ApiCaller,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    endpoint::delete(&state.pool, workspace, endpoint_id(&raw)?).await?;
+    let id = endpoint_id(&raw)?;
+    let e = endpoint::find(&state.pool, caller.workspace, id).await?;
+    endpoint::delete(&state.pool, caller.workspace, id).await?;
+    note(
+        &state,
+        caller.workspace,
+        caller.actor,
+        kind::WEBHOOK_DELETED,
+        &e.url,
+        json!({ "webhook_id": id.to_string() }),
+    )
+    .await;
     Ok(Json(json!({ "success": true })))
 }
 
 async fn secret(
     State(state): State<AppState>,
-    ApiWorkspace(workspace): ApiWorkspace,
+    caller: ApiCaller,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let secret = endpoint::reveal_secret(
-        &state.pool,
-        &state.webhooks.keyring,
-        workspace,
-        endpoint_id(&raw)?,
+    let id = endpoint_id(&raw)?;
+    let e = endpoint::find(&state.pool, caller.workspace, id).await?;
+    let secret = endpoint::reveal_secret(&state.pool, &state.webhooks.keyring, caller.workspace, id).await?;
+    note(
+        &state,
+        caller.workspace,
+        caller.actor,
+        kind::WEBHOOK_SECRET_REVEALED,
+        &e.url,
+        json!({ "webhook_id": id.to_string() }),
     )
-    .await?;
+    .await;
     Ok(Json(json!({ "secret": secret })))
 }
 
@@ -206,7 +245,7 @@ struct RotateBody {
 
 async fn rotate(
     State(state): State<AppState>,
-    ApiWorkspace(workspace): ApiWorkspace,
+    caller: ApiCaller,
     Path(raw): Path<String>,
     OptionalApiJson(body): OptionalApiJson<RotateBody>,
 ) -> ApiResult<Json<Value>> {
@@ -214,14 +253,25 @@ async fn rotate(
     if !(0..=720).contains(&hours) {
         return Err(ApiError::bad_request("overlap_hours must be between 0 and 720."));
     }
+    let id = endpoint_id(&raw)?;
+    let e = endpoint::find(&state.pool, caller.workspace, id).await?;
     let secret = endpoint::rotate_secret(
         &state.pool,
         &state.webhooks.keyring,
-        workspace,
-        endpoint_id(&raw)?,
+        caller.workspace,
+        id,
         Duration::hours(hours),
     )
     .await?;
+    note(
+        &state,
+        caller.workspace,
+        caller.actor,
+        kind::WEBHOOK_SECRET_ROTATED,
+        &e.url,
+        json!({ "webhook_id": id.to_string() }),
+    )
+    .await;
     Ok(Json(json!({ "secret": secret })))
 }
 

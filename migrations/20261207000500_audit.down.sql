@@ -1,0 +1,2 @@
+DROP TABLE audit_events;
+DROP FUNCTION ender_audit_append_only();
