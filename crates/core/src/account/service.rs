@@ -220,12 +220,50 @@ pub async fn update_profile(
     Ok(())
 }
 
-/// Deletes the account and everything it owns, after checking its password.
+/// Deletes the account and everything it owns (its personal workspace, and shared
+/// workspaces it is the only member of), after checking its password. Refused while it is
+/// the only owner of a shared workspace that has other members: a workspace always keeps an
+/// owner. Those workspaces are locked first, so an owner demoted meanwhile is refused.
 pub async fn delete_account(pool: &PgPool, user_id: UserId, password: &str) -> Result<(), AccountError> {
     confirm_password(pool, user_id, password).await?;
-    if !repo::delete(&mut *pool.acquire().await?, user_id).await? {
+    let mut tx = pool.begin().await?;
+    let owned = sqlx::query!(
+        r#"SELECT w.id, w.name,
+                  (SELECT count(*) FROM workspace_members o
+                   WHERE o.workspace_id = w.id AND o.role = 'owner' AND o.user_id <> $1) AS "other_owners!",
+                  (SELECT count(*) FROM workspace_members o
+                   WHERE o.workspace_id = w.id AND o.user_id <> $1) AS "others!"
+           FROM workspaces w JOIN workspace_members m ON m.workspace_id = w.id
+           WHERE m.user_id = $1 AND m.role = 'owner' AND w.personal_user_id IS NULL
+           ORDER BY w.name
+           FOR NO KEY UPDATE OF w"#,
+        user_id as UserId
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let stranded: Vec<&str> = owned
+        .iter()
+        .filter(|w| w.other_owners == 0 && w.others > 0)
+        .map(|w| w.name.as_str())
+        .collect();
+    if !stranded.is_empty() {
+        return Err(FieldError::new(
+            "delete_password",
+            format!(
+                "You are the only owner of {}: make another member an owner, or delete the workspace, first. Your account was not deleted.",
+                stranded.join(", ")
+            ),
+        )
+        .into());
+    }
+    let alone: Vec<uuid::Uuid> = owned.iter().filter(|w| w.others == 0).map(|w| w.id).collect();
+    sqlx::query!("DELETE FROM workspaces WHERE id = ANY($1)", &alone)
+        .execute(&mut *tx)
+        .await?;
+    if !repo::delete(&mut tx, user_id).await? {
         return Err(AccountError::NotFound);
     }
+    tx.commit().await?;
     Ok(())
 }
 

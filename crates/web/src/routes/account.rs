@@ -193,6 +193,7 @@ async fn delete_account(
             "delete_password",
             "The password is incorrect; the account was not deleted.",
         ))),
+        Err(AccountError::Invalid(f)) => Ok(SettingsPage::new(shell, &user).with_error(f)),
         Err(e) => Err(e.into()),
     }
 }

@@ -1019,3 +1019,33 @@ async fn deleting_a_workspace_cancels_its_queue_fires_its_webhooks_and_shuts_eve
         .await;
     assert_eq!(location(&res), "/workspace");
 }
+
+#[tokio::test]
+async fn the_only_owner_of_a_shared_workspace_with_members_cannot_delete_their_account() {
+    let app = TestApp::spawn().await;
+    let clinic = clinic_owner(&app).await;
+    clinic_team(&app, clinic, &[("rita@clinic.example", Role::Member)]).await;
+    let res = app
+        .post_form("/settings", "/settings/delete", &[("password", PW)])
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("You are the only owner of Clinic"), "{html}");
+    assert_eq!(members_of(&app, clinic).await.len(), 2, "nothing changed");
+    // With another owner, the account goes and the workspace stays with them.
+    let rita = user_id(&app, "rita@clinic.example").await;
+    let owner = workspace::membership(app.pool(), clinic, user_id(&app, "owner@clinic.example").await)
+        .await
+        .unwrap();
+    workspace::change_role(app.pool(), &owner, rita, Role::Owner)
+        .await
+        .unwrap();
+    let res = app
+        .post_form("/settings", "/settings/delete", &[("password", PW)])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        members_of(&app, clinic).await,
+        [("rita@clinic.example".to_owned(), "owner".to_owned())]
+    );
+}
