@@ -256,6 +256,32 @@ async fn a_removed_member_is_told_once_then_is_back_in_their_own_workspace() {
         .unwrap();
     workspace::remove_member(app.pool(), &owner, *rita).await.unwrap();
 
+    // An API call from the open page is told first, in the envelope…
+    let res = c.get(app.url("/api/devices")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("no longer a member"),
+        "{body}"
+    );
+    // …and the next click acts in the personal workspace.
+    let res = c.get(app.url("/api/devices")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(!res.text().await.unwrap().contains("Reception Pixel"));
+    // The same for a page.
+    let mut conn = app.pool().acquire().await.unwrap();
+    workspace::repo::add_member(&mut conn, clinic.id, *rita, Role::Member)
+        .await
+        .unwrap();
+    post_form_with(
+        c,
+        &app,
+        "/",
+        "/workspaces/switch",
+        &[("workspace", &clinic.id.to_string())],
+    )
+    .await;
+    workspace::remove_member(app.pool(), &owner, *rita).await.unwrap();
     let (status, html) = page(c, &app, "/devices").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(html.contains("You no longer have access"), "{html}");
