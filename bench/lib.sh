@@ -121,14 +121,40 @@ postmaster_pid() {
   head -n1 "$BENCH_DATA/postgres/postmaster.pid"
 }
 
-# seed_user: creates a verified user and an integration key; sets USER_ID and API_KEY.
+# The owner column of owned tables: workspace_id since workspaces own rows, user_id in
+# builds from before (so one script seeds both sides of a before/after comparison).
+owner_col() {
+  if [ -n "$(bench_psql -tAc "SELECT 1 FROM information_schema.columns WHERE table_name = 'api_keys' AND column_name = 'workspace_id'")" ]; then
+    echo workspace_id
+  else
+    echo user_id
+  fi
+}
+
+# seed_account ID EMAIL: a verified user with its personal workspace of the same id (where
+# the schema has workspaces); sets OWNER to the owner column's name.
+seed_account() {
+  OWNER="$(owner_col)"
+  bench_psql <<SQL
+INSERT INTO users (id, email, email_normalized, full_name, password_hash, email_verified_at)
+VALUES ('$1', '$2', '$2', 'Bench', NULL, now());
+SQL
+  if [ -n "$(bench_psql -tAc "SELECT 1 FROM information_schema.tables WHERE table_name = 'workspaces'")" ]; then
+    bench_psql <<SQL
+INSERT INTO workspaces (id, name, personal_user_id) VALUES ('$1', 'Bench', '$1');
+INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ('$1', '$1', 'owner');
+SQL
+  fi
+}
+
+# seed_user: creates a verified user (its workspace has its id) and an integration key;
+# sets USER_ID and API_KEY.
 seed_user() {
   USER_ID="$(python3 -c 'import uuid; print(uuid.uuid4())')"
   API_KEY="vk_$(rand_alnum 32)"
+  seed_account "$USER_ID" bench@example.com
   bench_psql <<SQL
-INSERT INTO users (id, email, email_normalized, full_name, password_hash, email_verified_at)
-VALUES ('$USER_ID', 'bench@example.com', 'bench@example.com', 'Bench', NULL, now());
-INSERT INTO api_keys (id, user_id, name, prefix, key_hash)
+INSERT INTO api_keys (id, $OWNER, name, prefix, key_hash)
 VALUES (gen_random_uuid(), '$USER_ID', 'bench', left('$API_KEY', 7), sha256(convert_to('$API_KEY', 'UTF8')));
 SQL
   log "seeded user $USER_ID with key ${API_KEY:0:7}…"
@@ -139,7 +165,7 @@ seed_device() {
   DEVICE_ID="$(python3 -c 'import uuid; print(uuid.uuid4())')"
   DEVICE_KEY="dk_$(rand_alnum 32)"
   bench_psql <<SQL
-INSERT INTO devices (id, user_id, name, kind, key_prefix, key_hash, per_minute_limit, per_day_limit)
+INSERT INTO devices (id, $(owner_col), name, kind, key_prefix, key_hash, per_minute_limit, per_day_limit)
 VALUES ('$DEVICE_ID', '$USER_ID', 'bench modem', 'modem', left('$DEVICE_KEY', 7),
         sha256(convert_to('$DEVICE_KEY', 'UTF8')), $1, $2);
 SQL

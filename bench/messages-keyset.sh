@@ -19,7 +19,8 @@ url=$("$bin" dev-db start --data-dir "$dir")
 user=00000000-0000-7000-8000-000000000001
 psql "$url" -q <<SQL
 INSERT INTO users (id, email, email_normalized) VALUES ('$user', 'bench@example.org', 'bench@example.org');
-INSERT INTO messages (id, user_id, direction, recipient, body, encoding, segments, status, created_at)
+INSERT INTO workspaces (id, name, personal_workspace_id) VALUES ('$user', 'Bench', '$user');
+INSERT INTO messages (id, workspace_id, direction, recipient, body, encoding, segments, status, created_at)
 SELECT gen_random_uuid(), '$user', 'outgoing', '+1555' || lpad(g::text, 7, '0'), 'Bench body', 'gsm7', 1,
        (ARRAY['sent','delivered','failed','pending'])[1 + g % 4], now() - make_interval(secs => g)
 FROM generate_series(1, 1000000) g;
@@ -29,10 +30,10 @@ cursor=$(psql "$url" -tAc "SELECT created_at || '|' || id FROM messages ORDER BY
 at=${cursor%|*}
 id=${cursor#*|}
 time_of() { psql "$url" -tAc "EXPLAIN (ANALYZE, FORMAT JSON) $1" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Execution Time"])'; }
-page="SELECT id FROM messages WHERE user_id = '$user' AND direction = 'outgoing'"
+page="SELECT id FROM messages WHERE workspace_id = '$user' AND direction = 'outgoing'"
 order="ORDER BY created_at DESC, id DESC LIMIT 50"
 echo "RESULT keyset-first-page: $(time_of "$page $order") ms"
 echo "RESULT keyset-900000-deep: $(time_of "$page AND (created_at, id) < ('$at'::timestamptz, '$id'::uuid) $order") ms"
 echo "RESULT keyset-900000-deep-status-failed: $(time_of "$page AND status = 'failed' AND (created_at, id) < ('$at'::timestamptz, '$id'::uuid) $order") ms"
-echo "RESULT api-total-count: $(time_of "SELECT count(*) FROM messages WHERE user_id = '$user'") ms"
-echo "RESULT watchdog-due-users: $(time_of "WITH RECURSIVE u AS ((SELECT user_id FROM messages WHERE status = 'pending' AND next_attempt_at <= now() ORDER BY user_id LIMIT 1) UNION ALL SELECT (SELECT m.user_id FROM messages m WHERE m.status = 'pending' AND m.next_attempt_at <= now() AND m.user_id > u.user_id ORDER BY m.user_id LIMIT 1) FROM u WHERE u.user_id IS NOT NULL) SELECT user_id FROM u WHERE user_id IS NOT NULL") ms"
+echo "RESULT api-total-count: $(time_of "SELECT count(*) FROM messages WHERE workspace_id = '$user'") ms"
+echo "RESULT watchdog-due-users: $(time_of "WITH RECURSIVE u AS ((SELECT workspace_id FROM messages WHERE status = 'pending' AND next_attempt_at <= now() ORDER BY workspace_id LIMIT 1) UNION ALL SELECT (SELECT m.workspace_id FROM messages m WHERE m.status = 'pending' AND m.next_attempt_at <= now() AND m.workspace_id > u.workspace_id ORDER BY m.workspace_id LIMIT 1) FROM u WHERE u.workspace_id IS NOT NULL) SELECT workspace_id FROM u WHERE workspace_id IS NOT NULL") ms"

@@ -55,12 +55,11 @@ start_webhook_server() {
 # 30 days of delivery history has; then VACUUM ANALYZE.
 seed_history() {
   [ "${1:-0}" -gt 0 ] || return 0
+  seed_account 00000000-0000-0000-0000-00000000a000 history@example.com
   bench_psql <<SQL
-INSERT INTO users (id, email, email_normalized, full_name, password_hash, email_verified_at)
-VALUES ('00000000-0000-0000-0000-00000000a000', 'history@example.com', 'history@example.com', 'History', NULL, now());
-INSERT INTO webhook_endpoints (id, user_id, url, events, active)
+INSERT INTO webhook_endpoints (id, $OWNER, url, events, active)
 VALUES ('00000000-0000-0000-0000-00000000a001', '00000000-0000-0000-0000-00000000a000', 'http://127.0.0.1:9/hook', '{sms_sent}', false);
-INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, message_id, body, status, attempts, delivered_at, created_at)
+INSERT INTO webhook_deliveries (id, endpoint_id, $OWNER, event, message_id, body, status, attempts, delivered_at, created_at)
 SELECT gen_random_uuid(), '00000000-0000-0000-0000-00000000a001', '00000000-0000-0000-0000-00000000a000', 'sms_sent',
        'h' || i, convert_to('{"event":"sms_sent","message_id":"h' || i || '","to":"+15550001111"}', 'UTF8'),
        'succeeded', 1, now() - i * interval '1 ms', now() - i * interval '1 ms'

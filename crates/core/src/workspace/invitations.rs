@@ -110,6 +110,22 @@ async fn waiting(conn: &mut sqlx::PgConnection, workspace: WorkspaceId) -> sqlx:
     .await
 }
 
+/// Invitations with their workspace's name and who sent them, filtered by `$where`.
+macro_rules! query_pending {
+    ($where:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            PendingRow,
+            r#"SELECT i.id AS "id: InvitationId", i.email, i.role, i.workspace_id AS "workspace: WorkspaceId",
+                      w.name AS workspace_name,
+                      CASE WHEN btrim(u.full_name) = '' THEN u.email ELSE u.full_name END AS invited_by,
+                      i.created_at, i.expires_at
+               FROM invitations i JOIN workspaces w ON w.id = i.workspace_id
+               LEFT JOIN users u ON u.id = i.invited_by "# + $where
+            $(, $arg)*
+        )
+    };
+}
+
 struct PendingRow {
     id: InvitationId,
     email: String,
@@ -144,16 +160,9 @@ impl TryFrom<PendingRow> for Pending {
 
 /// The workspace's invitations waiting for an answer, newest first (for its members page).
 pub async fn waiting_for(pool: &PgPool, workspace: WorkspaceId) -> Result<Vec<Pending>, WorkspaceError> {
-    sqlx::query_as!(
-        PendingRow,
-        r#"SELECT i.id AS "id: InvitationId", i.email, i.role, i.workspace_id AS "workspace: WorkspaceId",
-                  w.name AS workspace_name,
-                  CASE WHEN btrim(u.full_name) = '' THEN u.email ELSE u.full_name END AS invited_by,
-                  i.created_at, i.expires_at
-           FROM invitations i JOIN workspaces w ON w.id = i.workspace_id
-           LEFT JOIN users u ON u.id = i.invited_by
-           WHERE i.workspace_id = $1 AND i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now()
-           ORDER BY i.created_at DESC"#,
+    query_pending!(
+        "WHERE i.workspace_id = $1 AND i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now()
+         ORDER BY i.created_at DESC",
         workspace as WorkspaceId
     )
     .fetch_all(pool)
@@ -185,20 +194,10 @@ pub async fn revoke(pool: &PgPool, actor: &Membership, id: InvitationId) -> Resu
 pub async fn lookup(pool: &PgPool, token: &str) -> Result<Pending, WorkspaceError> {
     let mut tx = pool.begin().await?;
     let invitation = lock_by_token(&mut tx, token).await.map_err(account_error)?;
-    let row = sqlx::query_as!(
-        PendingRow,
-        r#"SELECT i.id AS "id: InvitationId", i.email, i.role, i.workspace_id AS "workspace: WorkspaceId",
-                  w.name AS workspace_name,
-                  CASE WHEN btrim(u.full_name) = '' THEN u.email ELSE u.full_name END AS invited_by,
-                  i.created_at, i.expires_at
-           FROM invitations i JOIN workspaces w ON w.id = i.workspace_id
-           LEFT JOIN users u ON u.id = i.invited_by
-           WHERE i.id = $1"#,
-        invitation.id as InvitationId
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(WorkspaceError::Token(crate::account::TokenError::Invalid))?;
+    let row = query_pending!("WHERE i.id = $1", invitation.id as InvitationId)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(WorkspaceError::Token(crate::account::TokenError::Invalid))?;
     tx.rollback().await?;
     row.try_into()
 }

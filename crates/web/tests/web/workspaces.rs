@@ -41,32 +41,10 @@ async fn clinic(app: &TestApp, members: &[(&str, Role)]) -> Clinic {
     ender_core::device::create(app.pool(), w.id, &input, 10)
         .await
         .unwrap();
-    let mut out = Vec::new();
-    for (email, role) in members {
-        app.create_user(email, PW).await;
-        let id = user_id(app, email).await;
-        let mut conn = app.pool().acquire().await.unwrap();
-        workspace::repo::add_member(&mut conn, w.id, id, *role)
-            .await
-            .unwrap();
-        let c = client();
-        let res = post_form_with(&c, app, "/login", "/login", &[("email", email), ("password", PW)]).await;
-        assert_eq!(res.status(), StatusCode::SEE_OTHER);
-        let res = post_form_with(
-            &c,
-            app,
-            "/",
-            "/workspaces/switch",
-            &[("workspace", &w.id.to_string())],
-        )
-        .await;
-        assert_eq!(location(&res), "/");
-        out.push((id, c));
-    }
     Clinic {
         id: w.id,
         owner,
-        members: out,
+        members: clinic_team(app, w.id, members).await,
     }
 }
 
@@ -675,7 +653,7 @@ async fn invitations_are_checked_for_role_input_membership_and_the_member_cap() 
     )
     .await;
     let res = post_form_with(
-        &team[0],
+        &team[0].1,
         &app,
         "/",
         "/workspace/invitations",
@@ -684,7 +662,7 @@ async fn invitations_are_checked_for_role_input_membership_and_the_member_cap() 
     .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = post_form_with(
-        &team[1],
+        &team[1].1,
         &app,
         "/",
         "/workspace/invitations",
@@ -694,12 +672,12 @@ async fn invitations_are_checked_for_role_input_membership_and_the_member_cap() 
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
 
-/// Signed-in clients for new members of `workspace`, switched to it.
+/// New members of `workspace` in their roles, each with a signed-in client switched to it.
 async fn clinic_team(
     app: &TestApp,
     workspace: WorkspaceId,
     members: &[(&str, Role)],
-) -> Vec<reqwest::Client> {
+) -> Vec<(UserId, reqwest::Client)> {
     let mut out = Vec::new();
     for (email, role) in members {
         app.create_user(email, PW).await;
@@ -709,8 +687,9 @@ async fn clinic_team(
             .await
             .unwrap();
         let c = client();
-        post_form_with(&c, app, "/login", "/login", &[("email", email), ("password", PW)]).await;
-        post_form_with(
+        let res = post_form_with(&c, app, "/login", "/login", &[("email", email), ("password", PW)]).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let res = post_form_with(
             &c,
             app,
             "/",
@@ -718,7 +697,8 @@ async fn clinic_team(
             &[("workspace", &workspace.to_string())],
         )
         .await;
-        out.push(c);
+        assert_eq!(location(&res), "/");
+        out.push((id, c));
     }
     out
 }
@@ -742,13 +722,13 @@ async fn the_members_page_changes_roles_removes_members_and_keeps_an_owner() {
         .await;
     assert_eq!(location(&res), "/workspace");
     assert_eq!(
-        page(&team[0], &app, "/send").await.0,
+        page(&team[0].1, &app, "/send").await.0,
         StatusCode::FORBIDDEN,
         "a viewer from the next click"
     );
     // A member cannot change roles; the last owner cannot step down or leave.
     let res = post_form_with(
-        &team[0],
+        &team[0].1,
         &app,
         "/",
         &format!("/workspace/members/{owner}/role"),
@@ -778,7 +758,7 @@ async fn the_members_page_changes_roles_removes_members_and_keeps_an_owner() {
         .post_form("/workspace", &format!("/workspace/members/{mem}/remove"), &[])
         .await;
     assert_eq!(location(&res), "/workspace");
-    assert_eq!(page(&team[0], &app, "/devices").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(page(&team[0].1, &app, "/devices").await.0, StatusCode::FORBIDDEN);
     assert_eq!(members_of(&app, clinic).await.len(), 1);
     // Unknown and malformed member ids.
     for id in [uuid::Uuid::now_v7().to_string(), "x".to_owned()] {
@@ -872,10 +852,10 @@ async fn the_audit_trail_records_who_did_what_for_owners_and_admins_only() {
     assert_eq!(body["items"].as_array().unwrap().len(), 2);
     assert_eq!(body["items"][0]["action"], "member.invited");
     assert_eq!(
-        page(&team[0], &app, "/workspace/audit").await.0,
+        page(&team[0].1, &app, "/workspace/audit").await.0,
         StatusCode::FORBIDDEN
     );
-    let res = team[0].get(app.url("/api/audit")).send().await.unwrap();
+    let res = team[0].1.get(app.url("/api/audit")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     // Another workspace's owner sees only their own (empty) trail.
     let other = client();
@@ -953,7 +933,14 @@ async fn deleting_a_workspace_cancels_its_queue_fires_its_webhooks_and_shuts_eve
     .unwrap();
 
     // An admin may not; the owner must type the name.
-    let res = post_form_with(&team[0], &app, "/", "/workspace/delete", &[("confirm", "Clinic")]).await;
+    let res = post_form_with(
+        &team[0].1,
+        &app,
+        "/",
+        "/workspace/delete",
+        &[("confirm", "Clinic")],
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = app
         .post_form("/workspace", "/workspace/delete", &[("confirm", "clinic?")])
@@ -985,7 +972,7 @@ async fn deleting_a_workspace_cancels_its_queue_fires_its_webhooks_and_shuts_eve
     .unwrap();
     assert_eq!(fired, 2, "one sms_failed per cancelled message");
     // Nothing acts for it any more: members, the phone, the key.
-    let (status, html) = page(&team[0], &app, "/devices").await;
+    let (status, html) = page(&team[0].1, &app, "/devices").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(html.contains("You no longer have access"));
     let res = client()
