@@ -126,7 +126,10 @@ async fn a_viewer_reads_but_a_forged_post_is_refused_and_changes_nothing() {
     }
     let (_, html) = page(c, &app, "/devices").await;
     assert!(!html.contains("href=\"/send\""), "no Send entry for a viewer");
-    assert!(!html.contains("id=\"device-form\""), "no device form for a viewer");
+    assert!(
+        !html.contains("id=\"device-form\""),
+        "no device form for a viewer"
+    );
     // The pages a viewer may not use, and forged posts.
     assert_eq!(page(c, &app, "/send").await.0, StatusCode::FORBIDDEN);
     assert_eq!(page(c, &app, "/api-keys").await.0, StatusCode::FORBIDDEN);
