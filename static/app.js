@@ -61,6 +61,7 @@
   document.addEventListener('click', function (evt) {
     var close = evt.target.closest('.toast-close');
     if (close) { dismiss(close.closest('.toast')); return; }
+    if (evt.target.closest('[data-print]')) { evt.preventDefault(); window.print(); return; }
 
     var button = evt.target.closest('[data-copy]');
     if (!button) return;

@@ -39,6 +39,7 @@ macro_rules! id_type {
 
 pub mod account;
 pub mod apikey;
+pub mod billing;
 pub mod bus;
 pub mod config;
 pub mod contact;

@@ -84,6 +84,37 @@ pub struct WebConfig {
 
     #[command(flatten)]
     pub oauth: OAuthConfig,
+
+    #[command(flatten)]
+    pub payments: PaymentConfig,
+}
+
+/// Payment providers for top-ups (billing on). A provider is offered once its keys are set.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PaymentConfig {
+    /// Stripe secret API key (`sk_live_…` or `sk_test_…`).
+    #[arg(long, env = "ENDER_STRIPE_SECRET_KEY", value_parser = secret, hide_env_values = true)]
+    pub stripe_secret_key: Option<SecretString>,
+    /// The signing secret of the Stripe webhook endpoint (`whsec_…`).
+    #[arg(long, env = "ENDER_STRIPE_WEBHOOK_SECRET", value_parser = secret, hide_env_values = true)]
+    pub stripe_webhook_secret: Option<SecretString>,
+    /// Base URL of Stripe's API.
+    #[arg(long, env = "ENDER_STRIPE_API_BASE", default_value = "https://api.stripe.com")]
+    pub stripe_api_base: Url,
+
+    /// QvaPay app id.
+    #[arg(long, env = "ENDER_QVAPAY_APP_ID")]
+    pub qvapay_app_id: Option<String>,
+    /// QvaPay app secret.
+    #[arg(long, env = "ENDER_QVAPAY_APP_SECRET", value_parser = secret, hide_env_values = true)]
+    pub qvapay_app_secret: Option<SecretString>,
+    /// Base URL of QvaPay's API.
+    #[arg(
+        long,
+        env = "ENDER_QVAPAY_API_BASE",
+        default_value = "https://api.qvapay.com/v2"
+    )]
+    pub qvapay_api_base: Url,
 }
 
 /// Who may create an account.

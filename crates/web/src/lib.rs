@@ -8,6 +8,7 @@ pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod payments;
 pub mod ratelimit;
 pub mod routes;
 pub mod session;

@@ -36,6 +36,20 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// What `workspace` may hold and send now: its plan's limits with billing on, the
+    /// server's own with billing off (then without a query).
+    pub async fn limits(
+        &self,
+        workspace: ender_core::workspace::WorkspaceId,
+    ) -> sqlx::Result<ender_core::billing::plans::Limits> {
+        let now = chrono::Utc::now();
+        if !self.sms.billing.enabled {
+            return Ok(ender_core::billing::plans::Limits::self_hosted(&self.sms, now));
+        }
+        let mut conn = self.pool.acquire().await?;
+        ender_core::billing::plans::limits(&mut conn, workspace, &self.sms, now).await
+    }
+
     /// Builds the state and starts this process's bus listener (needs a Tokio runtime).
     pub fn new(
         pool: PgPool,

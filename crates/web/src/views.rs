@@ -26,6 +26,8 @@ pub struct Shell {
     pub path: String,
     pub oauth_google: bool,
     pub oauth_github: bool,
+    /// Billing is on (`ENDER_BILLING`): the Billing page and the plan's limits are shown.
+    pub billing: bool,
 }
 
 impl Shell {
@@ -48,7 +50,7 @@ impl Shell {
 
     /// Whether the user's role in the current workspace allows `what`, to show or hide the
     /// page's controls (the handlers check again): `send`, `templates`, `schedules`,
-    /// `contacts`, `devices`, `keys`, `webhooks`, `members`, `audit`.
+    /// `contacts`, `devices`, `keys`, `webhooks`, `members`, `audit`, `billing`.
     pub fn can(&self, what: &str) -> bool {
         let action = match what {
             "send" => Action::Send,
@@ -60,6 +62,7 @@ impl Shell {
             "webhooks" => Action::ManageWebhooks,
             "members" => Action::ManageMembers,
             "audit" => Action::ReadAudit,
+            "billing" => Action::ManageBilling,
             _ => return false,
         };
         self.workspace.as_ref().is_some_and(|m| m.role.may(action))
@@ -91,6 +94,7 @@ impl FromRequestParts<AppState> for Shell {
             path: parts.uri.path().to_owned(),
             oauth_google: state.config.oauth.google_client_id.is_some(),
             oauth_github: state.config.oauth.github_client_id.is_some(),
+            billing: state.sms.billing.enabled,
         })
     }
 }

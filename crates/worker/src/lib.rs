@@ -80,10 +80,16 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let name = cfg.worker_name();
     tracing::info!(worker.name = %name, "worker starting");
+    let billing = cfg.sms.billing.enabled.then(|| jobs::renewals::Billing {
+        currency: cfg.sms.billing.currency.clone(),
+        notices: notices.clone(),
+        grace_days: cfg.sms.billing.grace_days,
+    });
     let scheduler = tokio::spawn(scheduler::run(
         pool.clone(),
         cfg.schedules(),
         name.clone(),
+        billing.as_ref().map(|b| b.grace_days),
         shutdown.clone(),
     ));
     let fcm = fcm::Fcm::from_config(&cfg.fcm)?.map(std::sync::Arc::new);
@@ -150,7 +156,7 @@ pub async fn run(
             webhook_days: i64::from(cfg.webhooks.webhook_retention_days),
             message_days: i64::from(cfg.message_retention_days),
         };
-        let monitor = monitor(&pool, &name, retention);
+        let monitor = monitor(&pool, &name, retention, billing.clone());
         let signal = {
             let shutdown = shutdown.clone();
             async move {
@@ -181,7 +187,12 @@ pub async fn run(
 }
 
 /// The apalis monitor with one worker per queue.
-fn monitor(pool: &PgPool, name: &str, retention: jobs::purge_expired::Retention) -> Monitor {
+fn monitor(
+    pool: &PgPool,
+    name: &str,
+    retention: jobs::purge_expired::Retention,
+    billing: Option<jobs::renewals::Billing>,
+) -> Monitor {
     let maintenance = {
         let pool = pool.clone();
         let name = format!("{name}-maintenance");
@@ -199,8 +210,38 @@ fn monitor(pool: &PgPool, name: &str, retention: jobs::purge_expired::Retention)
                 .build(jobs::purge_expired::handle)
         }
     };
-    Monitor::new()
-        .register(maintenance)
+    let mut monitor = Monitor::new().register(maintenance);
+    if let Some(billing) = billing {
+        let (p, n, b) = (pool.clone(), format!("{name}-billing"), billing.clone());
+        monitor = monitor.register(move |_restarts: usize| {
+            let backend = PostgresStorage::<jobs::renewals::RenewalJob>::new(&p)
+                .with_config(queue_config(jobs::renewals::QUEUE))
+                .with_pubsub()
+                .poll_with_interval(Duration::from_secs(2));
+            WorkerBuilder::new(n.clone())
+                .backend(backend)
+                .data(p.clone())
+                .data(b.clone())
+                .catch_panic()
+                .enable_tracing()
+                .build(jobs::renewals::handle)
+        });
+        let (p, n, b) = (pool.clone(), format!("{name}-billing-mail"), billing);
+        monitor = monitor.register(move |_restarts: usize| {
+            let backend = PostgresStorage::<jobs::usage_warnings::UsageWarning>::new(&p)
+                .with_config(queue_config(jobs::usage_warnings::QUEUE))
+                .with_pubsub()
+                .poll_with_interval(Duration::from_secs(2));
+            WorkerBuilder::new(n.clone())
+                .backend(backend)
+                .data(p.clone())
+                .data(b.clone())
+                .catch_panic()
+                .enable_tracing()
+                .build(jobs::usage_warnings::handle)
+        });
+    }
+    monitor
         // Restarts are ours (the loop in `run`), with backoff.
         .should_restart(|_, _| false)
         .with_terminator(tokio::time::sleep(Duration::from_secs(20)))

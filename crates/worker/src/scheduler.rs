@@ -18,7 +18,15 @@ pub struct Schedule {
     pub queue: &'static str,
 }
 
-pub(crate) async fn run(pool: PgPool, schedules: Vec<Schedule>, worker: String, shutdown: CancellationToken) {
+/// `renewals`: with billing on, the grace days of past-due subscriptions; each tick then
+/// also enqueues the subscription renewals that are due and the usage warnings to mail.
+pub(crate) async fn run(
+    pool: PgPool,
+    schedules: Vec<Schedule>,
+    worker: String,
+    renewals: Option<i64>,
+    shutdown: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(Duration::from_secs(5));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -29,6 +37,14 @@ pub(crate) async fn run(pool: PgPool, schedules: Vec<Schedule>, worker: String, 
         for schedule in &schedules {
             if let Err(e) = fire_due(&pool, schedule, &worker).await {
                 tracing::warn!(schedule = schedule.name, error = %e, "enqueueing a periodic job failed");
+            }
+        }
+        if let Some(grace_days) = renewals {
+            if let Err(e) = crate::jobs::renewals::enqueue_due(&pool, Utc::now(), grace_days).await {
+                tracing::warn!(error = %e, "enqueueing subscription renewals failed");
+            }
+            if let Err(e) = crate::jobs::usage_warnings::enqueue(&pool).await {
+                tracing::warn!(error = %e, "enqueueing usage warnings failed");
             }
         }
     }

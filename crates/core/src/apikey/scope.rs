@@ -202,6 +202,12 @@ pub fn action_for(method: &str, template: &str) -> Option<Action> {
     let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
     Some(if under("/api-keys") {
         Action::ManageKeys
+    } else if under("/plans") || under("/promos") {
+        if read_only {
+            Action::Read
+        } else {
+            Action::ManageBilling
+        }
     } else if under("/audit") {
         Action::ReadAudit
     } else if under("/webhooks") {

@@ -119,6 +119,69 @@ pub struct SmsConfig {
 
     #[command(flatten)]
     pub limits: TenantLimits,
+
+    #[command(flatten)]
+    pub billing: BillingConfig,
+}
+
+/// Plans, per-plan quotas, the prepaid balance, payments and renewals. Off (the default),
+/// every workspace has the Self-hosted plan, whose limits are the settings above, and no
+/// billing page or route exists.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BillingConfig {
+    /// Turn billing on: workspaces get the plans' limits, a balance and subscriptions.
+    #[arg(long = "billing", env = "ENDER_BILLING", default_value_t = false, action = clap::ArgAction::Set)]
+    pub enabled: bool,
+
+    /// The currency of every price and balance (ISO 4217, lower-case).
+    #[arg(long = "billing-currency", env = "ENDER_BILLING_CURRENCY", default_value = "usd", value_parser = currency)]
+    pub currency: String,
+
+    /// Days a subscription whose renewal could not be paid keeps its plan (`past_due`)
+    /// before the workspace falls back to the default plan.
+    #[arg(
+        long = "billing-grace-days",
+        env = "ENDER_BILLING_GRACE_DAYS",
+        default_value_t = 3
+    )]
+    pub grace_days: i64,
+
+    /// The smallest top-up, in cents.
+    #[arg(
+        long = "topup-min-cents",
+        env = "ENDER_TOPUP_MIN_CENTS",
+        default_value_t = 100
+    )]
+    pub topup_min_cents: i64,
+
+    /// The largest top-up, in cents.
+    #[arg(
+        long = "topup-max-cents",
+        env = "ENDER_TOPUP_MAX_CENTS",
+        default_value_t = 50_000
+    )]
+    pub topup_max_cents: i64,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            currency: "usd".to_owned(),
+            grace_days: 3,
+            topup_min_cents: 100,
+            topup_max_cents: 50_000,
+        }
+    }
+}
+
+fn currency(s: &str) -> Result<String, String> {
+    let c = s.trim().to_ascii_lowercase();
+    if c.len() == 3 && c.bytes().all(|b| b.is_ascii_lowercase()) {
+        Ok(c)
+    } else {
+        Err(format!("{s:?} is not a three-letter currency code such as usd"))
+    }
 }
 
 /// Caps on what one tenant may create or hold open, so that one account cannot exhaust
@@ -227,6 +290,7 @@ impl Default for SmsConfig {
             max_api_keys: 10,
             max_schedules: 25,
             limits: TenantLimits::default(),
+            billing: BillingConfig::default(),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The monthly SMS allowance, counted atomically with the messages it pays for.
+//! The SMS allowance of a period (a calendar month, or the workspace's billing period when
+//! billing is on), counted atomically with the messages it pays for.
 
 use chrono::{Datelike, NaiveDate, Utc};
 use sqlx::PgConnection;
@@ -14,9 +15,22 @@ pub struct QuotaExceeded {
     pub available: i32,
 }
 
+/// How many messages a workspace may send in the period starting on `period` (the key of
+/// its usage row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowance {
+    pub limit: i32,
+    pub period: NaiveDate,
+}
+
 /// The first day of the current and of the next month (UTC).
 pub fn month_bounds() -> (NaiveDate, NaiveDate) {
-    let today = Utc::now().date_naive();
+    month_bounds_at(Utc::now())
+}
+
+/// The first day of the month of `now` and of the next one (UTC).
+pub fn month_bounds_at(now: chrono::DateTime<Utc>) -> (NaiveDate, NaiveDate) {
+    let today = now.date_naive();
     let start = NaiveDate::from_ymd_opt(today.year(), today.month(), 1).unwrap_or(today);
     let next = if today.month() == 12 {
         NaiveDate::from_ymd_opt(today.year() + 1, 1, 1)
@@ -27,15 +41,16 @@ pub fn month_bounds() -> (NaiveDate, NaiveDate) {
     (start, next)
 }
 
-/// Counts `n` messages against this month's allowance, or refuses without counting any.
-/// The row lock it takes is held until the caller commits: call it last in the transaction.
+/// Counts `n` messages against the allowance, or refuses without counting any; returns
+/// the period's total after. The row lock it takes is held until the caller commits: call
+/// it last in the transaction.
 pub async fn consume(
     conn: &mut PgConnection,
     workspace: WorkspaceId,
     n: i32,
-    limit: i32,
-) -> Result<(), ConsumeError> {
-    let (month, _) = month_bounds();
+    allowance: Allowance,
+) -> Result<i32, ConsumeError> {
+    let Allowance { limit, period: month } = allowance;
     if n > limit {
         let used = used_in(conn, workspace, month).await?;
         return Err(exceeded(limit, used).into());
@@ -53,7 +68,7 @@ pub async fn consume(
     .fetch_optional(&mut *conn)
     .await?;
     match counted {
-        Some(_) => Ok(()),
+        Some(total) => Ok(total),
         None => {
             let used = used_in(conn, workspace, month).await?;
             Err(exceeded(limit, used).into())
@@ -80,9 +95,44 @@ async fn used_in(conn: &mut PgConnection, workspace: WorkspaceId, month: NaiveDa
     .unwrap_or(0))
 }
 
-/// Messages counted this month.
-pub async fn used_this_month(conn: &mut PgConnection, workspace: WorkspaceId) -> sqlx::Result<i32> {
-    used_in(conn, workspace, month_bounds().0).await
+/// Messages counted in the period starting on `period`.
+pub async fn used(conn: &mut PgConnection, workspace: WorkspaceId, period: NaiveDate) -> sqlx::Result<i32> {
+    used_in(conn, workspace, period).await
+}
+
+/// The usage warnings, in per cent of the allowance.
+pub const WARN_AT: [i32; 2] = [80, 100];
+
+/// The highest warning threshold a period's usage crossed going from `before` to `after`.
+pub fn crossed(limit: i32, before: i32, after: i32) -> Option<i32> {
+    let (limit, before, after) = (i64::from(limit), i64::from(before), i64::from(after));
+    WARN_AT
+        .into_iter()
+        .rev()
+        .find(|p| limit > 0 && before * 100 < limit * i64::from(*p) && after * 100 >= limit * i64::from(*p))
+}
+
+/// Raises the usage row's warning level when this send crossed a threshold, in the send's
+/// own transaction; the worker mails it (once) later.
+pub async fn note_crossing(
+    conn: &mut PgConnection,
+    workspace: WorkspaceId,
+    allowance: Allowance,
+    before: i32,
+    after: i32,
+) -> sqlx::Result<()> {
+    if let Some(percent) = crossed(allowance.limit, before, after) {
+        sqlx::query!(
+            "UPDATE sms_usage SET warned_percent = $3
+             WHERE workspace_id = $1 AND month = $2 AND warned_percent < $3",
+            workspace as WorkspaceId,
+            allowance.period,
+            i16::try_from(percent).unwrap_or(i16::MAX)
+        )
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]

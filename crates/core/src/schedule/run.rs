@@ -96,8 +96,13 @@ async fn fire_one(pool: &PgPool, cfg: &SmsConfig, now: DateTime<Utc>) -> sqlx::R
                 let (ids, batch, response) = send::accept(&v);
                 send::insert_accepted(&mut sp, &[(schedule.workspace_id, &v, &ids, batch)], true).await?;
                 let n = i32::try_from(v.count()).unwrap_or(i32::MAX);
-                match quota::consume(&mut sp, schedule.workspace_id, n, cfg.max_sms_per_month).await {
-                    Ok(()) => {
+                let allowance = crate::billing::plans::allowance(&mut sp, schedule.workspace_id, cfg).await?;
+                match quota::consume(&mut sp, schedule.workspace_id, n, allowance).await {
+                    Ok(total) => {
+                        if cfg.billing.enabled {
+                            quota::note_crossing(&mut sp, schedule.workspace_id, allowance, total - n, total)
+                                .await?;
+                        }
                         sp.commit().await?;
                         Ok((n, batch.map(|b| b.0), response))
                     }

@@ -12,7 +12,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::send::{SendError, SendResponse, Validated, accept, insert_accepted};
 use crate::config::SmsConfig;
-use crate::quota::{QuotaExceeded, month_bounds};
+use crate::quota::{Allowance, QuotaExceeded};
 use crate::workspace::WorkspaceId;
 
 /// Most requests accepted in one transaction.
@@ -110,18 +110,25 @@ async fn commit(
     cfg: &SmsConfig,
     jobs: &[(WorkspaceId, Validated, Reply)],
 ) -> sqlx::Result<Vec<Result<SendResponse, SendError>>> {
-    let (month, _) = month_bounds();
     let mut workspaces: Vec<uuid::Uuid> = jobs.iter().map(|j| j.0.0).collect();
     workspaces.sort();
     workspaces.dedup();
     let mut tx = sqlx::Connection::begin(conn).await?;
+    // Each workspace's allowance: the server's, or (billing on) its plan's over its period.
+    let mut allowances: std::collections::HashMap<uuid::Uuid, Allowance> = std::collections::HashMap::new();
+    for w in &workspaces {
+        let a = crate::billing::plans::allowance(&mut tx, WorkspaceId(*w), cfg).await?;
+        allowances.insert(*w, a);
+    }
+    let periods: Vec<chrono::NaiveDate> = workspaces.iter().map(|w| allowances[w].period).collect();
     // Creates missing usage rows and locks them all, in id order, in one statement.
     let rows = sqlx::query!(
-        "INSERT INTO sms_usage (workspace_id, month, sent) SELECT u, $2, 0 FROM unnest($1::uuid[]) AS u ORDER BY u
+        "INSERT INTO sms_usage (workspace_id, month, sent)
+         SELECT u, m, 0 FROM unnest($1::uuid[], $2::date[]) AS t(u, m) ORDER BY u
          ON CONFLICT (workspace_id, month) DO UPDATE SET sent = sms_usage.sent
          RETURNING workspace_id, sent",
         &workspaces,
-        month
+        &periods
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -129,11 +136,13 @@ async fn commit(
         rows.into_iter().map(|r| (r.workspace_id, r.sent)).collect();
     let used_before = used.clone();
 
-    let limit = cfg.max_sms_per_month;
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut accepted = Vec::new();
     let mut prepared = Vec::new();
     for (workspace, v, _) in jobs {
+        let limit = allowances
+            .get(&workspace.0)
+            .map_or(cfg.max_sms_per_month, |a| a.limit);
         let n = i32::try_from(v.count()).unwrap_or(i32::MAX);
         let u = used.entry(workspace.0).or_insert(0);
         if u.saturating_add(n) > limit {
@@ -158,24 +167,37 @@ async fn commit(
     }
     if !accepted.is_empty() {
         insert_accepted(&mut tx, &accepted, false).await?;
-        let (ids, deltas): (Vec<uuid::Uuid>, Vec<i32>) = used
-            .iter()
-            .map(|(u, n)| (*u, n - used_before.get(u).copied().unwrap_or(0)))
-            .filter(|(_, d)| *d > 0)
-            .unzip();
+        let mut ids = Vec::new();
+        let mut deltas = Vec::new();
+        let mut months = Vec::new();
+        for (u, n) in &used {
+            let d = n - used_before.get(u).copied().unwrap_or(0);
+            if d > 0 {
+                ids.push(*u);
+                deltas.push(d);
+                months.push(allowances[u].period);
+            }
+        }
         // Counts the usage and wakes the dispatchers of these workspaces (at commit) in one go.
         sqlx::query!(
             "WITH counted AS (
-                 UPDATE sms_usage s SET sent = s.sent + d.n FROM unnest($1::uuid[], $2::int[]) AS d(workspace_id, n)
-                 WHERE s.workspace_id = d.workspace_id AND s.month = $3 RETURNING s.workspace_id)
+                 UPDATE sms_usage s SET sent = s.sent + d.n
+                 FROM unnest($1::uuid[], $2::int[], $3::date[]) AS d(workspace_id, n, month)
+                 WHERE s.workspace_id = d.workspace_id AND s.month = d.month RETURNING s.workspace_id)
              SELECT pg_notify($4, workspace_id::text) FROM counted",
             &ids,
             &deltas,
-            month,
+            &months,
             crate::bus::DISPATCH
         )
         .fetch_all(&mut *tx)
         .await?;
+        if cfg.billing.enabled {
+            for (u, after) in &used {
+                let before = used_before.get(u).copied().unwrap_or(0);
+                crate::quota::note_crossing(&mut tx, WorkspaceId(*u), allowances[u], before, *after).await?;
+            }
+        }
     }
     tx.commit().await?;
     let mut responses = prepared.into_iter().map(|(_, _, r)| r);

@@ -523,13 +523,12 @@ pub async fn commit_one(
         store_idempotent_response(&mut tx, workspace, idem, &response).await?;
     }
     // Last, so the usage row stays locked only for the commit.
-    quota::consume(
-        &mut tx,
-        workspace,
-        i32::try_from(v.count()).unwrap_or(i32::MAX),
-        cfg.max_sms_per_month,
-    )
-    .await?;
+    let allowance = crate::billing::plans::allowance(&mut tx, workspace, cfg).await?;
+    let n = i32::try_from(v.count()).unwrap_or(i32::MAX);
+    let total = quota::consume(&mut tx, workspace, n, allowance).await?;
+    if cfg.billing.enabled {
+        quota::note_crossing(&mut tx, workspace, allowance, total - n, total).await?;
+    }
     tx.commit().await?;
     Ok(Sent::Accepted(response))
 }

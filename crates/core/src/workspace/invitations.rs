@@ -13,7 +13,7 @@ use super::model::{Action, Membership, Role, WorkspaceId};
 use super::{WorkspaceError, actor_under_lock, authorize, needed_for, repo};
 use crate::account::{AccountError, Email, User, UserId};
 use crate::crypto::{random_token, token_digest};
-use crate::invite::{INVITE_TTL, InvitationId, InvitationState, Issued, lock_by_token, mark_accepted};
+use crate::invite::{INVITE_TTL, InvitationId, Issued, lock_by_token, mark_accepted};
 
 /// An invitation to a workspace, as its page and its link's page show it.
 #[derive(Debug, Clone)]
@@ -209,7 +209,6 @@ pub async fn lookup(pool: &PgPool, token: &str) -> Result<Pending, WorkspaceErro
 pub async fn accept(pool: &PgPool, token: &str, user: &User) -> Result<Membership, WorkspaceError> {
     let mut tx = pool.begin().await?;
     let invitation = lock_by_token(&mut tx, token).await.map_err(account_error)?;
-    debug_assert_eq!(invitation.state(Utc::now()), InvitationState::Pending);
     let (Some(workspace), Some(role)) = (invitation.workspace_id, invitation.role.as_deref()) else {
         return Err(WorkspaceError::Token(crate::account::TokenError::Invalid));
     };

@@ -8,6 +8,7 @@
 mod accounts;
 mod address_book;
 mod at_rest;
+mod billing;
 mod housekeeping;
 mod ownership_migration;
 mod schedules;

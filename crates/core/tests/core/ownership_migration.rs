@@ -121,7 +121,7 @@ async fn contents(db: &TestDb) -> BTreeMap<&'static str, serde_json::Value> {
     for table in OWNED {
         let rows: serde_json::Value = sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT coalesce(jsonb_agg(r ORDER BY r::text), '[]') FROM
-                 (SELECT to_jsonb(t) - 'user_id' - 'workspace_id' - 'created_by' AS r FROM {table} t) s"
+                 (SELECT to_jsonb(t) - 'user_id' - 'workspace_id' - 'created_by' - {LATER} AS r FROM {table} t) s"
         )))
         .fetch_one(&db.pool)
         .await
@@ -133,6 +133,9 @@ async fn contents(db: &TestDb) -> BTreeMap<&'static str, serde_json::Value> {
 
 /// Rows per owner and table: by `user_id` before the migration, by the account whose
 /// personal workspace holds them after.
+/// Columns that migrations after this one add (the rows are compared at the latest schema).
+const LATER: &str = "'warned_percent' - 'mailed_percent'";
+
 async fn owners(db: &TestDb, column: &str) -> BTreeMap<(&'static str, Uuid), i64> {
     let mut out = BTreeMap::new();
     for table in WITH_OWNER {

@@ -241,13 +241,10 @@ async fn signup_form(
 /// The page for an invitation link that is spent, revoked, expired or forged.
 fn invitation_refused(shell: Shell, e: TokenError) -> Response {
     let e = match e {
-        TokenError::Invalid => {
-            "This invitation is not valid: it may have been withdrawn. Ask for a new one.".to_owned()
-        }
-        TokenError::Expired => "This invitation has expired. Ask for a new one.".to_owned(),
         TokenError::Used => {
             "This invitation has already been used. Sign in with the account it created.".to_owned()
         }
+        other => crate::routes::workspaces::token_refusal(other).to_owned(),
     };
     (
         StatusCode::BAD_REQUEST,

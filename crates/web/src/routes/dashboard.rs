@@ -1,4 +1,4 @@
-//! The dashboard home and the sections still to come.
+//! The dashboard home.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -14,15 +14,8 @@ use crate::state::AppState;
 use crate::views::Shell;
 
 pub fn routes() -> Router<AppState> {
-    let mut router = Router::new().route("/", get(home));
-    for (path, _) in SECTIONS {
-        router = router.route(path, get(section));
-    }
-    router
+    Router::new().route("/", get(home))
 }
-
-/// Sections of the navigation that are not built yet, with what they will hold.
-const SECTIONS: &[(&str, &str)] = &[("/billing", "Billing: your plan, quotas and usage.")];
 
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard/home.html")]
@@ -33,6 +26,8 @@ pub struct HomePage {
     pub devices_online: usize,
     pub devices_total: usize,
     pub chart: String,
+    /// The plan and its SMS allowance (billing on only).
+    pub usage: Option<crate::routes::billing::Usage>,
 }
 
 async fn home(State(state): State<AppState>, ws: CurrentWorkspace, shell: Shell) -> AppResult<HomePage> {
@@ -40,7 +35,13 @@ async fn home(State(state): State<AppState>, ws: CurrentWorkspace, shell: Shell)
     let devices = ender_core::device::list(&state.pool, ws.id()).await?;
     let window = state.sms.device_seen_window_secs;
     let daily = repo::daily(&state.pool, ws.id(), 14).await?;
+    let usage = if state.sms.billing.enabled {
+        Some(crate::routes::billing::Usage::of(&state, ws.id()).await?)
+    } else {
+        None
+    };
     Ok(HomePage {
+        usage,
         delivered_percent: stats
             .delivered_percent()
             .map(|p| format!("{p}%"))
@@ -97,26 +98,4 @@ pub fn chart_svg(days: &[(chrono::NaiveDate, i64, i64)]) -> String {
     }
     out.push_str("</svg>");
     out
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "dashboard/soon.html")]
-pub struct SoonPage {
-    pub shell: Shell,
-    pub title: &'static str,
-    pub description: &'static str,
-}
-
-async fn section(_ws: CurrentWorkspace, shell: Shell) -> SoonPage {
-    let entry = SECTIONS
-        .iter()
-        .find(|(p, _)| shell.active(p))
-        .map(|(_, d)| *d)
-        .unwrap_or("");
-    let (title, description) = entry.split_once(": ").unwrap_or((entry, ""));
-    SoonPage {
-        shell,
-        title,
-        description,
-    }
 }

@@ -91,6 +91,22 @@ pub struct DevicesPage {
     pub kind: String,
     pub phone_number: String,
     pub errors: Errors,
+    /// With billing on: what the plan allows ("Your Free plan allows 1 device.").
+    pub plan_note: String,
+}
+
+/// The plan's device allowance, said where devices are added (billing on only).
+async fn plan_note(state: &AppState, workspace: ender_core::workspace::WorkspaceId) -> AppResult<String> {
+    if !state.sms.billing.enabled {
+        return Ok(String::new());
+    }
+    let l = state.limits(workspace).await?;
+    let n = l.devices;
+    Ok(format!(
+        "Your {} plan allows {n} device{}.",
+        l.plan,
+        if n == 1 { "" } else { "s" }
+    ))
 }
 
 #[derive(Template, WebTemplate)]
@@ -126,6 +142,7 @@ async fn list(
             kind: "android".to_owned(),
             phone_number: String::new(),
             errors: Errors::default(),
+            plan_note: plan_note(&state, ws.id()).await?,
         }
         .into_response()
     };
@@ -169,9 +186,10 @@ async fn create(
         kind: form.kind.clone(),
         phone_number: form.phone_number.clone(),
         errors: Errors::default(),
+        plan_note: plan_note(&state, ws.id()).await?,
     };
     let result = match DeviceInput::parse(&form.name, &form.kind, &form.phone_number) {
-        Ok(input) => device::create(&state.pool, ws.id(), &input, state.sms.max_devices).await,
+        Ok(input) => device::create(&state.pool, ws.id(), &input, state.limits(ws.id()).await?.devices).await,
         Err(errors) => {
             Err(DeviceError::Invalid(errors.into_iter().next().unwrap_or_else(
                 || ender_core::FieldError::new("name", "Check the form."),

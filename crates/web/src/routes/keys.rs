@@ -196,7 +196,7 @@ async fn create(
         &form.name,
         scopes,
         expires_at,
-        state.sms.max_api_keys,
+        state.limits(ws.id()).await?.api_keys,
     )
     .await
     {
@@ -225,7 +225,7 @@ async fn create(
                 "name",
                 format!(
                     "This workspace can hold at most {} active API keys. Revoke one first.",
-                    state.sms.max_api_keys
+                    state.limits(ws.id()).await?.api_keys
                 ),
             ));
             Ok((StatusCode::UNPROCESSABLE_ENTITY, p).into_response())

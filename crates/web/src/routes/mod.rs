@@ -6,6 +6,7 @@ pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod billing;
 pub mod contacts;
 pub mod dashboard;
 pub mod devices;
@@ -88,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .merge(templates::routes())
         .merge(scheduled::routes())
         .merge(workspaces::routes())
+        .merge(billing::routes())
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { error_page(StatusCode::METHOD_NOT_ALLOWED) });
 

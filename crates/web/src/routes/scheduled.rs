@@ -587,7 +587,7 @@ async fn list(
         shell,
         rows: items.iter().map(|s| ScheduleView::new(s, &templates)).collect(),
         pager: Pager::new(&q, total, PAGE),
-        limit: state.sms.max_schedules,
+        limit: state.limits(ws.id()).await?.schedules,
     })
 }
 
@@ -674,7 +674,16 @@ async fn create(
     let vars = Choices::load(&state, ws.id(), &form).await?.vars(&form);
     let now = Utc::now();
     let result = match form.input(now, &vars) {
-        Ok(input) => schedule::repo::create(&state.pool, ws.id(), &input, state.sms.max_schedules, now).await,
+        Ok(input) => {
+            schedule::repo::create(
+                &state.pool,
+                ws.id(),
+                &input,
+                state.limits(ws.id()).await?.schedules,
+                now,
+            )
+            .await
+        }
         Err(errors) => Err(ScheduleError::Invalid(errors)),
     };
     match result {
@@ -788,7 +797,15 @@ async fn update(
     let now = Utc::now();
     let result = match form.input(now, &vars) {
         Ok(input) => {
-            schedule::repo::update(&state.pool, ws.id(), s.id, &input, state.sms.max_schedules, now).await
+            schedule::repo::update(
+                &state.pool,
+                ws.id(),
+                s.id,
+                &input,
+                state.limits(ws.id()).await?.schedules,
+                now,
+            )
+            .await
         }
         Err(errors) => Err(ScheduleError::Invalid(errors)),
     };

@@ -356,7 +356,7 @@ async fn create(
                 &state.webhooks.keyring,
                 ws.id(),
                 &input,
-                state.sms.limits.max_webhooks,
+                state.limits(ws.id()).await?.webhooks,
             )
             .await
         }

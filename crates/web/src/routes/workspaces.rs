@@ -176,7 +176,7 @@ async fn page(state: &AppState, ws: &CurrentWorkspace, shell: Shell) -> AppResul
         roles,
         members,
         invitations,
-        max_members: state.sms.limits.max_members_per_workspace,
+        max_members: state.limits(m.workspace.id).await?.members,
         invite_email: String::new(),
         invite_role: Role::Member.as_str().to_owned(),
         new_name: String::new(),
@@ -395,7 +395,7 @@ async fn invite(
         ));
         return Ok((StatusCode::TOO_MANY_REQUESTS, p).into_response());
     }
-    let max = state.sms.limits.max_members_per_workspace;
+    let max = state.limits(ws.id()).await?.members;
     match invitations::invite(&state.pool, &ws.0, &email, role, max).await {
         Ok(issued) => {
             tracing::info!(workspace.id = %ws.id(), invitation.id = %issued.invitation.id, "workspace invitation sent");
@@ -592,7 +592,7 @@ pub struct JoinPage {
     pub refused: String,
 }
 
-fn token_refusal(e: TokenError) -> &'static str {
+pub(crate) fn token_refusal(e: TokenError) -> &'static str {
     match e {
         TokenError::Invalid => "This invitation is not valid: it may have been withdrawn. Ask for a new one.",
         TokenError::Expired => "This invitation has expired. Ask for a new one.",

@@ -12,6 +12,7 @@ mod log_privacy;
 mod logs;
 
 mod accounts;
+mod billing;
 mod binary;
 mod browser;
 mod caching;
@@ -19,6 +20,7 @@ mod compat;
 mod contacts_api;
 mod contacts_pages;
 mod device_status;
+mod fake_pay;
 mod invitations;
 mod modem_agent;
 mod oauth;

@@ -163,20 +163,24 @@ async fn malformed_forms_get_400_not_a_crash() {
 }
 
 #[tokio::test]
-async fn sections_not_built_yet_say_so() {
+async fn with_billing_off_there_is_no_billing_page_link_or_route() {
     let app = TestApp::spawn().await;
     app.signed_in_user("nav@example.org", "correct horse battery")
         .await;
-    for path in ["/billing"] {
-        let res = app.get(path).await;
-        assert_eq!(res.status(), StatusCode::OK, "{path}");
-        let body = res.text().await.unwrap();
-        assert!(
-            select_text(&body, "#coming-soon")[0].contains("not available yet"),
-            "{path}"
-        );
-        assert_eq!(select_attr(&body, ".sidenav a.active", "href").unwrap(), path);
+    let home = app.get("/").await.text().await.unwrap();
+    assert!(select_attr(&home, ".sidenav a[href='/billing']", "href").is_none());
+    assert!(select_text(&home, "#usage").is_empty(), "no usage card");
+    for path in [
+        "/billing",
+        "/billing/receipts/00000000-0000-0000-0000-000000000000",
+    ] {
+        assert_eq!(app.get(path).await.status(), StatusCode::NOT_FOUND, "{path}");
     }
+    for path in ["/api/plans", "/api/plans/balance"] {
+        assert_eq!(app.get(path).await.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let quota: serde_json::Value = app.get("/api/plans/quota").await.json().await.unwrap();
+    assert_eq!(quota["plan"], "Self-hosted");
 }
 
 #[tokio::test]

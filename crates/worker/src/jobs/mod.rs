@@ -1,3 +1,5 @@
 //! One module per job.
 
 pub mod purge_expired;
+pub mod renewals;
+pub mod usage_warnings;

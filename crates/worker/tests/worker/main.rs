@@ -7,6 +7,7 @@
 
 mod delivery;
 mod fcm;
+mod renewals;
 mod scheduled_sends;
 mod webhooks;
 

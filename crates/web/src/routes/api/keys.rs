@@ -125,7 +125,7 @@ async fn create(
             &body.name,
             legacy,
             scopes,
-            state.sms.max_api_keys,
+            state.limits(caller.workspace).await?.api_keys,
         )
         .await?;
         note(
@@ -146,7 +146,7 @@ async fn create(
         &body.name,
         scopes,
         expires_at,
-        state.sms.max_api_keys,
+        state.limits(caller.workspace).await?.api_keys,
     )
     .await?;
     let scopes = json!({ "scopes": created.key.scopes.names() });

@@ -3,6 +3,7 @@
 
 mod audit;
 pub mod auth;
+pub mod billing;
 mod contacts;
 mod devices;
 mod format;
@@ -90,6 +91,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(sms::routes())
+        .merge(billing::routes())
         .merge(devices::routes())
         .merge(keys::routes())
         .merge(realtime::routes())

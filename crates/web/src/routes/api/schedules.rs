@@ -146,7 +146,14 @@ async fn create(
 ) -> Answer {
     let now = Utc::now();
     let input = ScheduleInput::parse(&form, now).map_err(|e| ApiError::invalid(&e))?;
-    let s = repo::create(&state.pool, workspace, &input, state.sms.max_schedules, now).await?;
+    let s = repo::create(
+        &state.pool,
+        workspace,
+        &input,
+        state.limits(workspace).await?.schedules,
+        now,
+    )
+    .await?;
     tracing::info!(workspace.id = %workspace, schedule.id = %s.id, "schedule created");
     Ok(Json(schedule_json(&s)))
 }
@@ -172,7 +179,15 @@ async fn update(
     let id = schedule_id(&raw)?;
     let now = Utc::now();
     let input = ScheduleInput::parse(&form, now).map_err(|e| ApiError::invalid(&e))?;
-    let s = repo::update(&state.pool, workspace, id, &input, state.sms.max_schedules, now).await?;
+    let s = repo::update(
+        &state.pool,
+        workspace,
+        id,
+        &input,
+        state.limits(workspace).await?.schedules,
+        now,
+    )
+    .await?;
     Ok(Json(schedule_json(&s)))
 }
 

@@ -258,7 +258,9 @@ async fn quota(
     ApiWorkspace(workspace): ApiWorkspace,
 ) -> ApiResult<Json<serde_json::Value>> {
     let mut conn = state.pool.acquire().await?;
-    let used = ender_core::quota::used_this_month(&mut conn, workspace).await?;
+    let limits =
+        ender_core::billing::plans::limits(&mut conn, workspace, &state.sms, chrono::Utc::now()).await?;
+    let used = ender_core::quota::used(&mut conn, workspace, limits.allowance().period).await?;
     let scheduled = ender_core::schedule::repo::count_open(&mut conn, workspace).await?;
     drop(conn);
     let devices = ender_core::device::count(&state.pool, workspace).await?;
@@ -267,18 +269,17 @@ async fn quota(
         .iter()
         .filter(|k| k.is_active())
         .count();
-    let (_, next) = ender_core::quota::month_bounds();
     Ok(Json(json!({
-        "plan": "Self-hosted",
+        "plan": limits.plan,
         "sms_sent_this_month": used,
-        "max_sms_per_month": state.sms.max_sms_per_month,
+        "max_sms_per_month": limits.sms,
         "devices_registered": devices,
-        "max_devices": state.sms.max_devices,
-        "reset_date": next.format("%Y-%m-%d").to_string(),
+        "max_devices": limits.devices,
+        "reset_date": limits.period_end.format("%Y-%m-%d").to_string(),
         "scheduled_sms_count": scheduled,
-        "max_scheduled_sms": state.sms.max_schedules,
+        "max_scheduled_sms": limits.schedules,
         "integrations_count": keys,
-        "max_integrations": state.sms.max_api_keys,
+        "max_integrations": limits.api_keys,
     })))
 }
 

@@ -146,7 +146,7 @@ async fn create(
         &state.webhooks.keyring,
         workspace,
         &input,
-        state.sms.limits.max_webhooks,
+        state.limits(workspace).await?.webhooks,
     )
     .await?;
     let detail = json!({ "webhook_id": e.id.to_string() });
