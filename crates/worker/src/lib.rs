@@ -211,12 +211,13 @@ fn monitor(
         }
     };
     let mut monitor = Monitor::new().register(maintenance);
+    // The billing queues poll (no listening connection each): a renewal or a mail a
+    // couple of seconds late is fine, a connection held per queue per worker is not.
     if let Some(billing) = billing {
         let (p, n, b) = (pool.clone(), format!("{name}-billing"), billing.clone());
         monitor = monitor.register(move |_restarts: usize| {
             let backend = PostgresStorage::<jobs::renewals::RenewalJob>::new(&p)
                 .with_config(queue_config(jobs::renewals::QUEUE))
-                .with_pubsub()
                 .poll_with_interval(Duration::from_secs(2));
             WorkerBuilder::new(n.clone())
                 .backend(backend)
@@ -230,7 +231,6 @@ fn monitor(
         monitor = monitor.register(move |_restarts: usize| {
             let backend = PostgresStorage::<jobs::usage_warnings::UsageWarning>::new(&p)
                 .with_config(queue_config(jobs::usage_warnings::QUEUE))
-                .with_pubsub()
                 .poll_with_interval(Duration::from_secs(2));
             WorkerBuilder::new(n.clone())
                 .backend(backend)

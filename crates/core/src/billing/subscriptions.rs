@@ -642,12 +642,17 @@ pub async fn claim_due(
     let grace = Duration::days(grace_days.max(0));
     let rows = sqlx::query!(
         r#"WITH due AS (
-               SELECT id, current_period_end,
-                      CASE WHEN status = 'active' THEN 'renew' ELSE 'grace_end' END AS "step!"
-               FROM subscriptions
-               WHERE (status = 'active' AND current_period_end <= $1)
-                  OR (status = 'past_due' AND past_due_since + $2::interval <= $1)
-               ORDER BY current_period_end LIMIT $3)
+               SELECT s.id, s.current_period_end,
+                      CASE WHEN s.status = 'active' THEN 'renew' ELSE 'grace_end' END AS "step!"
+               FROM subscriptions s
+               WHERE ((s.status = 'active' AND s.current_period_end <= $1)
+                      OR (s.status = 'past_due' AND s.past_due_since + $2::interval <= $1))
+                 -- steps claimed already (their jobs queued) do not hold back the others
+                 AND NOT EXISTS (
+                     SELECT 1 FROM renewal_claims c
+                     WHERE c.subscription_id = s.id AND c.period_end = s.current_period_end
+                       AND c.step = CASE WHEN s.status = 'active' THEN 'renew' ELSE 'grace_end' END)
+               ORDER BY s.current_period_end LIMIT $3)
            INSERT INTO renewal_claims (subscription_id, period_end, step)
            SELECT id, current_period_end, "step!" FROM due
            ON CONFLICT DO NOTHING

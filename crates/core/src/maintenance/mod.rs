@@ -13,6 +13,7 @@ pub struct PurgeReport {
     pub email_tokens: u64,
     pub setup_tokens: u64,
     pub rate_limits: u64,
+    /// Old claims of periodic ticks and of subscription renewal steps.
     pub cron_ticks: u64,
     pub finished_jobs: u64,
     pub webhook_attempts: u64,
@@ -66,7 +67,12 @@ pub async fn purge_expired(
     let cron_ticks = sqlx::query!("DELETE FROM cron_ticks WHERE fire_at < now() - interval '7 days'")
         .execute(&mut *conn)
         .await?
-        .rows_affected();
+        .rows_affected()
+        // Claims of subscription renewal steps: their periods have long moved on.
+        + sqlx::query!("DELETE FROM renewal_claims WHERE claimed_at < now() - interval '90 days'")
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
     // apalis never removes finished jobs itself; a week of history is kept for inspection.
     let finished_jobs = sqlx::query!(
         "DELETE FROM apalis.jobs WHERE status IN ('Done', 'Killed') AND done_at < now() - interval '7 days'"

@@ -929,3 +929,41 @@ fn usage_thresholds_and_typed_amounts() {
     assert_eq!(format_cents(-5, "usd"), "-$0.05");
     assert_eq!(format_cents(1000, "cup"), "10.00 CUP");
 }
+
+#[tokio::test]
+async fn claimed_renewals_do_not_hold_back_the_others() {
+    let db = test_db().await;
+    let hobby = plan(&db, "hobby").await;
+    for i in 0..3 {
+        let ws = bare_workspace(&db, &format!("Due {i}")).await;
+        credit(&db, ws, 500).await;
+        subscriptions::upgrade(
+            &db.pool,
+            ws,
+            None,
+            hobby.id,
+            Cycle::Monthly,
+            "usd",
+            at(2026, 12, 1),
+        )
+        .await
+        .unwrap();
+    }
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..3 {
+        let mut tx = db.pool.begin().await.unwrap();
+        let due = subscriptions::claim_due(&mut tx, at(2027, 1, 2), 3, 1)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(due.len(), 1, "one at a time, each a new one");
+        assert!(seen.insert(due[0].subscription));
+    }
+    let mut tx = db.pool.begin().await.unwrap();
+    assert!(
+        subscriptions::claim_due(&mut tx, at(2027, 1, 2), 3, 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -289,7 +289,16 @@ async fn topup(
     ws.may(Action::ManageBilling)?;
     let cents = parse_amount(&form.amount);
     match crate::payments::start_topup(&state, ws.id(), Some(ws.user_id()), &form.provider, cents).await {
-        Ok((_, checkout)) => Ok(Redirect::to(&checkout.url).into_response()),
+        // A page with the link, not a redirect: the pages' `form-action 'self'` forbids a
+        // form's answer from sending the browser to another site.
+        Ok((_, checkout)) => Ok(LeavingPage {
+            shell,
+            provider: ender_core::billing::payments::Provider::parse(&form.provider)
+                .map_or("the provider", |p| p.label()),
+            amount: format_cents(cents.unwrap_or_default(), &state.sms.billing.currency),
+            url: checkout.url,
+        }
+        .into_response()),
         Err(crate::payments::TopupError::Database(e)) => Err(e.into()),
         Err(e) => {
             let mut p = page(&state, &ws, shell).await?;
@@ -310,6 +319,15 @@ async fn topup(
             Ok((status, p).into_response())
         }
     }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "billing/leaving.html")]
+pub struct LeavingPage {
+    pub shell: Shell,
+    pub provider: &'static str,
+    pub amount: String,
+    pub url: String,
 }
 
 #[derive(Deserialize, Default)]

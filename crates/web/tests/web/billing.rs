@@ -656,9 +656,14 @@ async fn the_billing_page_tops_up_redeems_changes_plans_and_prints_receipts() {
             &[("amount", "20"), ("provider", "stripe")],
         )
         .await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.status(), StatusCode::OK);
     let session = fake.sessions().pop().unwrap();
-    assert_eq!(location(&res), format!("{}/checkout/{}", fake.base, session.id));
+    let leaving = res.text().await.unwrap();
+    assert_eq!(
+        select_attr(&leaving, "#continue", "href"),
+        Some(format!("{}/checkout/{}", fake.base, session.id))
+    );
+    assert!(select_text(&leaving, "h1")[0].contains("Pay $20.00 with Stripe"));
     let paid = checkout_event(&session, "paid", 2000);
     let (status, _) = stripe_callback(&app, &paid, Some(signature(STRIPE_WHSEC, now(), &paid))).await;
     assert_eq!(status, StatusCode::OK);

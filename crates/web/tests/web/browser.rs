@@ -854,3 +854,104 @@ async fn two_members_of_a_workspace_share_it_live_and_a_removed_viewer_is_told_s
         c.close().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_person_tops_up_upgrades_sends_past_the_old_limit_cancels_and_is_downgraded_at_period_end() {
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let fake = crate::fake_pay::FakePay::start().await;
+    let app = TestApp::spawn_with(Options {
+        extra_args: fake.args(),
+        sms: Some(ender_core::config::SmsConfig {
+            billing: ender_core::config::BillingConfig {
+                enabled: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    fake.report_to(app.url("/api/webhooks/stripe"));
+    app.create_user("buyer@example.org", "first password 1").await;
+    let c = browser(&driver).await;
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(&c, "#email", "buyer@example.org").await;
+    fill(&c, "#password", "first password 1").await;
+    click(&c, "#login-form button[type=submit]").await;
+    wait_path(&c, "/").await;
+    wait_text(&c, "#usage", "Free plan").await;
+
+    // Top up $5 through the provider's checkout page.
+    c.goto(&app.url("/billing")).await.unwrap();
+    fill(&c, "#amount", "5").await;
+    click(&c, "#topup-form button[type=submit]").await;
+    click(&c, "#continue").await;
+    click(&c, "#pay").await;
+    wait_path(&c, "/billing?topup=").await;
+    wait_text(&c, "#balance", "$5.00").await;
+    snapshot(&c, "billing-topped-up").await;
+
+    // Upgrade to Hobby after reading what it costs.
+    click(&c, "[data-choose='hobby-monthly']").await;
+    wait_text(&c, "#confirm", "$0.99 is taken from the balance").await;
+    click(&c, "#confirm-button").await;
+    wait_text(&c, "#subscription-status", "Hobby (monthly), renews on").await;
+    wait_text(&c, "#balance", "$4.01").await;
+
+    // Free's 50 are used up; on Hobby the 51st goes.
+    let ws: uuid::Uuid = sqlx::query_scalar(
+        "SELECT w.id FROM users u JOIN workspaces w ON w.personal_user_id = u.id WHERE u.email_normalized = 'buyer@example.org'",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO sms_usage (workspace_id, month, sent) VALUES ($1, (now() AT TIME ZONE 'UTC')::date, 50)
+         ON CONFLICT (workspace_id, month) DO UPDATE SET sent = 50",
+    )
+    .bind(ws)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    c.goto(&app.url("/send")).await.unwrap();
+    fill(&c, "#recipients", "+15550001111").await;
+    fill(&c, "#body", "Your appointment is tomorrow at 9").await;
+    click(&c, "#send-form button[type=submit]").await;
+    wait_path(&c, "/messages").await;
+    wait_text(&c, "#message-rows .badge", "pending").await;
+    c.goto(&app.url("/")).await.unwrap();
+    wait_text(&c, "#sms-used", "51").await;
+
+    // Cancel at the end of the period.
+    c.goto(&app.url("/billing")).await.unwrap();
+    click(&c, "#cancel-end").await;
+    wait_text(&c, "#confirm", "then the workspace moves to the free plan").await;
+    click(&c, "#confirm-button").await;
+    wait_text(&c, "#subscription-status", "nothing more is charged").await;
+
+    // The clock moves past the period's end; the worker's renewal step runs.
+    let end: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT current_period_end FROM subscriptions WHERE workspace_id = $1")
+            .bind(ws)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    let later = end + chrono::Duration::minutes(1);
+    let mut tx = app.pool().begin().await.unwrap();
+    let due = ender_core::billing::subscriptions::claim_due(&mut tx, later, 3, 10)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(due.len(), 1);
+    ender_core::billing::subscriptions::run_due(app.pool(), due[0], "usd", later)
+        .await
+        .unwrap();
+    c.goto(&app.url("/billing")).await.unwrap();
+    wait_text(&c, "#current-plan h2", "Free plan").await;
+    wait_text(&c, "#plan-history", "canceled").await;
+    wait_text(&c, "#balance", "$4.01").await;
+    snapshot(&c, "billing-downgraded").await;
+    c.close().await.unwrap();
+}

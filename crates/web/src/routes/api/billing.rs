@@ -21,6 +21,7 @@ use super::auth::ApiCaller;
 use super::format::Paging;
 use super::{ApiError, ApiResult};
 use crate::extract::{ApiJson, OptionalApiJson};
+use crate::middleware::ClientIp;
 use crate::payments::{self as providers, TopupError};
 use crate::state::AppState;
 
@@ -292,12 +293,23 @@ async fn credit(state: &AppState, confirmed: &Confirmed) -> ApiResult<Json<Value
     }))
 }
 
+/// Callbacks carry no credential: they are limited per client address instead (a QvaPay
+/// one makes Ender ask QvaPay, which no one may make it do without bound).
+fn limit_callbacks(state: &AppState, ip: std::net::IpAddr) -> ApiResult<()> {
+    state
+        .limiter
+        .check(&format!("payment-callback:{ip}"))
+        .map_err(|_| ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too many requests."))
+}
+
 async fn stripe_callback(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     enabled(&state)?;
+    limit_callbacks(&state, ip)?;
     let secret = state
         .config
         .payments
@@ -320,8 +332,13 @@ async fn stripe_callback(
 
 /// QvaPay signs nothing: the callback only names a transaction, which is then looked up
 /// at QvaPay; its answer (status, our reference, amount) is what counts.
-async fn qvapay_callback(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
+async fn qvapay_callback(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
     enabled(&state)?;
+    limit_callbacks(&state, ip)?;
     if providers::configured(&state.config.payments)
         .iter()
         .all(|p| *p != Provider::Qvapay)
