@@ -22,6 +22,11 @@ name="send-sustained-c$CONNECTIONS"
 
 start_server "$name"
 seed_user
+# BENCH_SQL: statements run on the fresh server before the load (e.g. with ENDER_BILLING=true,
+# a default plan whose allowance the run cannot exhaust).
+if [ -n "${BENCH_SQL:-}" ]; then
+  bench_psql <<<"$BENCH_SQL" >/dev/null
+fi
 export ENDER_API_KEY="$API_KEY"
 wait_quiet
 

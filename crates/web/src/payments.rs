@@ -49,6 +49,36 @@ fn endpoint(base: &url::Url, path: &str) -> String {
     format!("{}{path}", base.as_str().trim_end_matches('/'))
 }
 
+/// Sends a request to `provider` and reads its JSON answer with the status.
+async fn exchange(
+    req: reqwest::RequestBuilder,
+    provider: &'static str,
+) -> Result<(reqwest::StatusCode, Value), ProviderError> {
+    let res = req
+        .send()
+        .await
+        .map_err(|_| ProviderError::Unreachable(provider))?;
+    let status = res.status();
+    let body = res
+        .json()
+        .await
+        .map_err(|_| ProviderError::Unreachable(provider))?;
+    Ok((status, body))
+}
+
+/// A POST to QvaPay's API with the app's credentials.
+fn qvapay_post(
+    http: &reqwest::Client,
+    cfg: &PaymentConfig,
+    path: &str,
+) -> Result<reqwest::RequestBuilder, ProviderError> {
+    let (id, secret) = qvapay_keys(cfg)?;
+    Ok(http
+        .post(endpoint(&cfg.qvapay_api_base, path))
+        .header("app-id", id)
+        .header("app-secret", secret))
+}
+
 /// Makes the provider's checkout for `payment`, which carries our payment id so the
 /// callback can name it.
 pub async fn checkout(
@@ -92,19 +122,12 @@ async fn stripe_checkout(
         ("success_url", urls.success.clone()),
         ("cancel_url", urls.cancel.clone()),
     ];
-    let res = http
+    let req = http
         .post(endpoint(&cfg.stripe_api_base, "/v1/checkout/sessions"))
         .bearer_auth(key.expose_secret())
         .header("Idempotency-Key", payment.to_string())
-        .form(&form)
-        .send()
-        .await
-        .map_err(|_| ProviderError::Unreachable("Stripe"))?;
-    let status = res.status();
-    let body: Value = res
-        .json()
-        .await
-        .map_err(|_| ProviderError::Unreachable("Stripe"))?;
+        .form(&form);
+    let (status, body) = exchange(req, "Stripe").await?;
     if !status.is_success() {
         return Err(ProviderError::Refused {
             provider: "Stripe",
@@ -142,25 +165,13 @@ async fn qvapay_invoice(
     amount_cents: i64,
     urls: &Urls,
 ) -> Result<Checkout, ProviderError> {
-    let (id, secret) = qvapay_keys(cfg)?;
-    let res = http
-        .post(endpoint(&cfg.qvapay_api_base, "/create_invoice"))
-        .header("app-id", id)
-        .header("app-secret", secret)
-        .json(&json!({
-            "amount": dollars(amount_cents),
-            "description": "Balance top-up",
-            "remote_id": payment.to_string(),
-            "webhook": urls.callback,
-        }))
-        .send()
-        .await
-        .map_err(|_| ProviderError::Unreachable("QvaPay"))?;
-    let status = res.status();
-    let body: Value = res
-        .json()
-        .await
-        .map_err(|_| ProviderError::Unreachable("QvaPay"))?;
+    let req = qvapay_post(http, cfg, "/create_invoice")?.json(&json!({
+        "amount": dollars(amount_cents),
+        "description": "Balance top-up",
+        "remote_id": payment.to_string(),
+        "webhook": urls.callback,
+    }));
+    let (status, body) = exchange(req, "QvaPay").await?;
     let url = body["url"].as_str().filter(|_| status.is_success());
     let Some(url) = url else {
         return Err(ProviderError::Refused {
@@ -219,20 +230,12 @@ pub async fn qvapay_transaction(
     cfg: &PaymentConfig,
     uuid: &str,
 ) -> Result<QvapayTransaction, ProviderError> {
-    let (id, secret) = qvapay_keys(cfg)?;
     let safe: String = url::form_urlencoded::byte_serialize(uuid.as_bytes()).collect();
-    let res = http
-        .post(endpoint(&cfg.qvapay_api_base, &format!("/transactions/{safe}")))
-        .header("app-id", id)
-        .header("app-secret", secret)
-        .send()
-        .await
-        .map_err(|_| ProviderError::Unreachable("QvaPay"))?;
-    let status = res.status();
-    let body: Value = res
-        .json()
-        .await
-        .map_err(|_| ProviderError::Unreachable("QvaPay"))?;
+    let (status, body) = exchange(
+        qvapay_post(http, cfg, &format!("/transactions/{safe}"))?,
+        "QvaPay",
+    )
+    .await?;
     if !status.is_success() {
         return Err(ProviderError::Refused {
             provider: "QvaPay",

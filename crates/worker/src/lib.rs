@@ -214,32 +214,37 @@ fn monitor(
     // The billing queues poll (no listening connection each): a renewal or a mail a
     // couple of seconds late is fine, a connection held per queue per worker is not.
     if let Some(billing) = billing {
-        let (p, n, b) = (pool.clone(), format!("{name}-billing"), billing.clone());
-        monitor = monitor.register(move |_restarts: usize| {
-            let backend = PostgresStorage::<jobs::renewals::RenewalJob>::new(&p)
-                .with_config(queue_config(jobs::renewals::QUEUE))
-                .poll_with_interval(Duration::from_secs(2));
-            WorkerBuilder::new(n.clone())
-                .backend(backend)
-                .data(p.clone())
-                .data(b.clone())
-                .catch_panic()
-                .enable_tracing()
-                .build(jobs::renewals::handle)
-        });
-        let (p, n, b) = (pool.clone(), format!("{name}-billing-mail"), billing);
-        monitor = monitor.register(move |_restarts: usize| {
-            let backend = PostgresStorage::<jobs::usage_warnings::UsageWarning>::new(&p)
-                .with_config(queue_config(jobs::usage_warnings::QUEUE))
-                .poll_with_interval(Duration::from_secs(2));
-            WorkerBuilder::new(n.clone())
-                .backend(backend)
-                .data(p.clone())
-                .data(b.clone())
-                .catch_panic()
-                .enable_tracing()
-                .build(jobs::usage_warnings::handle)
-        });
+        /// A polling worker of one billing queue, with the pool and the billing settings.
+        macro_rules! billing_worker {
+            ($job:ty, $queue:expr, $suffix:literal, $handle:expr) => {{
+                let (p, n, b) = (pool.clone(), format!("{name}-{}", $suffix), billing.clone());
+                move |_restarts: usize| {
+                    let backend = PostgresStorage::<$job>::new(&p)
+                        .with_config(queue_config($queue))
+                        .poll_with_interval(Duration::from_secs(2));
+                    WorkerBuilder::new(n.clone())
+                        .backend(backend)
+                        .data(p.clone())
+                        .data(b.clone())
+                        .catch_panic()
+                        .enable_tracing()
+                        .build($handle)
+                }
+            }};
+        }
+        monitor = monitor
+            .register(billing_worker!(
+                jobs::renewals::RenewalJob,
+                jobs::renewals::QUEUE,
+                "billing",
+                jobs::renewals::handle
+            ))
+            .register(billing_worker!(
+                jobs::usage_warnings::UsageWarning,
+                jobs::usage_warnings::QUEUE,
+                "billing-mail",
+                jobs::usage_warnings::handle
+            ));
     }
     monitor
         // Restarts are ours (the loop in `run`), with backoff.

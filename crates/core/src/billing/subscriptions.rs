@@ -177,7 +177,12 @@ pub async fn get(
     .map(Into::into))
 }
 
+/// Locks the workspace's row, then its live subscription. Every change of a subscription
+/// takes the workspace first (as the balance's updates do), so two changes of one
+/// workspace queue instead of both starting a subscription, and no two lock in opposite
+/// orders.
 async fn lock_current(conn: &mut PgConnection, workspace: WorkspaceId) -> sqlx::Result<Option<Subscription>> {
+    lock_workspace(conn, workspace).await?;
     Ok(select_subscriptions!(
         "WHERE s.workspace_id = $1 AND s.status IN ('active', 'past_due') FOR UPDATE OF s",
         workspace as WorkspaceId
@@ -185,6 +190,16 @@ async fn lock_current(conn: &mut PgConnection, workspace: WorkspaceId) -> sqlx::
     .fetch_optional(conn)
     .await?
     .map(Into::into))
+}
+
+async fn lock_workspace(conn: &mut PgConnection, workspace: WorkspaceId) -> sqlx::Result<()> {
+    sqlx::query!(
+        "SELECT id FROM workspaces WHERE id = $1 FOR NO KEY UPDATE",
+        workspace as WorkspaceId
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(())
 }
 
 /// Writes a line of the workspace's billing history.
@@ -694,6 +709,16 @@ pub enum Renewal {
 /// subscription is no longer in the state it was claimed in, does nothing.
 pub async fn run_due(pool: &PgPool, due: Due, currency: &str, now: DateTime<Utc>) -> sqlx::Result<Renewal> {
     let mut tx = pool.begin().await?;
+    let owner = sqlx::query_scalar!(
+        r#"SELECT workspace_id AS "w: WorkspaceId" FROM subscriptions WHERE id = $1"#,
+        due.subscription as SubscriptionId
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(owner) = owner else {
+        return Ok(Renewal::Stale);
+    };
+    lock_workspace(&mut tx, owner).await?;
     let s: Option<Subscription> = select_subscriptions!(
         "WHERE s.id = $1 FOR UPDATE OF s",
         due.subscription as SubscriptionId

@@ -76,6 +76,17 @@ async fn plan(db: &TestDb, slug: &str) -> Plan {
         .unwrap()
 }
 
+/// A new account's workspace with `cents` in its balance, on Hobby (monthly) since `start`.
+async fn on_hobby(db: &TestDb, email: &str, cents: i64, start: DateTime<Utc>) -> WorkspaceId {
+    let ws = workspace(db, email).await;
+    credit(db, ws, cents).await;
+    let hobby = plan(db, "hobby").await;
+    subscriptions::upgrade(&db.pool, ws, None, hobby.id, Cycle::Monthly, "usd", start)
+        .await
+        .unwrap();
+    ws
+}
+
 fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap()
 }
@@ -690,13 +701,7 @@ async fn run_all_due(db: &TestDb, now: DateTime<Utc>) -> Vec<Renewal> {
 #[tokio::test]
 async fn renewals_charge_each_period_once_and_a_cancellation_takes_effect_at_its_end() {
     let db = test_db().await;
-    let ws = workspace(&db, "renew@example.org").await;
-    credit(&db, ws, 300).await;
-    let hobby = plan(&db, "hobby").await;
-    let start = at(2026, 12, 7);
-    subscriptions::upgrade(&db.pool, ws, None, hobby.id, Cycle::Monthly, "usd", start)
-        .await
-        .unwrap();
+    let ws = on_hobby(&db, "renew@example.org", 300, at(2026, 12, 7)).await;
     assert!(
         run_all_due(&db, at(2027, 1, 6)).await.is_empty(),
         "nothing is due before the end"
@@ -779,20 +784,7 @@ async fn renewals_charge_each_period_once_and_a_cancellation_takes_effect_at_its
 #[tokio::test]
 async fn an_unpaid_renewal_is_past_due_then_expires_after_the_grace_period() {
     let db = test_db().await;
-    let ws = workspace(&db, "lapse@example.org").await;
-    credit(&db, ws, 99).await;
-    let hobby = plan(&db, "hobby").await;
-    subscriptions::upgrade(
-        &db.pool,
-        ws,
-        None,
-        hobby.id,
-        Cycle::Monthly,
-        "usd",
-        at(2026, 12, 7),
-    )
-    .await
-    .unwrap();
+    let ws = on_hobby(&db, "lapse@example.org", 99, at(2026, 12, 7)).await;
     let out = run_all_due(&db, at(2027, 1, 7)).await;
     assert!(matches!(&out[..], [Renewal::PastDue(s)] if s.status == Status::PastDue));
     let mut conn = db.pool.acquire().await.unwrap();
@@ -826,20 +818,7 @@ async fn an_unpaid_renewal_is_past_due_then_expires_after_the_grace_period() {
 #[tokio::test]
 async fn money_arriving_during_the_grace_period_renews_from_the_old_period_end() {
     let db = test_db().await;
-    let ws = workspace(&db, "rescue@example.org").await;
-    credit(&db, ws, 99).await;
-    let hobby = plan(&db, "hobby").await;
-    subscriptions::upgrade(
-        &db.pool,
-        ws,
-        None,
-        hobby.id,
-        Cycle::Monthly,
-        "usd",
-        at(2026, 12, 7),
-    )
-    .await
-    .unwrap();
+    let ws = on_hobby(&db, "rescue@example.org", 99, at(2026, 12, 7)).await;
     run_all_due(&db, at(2027, 1, 7)).await;
     credit(&db, ws, 500).await;
     let Some(Renewal::Renewed(s)) = subscriptions::retry_past_due(&db.pool, ws, "usd", at(2027, 1, 8))
@@ -966,4 +945,29 @@ async fn claimed_renewals_do_not_hold_back_the_others() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn concurrent_upgrades_of_one_workspace_start_one_subscription() {
+    let db = test_db().await;
+    let ws = workspace(&db, "twice@example.org").await;
+    credit(&db, ws, 1000).await;
+    let hobby = plan(&db, "hobby").await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let pool = db.pool.clone();
+        tasks.push(tokio::spawn(async move {
+            subscriptions::upgrade(&pool, ws, None, hobby.id, Cycle::Monthly, "usd", at(2026, 12, 7)).await
+        }));
+    }
+    let mut started = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(Change::Started(_)) => started += 1,
+            Err(SubscriptionError::AlreadyOnPlan) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(started, 1);
+    assert_eq!(ledger::balance(&db.pool, ws).await.unwrap(), 1000 - 99);
 }
