@@ -112,6 +112,31 @@ struct Row {
     ended_at: Option<DateTime<Utc>>,
 }
 
+impl Subscription {
+    /// A cancellation or a plan change waits for the end of the period.
+    pub fn has_pending_change(&self) -> bool {
+        self.cancel_at_period_end || self.next_plan_id.is_some() || self.next_cycle.is_some()
+    }
+
+    /// Moving from `from` (this subscription's plan) to `target` on `cycle` is an upgrade,
+    /// which starts at once: a dearer plan, or the same plan from monthly to yearly.
+    /// Anything else waits for the end of the period.
+    pub fn is_upgrade(&self, from: &Plan, target: &Plan, cycle: Cycle) -> bool {
+        target.price_monthly_cents > from.price_monthly_cents
+            || (target.id == from.id && cycle == Cycle::Yearly && self.cycle == Cycle::Monthly)
+    }
+
+    /// The part of this period's price not yet used at `now` (to the second, rounded
+    /// down): what an upgrade gives back.
+    pub fn unused_cents(&self, now: DateTime<Utc>) -> i64 {
+        let total = (self.current_period_end - self.current_period_start)
+            .num_seconds()
+            .max(1);
+        let left = (self.current_period_end - now).num_seconds().clamp(0, total);
+        i64::try_from(i128::from(self.price_cents) * i128::from(left) / i128::from(total)).unwrap_or(0)
+    }
+}
+
 impl From<Row> for Subscription {
     fn from(r: Row) -> Self {
         Self {
@@ -344,7 +369,7 @@ pub async fn upgrade(
         None => Change::Started(start(&mut tx, workspace, actor, &target, cycle, currency, now, None).await?),
         Some(s) if s.status == Status::PastDue => return Err(SubscriptionError::PastDue),
         Some(s) if s.plan_id == target.id && s.cycle == cycle => {
-            if s.cancel_at_period_end || s.next_plan_id.is_some() || s.next_cycle.is_some() {
+            if s.has_pending_change() {
                 // Choosing the plan one has again undoes a pending cancellation or change.
                 sqlx::query!(
                     "UPDATE subscriptions SET cancel_at_period_end = false, next_plan_id = NULL, next_cycle = NULL,
@@ -375,16 +400,9 @@ pub async fn upgrade(
             let from = plans::get(&mut tx, s.plan_id)
                 .await?
                 .ok_or(SubscriptionError::PlanNotFound)?;
-            let dearer = target.price_monthly_cents > from.price_monthly_cents
-                || (target.id == from.id && cycle == Cycle::Yearly && s.cycle == Cycle::Monthly);
-            if dearer {
+            if s.is_upgrade(&from, &target, cycle) {
                 // The unused part of this period comes back, then the new plan starts now.
-                let total = (s.current_period_end - s.current_period_start)
-                    .num_seconds()
-                    .max(1);
-                let left = (s.current_period_end - now).num_seconds().clamp(0, total);
-                let refund = i64::try_from(i128::from(s.price_cents) * i128::from(left) / i128::from(total))
-                    .unwrap_or(0);
+                let refund = s.unused_cents(now);
                 sqlx::query!(
                     "UPDATE subscriptions SET status = 'canceled', ended_at = $2, updated_at = now() WHERE id = $1",
                     s.id as SubscriptionId,

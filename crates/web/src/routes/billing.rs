@@ -59,7 +59,15 @@ pub struct Usage {
 
 impl Usage {
     pub async fn of(state: &AppState, workspace: WorkspaceId) -> sqlx::Result<Self> {
-        let limits = state.limits(workspace).await?;
+        Self::with(state, workspace, state.limits(workspace).await?).await
+    }
+
+    /// The usage against limits the caller has read already.
+    pub async fn with(
+        state: &AppState,
+        workspace: WorkspaceId,
+        limits: ender_core::billing::plans::Limits,
+    ) -> sqlx::Result<Self> {
         let mut conn = state.pool.acquire().await?;
         let used = ender_core::quota::used(&mut conn, workspace, limits.allowance().period).await?;
         drop(conn);
@@ -158,18 +166,19 @@ fn when(t: chrono::DateTime<Utc>) -> String {
 async fn page(state: &AppState, ws: &CurrentWorkspace, shell: Shell) -> AppResult<BillingPage> {
     let currency = state.sms.billing.currency.as_str();
     let money = |c: i64| format_cents(c, currency);
-    let u = Usage::of(state, ws.id()).await?;
+    let limits = state.limits(ws.id()).await?;
+    let plan_id = limits.plan_id;
+    let u = Usage::with(state, ws.id(), limits).await?;
     let mut conn = state.pool.acquire().await?;
     let subscription = subscriptions::current(&mut conn, ws.id()).await?;
     drop(conn);
-    let limits = state.limits(ws.id()).await?;
     let plans = plans::public(&state.pool)
         .await?
         .into_iter()
         .map(|p| PlanView {
             monthly: money(p.price_monthly_cents),
             yearly: money(p.price_yearly_cents),
-            current: limits.plan_id == Some(p.id),
+            current: plan_id == Some(p.id),
             plan: p,
         })
         .collect();
@@ -437,7 +446,7 @@ async fn describe_change(
         ));
     }
     if s.plan_id == plan.id && s.cycle == cycle {
-        return Ok(if s.cancel_at_period_end || s.next_plan_id.is_some() {
+        return Ok(if s.has_pending_change() {
             Ok(vec![format!(
                 "You stay on {}: the change planned for {} is called off.",
                 s.plan_name,
@@ -451,21 +460,14 @@ async fn describe_change(
             ))
         });
     }
-    let from_monthly = plans::public(&state.pool)
+    let mut conn = state.pool.acquire().await?;
+    let from = plans::get(&mut conn, s.plan_id)
         .await?
-        .iter()
-        .find(|p| p.id == s.plan_id)
-        .map_or(0, |p| p.price_monthly_cents);
-    let dearer = plan.price_monthly_cents > from_monthly
-        || (plan.id == s.plan_id && cycle == Cycle::Yearly && s.cycle == Cycle::Monthly);
+        .ok_or(AppError::NotFound)?;
+    drop(conn);
     let end = s.current_period_end.format("%Y-%m-%d");
-    Ok(Ok(if dearer {
-        let now = Utc::now();
-        let total = (s.current_period_end - s.current_period_start)
-            .num_seconds()
-            .max(1);
-        let left = (s.current_period_end - now).num_seconds().clamp(0, total);
-        let refund = s.price_cents * left / total;
+    Ok(Ok(if s.is_upgrade(&from, plan, cycle) {
+        let refund = s.unused_cents(Utc::now());
         vec![
             format!(
                 "{} ({}) starts now and replaces {}. The unused part of {} until {end}, {}, comes back to the balance; then {} is taken.",

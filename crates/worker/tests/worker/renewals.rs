@@ -10,9 +10,9 @@ use ender_core::config::{BillingConfig, SmsConfig};
 use ender_core::mail::Mailer;
 use ender_core::testing::{create_user, test_db};
 use ender_core::workspace::{WorkspaceId, repo};
+use ender_worker::WorkerConfig;
 use ender_worker::jobs::renewals;
 use ender_worker::webhooks::OwnerNotices;
-use ender_worker::{WorkerConfig, jobs};
 use tokio_util::sync::CancellationToken;
 
 async fn subscribed(
@@ -211,5 +211,4 @@ async fn running_workers_mark_an_unpaid_renewal_past_due_and_mail_the_owner() {
     .await
     .unwrap();
     assert_eq!(charges, 2);
-    let _ = jobs::purge_expired::QUEUE;
 }
