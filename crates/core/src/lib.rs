@@ -38,6 +38,7 @@ macro_rules! id_type {
 }
 
 pub mod account;
+pub mod admin;
 pub mod apikey;
 pub mod billing;
 pub mod bus;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use ender_core::admin::settings::{CHANGED, Cache};
 use ender_core::bus::{BusEvent, EVENTS};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -15,13 +16,14 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// Starts listening; reconnects with a pause when the database goes away.
-    pub fn start(pool: PgPool, shutdown: CancellationToken) -> Self {
+    /// Starts listening; reconnects with a pause when the database goes away. The same
+    /// connection hears instance settings being saved and reloads `settings`.
+    pub fn start(pool: PgPool, settings: Cache, shutdown: CancellationToken) -> Self {
         let (tx, _) = broadcast::channel(4096);
         let sender = tx.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = listen(&pool, &sender, &shutdown).await {
+                if let Err(e) = listen(&pool, &sender, &settings, &shutdown).await {
                     tracing::warn!(error = %e, "event bus connection lost; reconnecting");
                 }
                 tokio::select! {
@@ -41,15 +43,24 @@ impl Bus {
 async fn listen(
     pool: &PgPool,
     tx: &broadcast::Sender<BusEvent>,
+    settings: &Cache,
     shutdown: &CancellationToken,
 ) -> sqlx::Result<()> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(EVENTS).await?;
+    listener.listen_all([EVENTS, CHANGED]).await?;
+    // Whatever was saved while this connection was down.
+    settings.reload(pool).await?;
     loop {
         let n = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             n = listener.recv() => n?,
         };
+        if n.channel() == CHANGED {
+            if let Err(e) = settings.reload(pool).await {
+                tracing::warn!(error = %e, "reloading the instance settings failed");
+            }
+            continue;
+        }
         match serde_json::from_str::<BusEvent>(n.payload()) {
             Ok(event) => {
                 let _ = tx.send(event);

@@ -87,6 +87,11 @@ pub struct WebConfig {
 
     #[command(flatten)]
     pub payments: PaymentConfig,
+
+    /// The data folder (`ENDER_DATA_DIR`), copied here at start for the Health page's
+    /// disk figure.
+    #[arg(skip)]
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Payment providers for top-ups (billing on). A provider is offered once its keys are set.

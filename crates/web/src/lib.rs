@@ -44,6 +44,10 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
     use hyper_util::service::TowerToHyperService;
     use tower::ServiceExt;
 
+    // The instance settings before the first request (the bus keeps them fresh after).
+    if let Err(e) = state.settings.reload(&state.pool).await {
+        tracing::warn!(error = %e, "reading the instance settings failed; serving with the defaults");
+    }
     let shutdown = state.shutdown.clone();
     let header_read = Duration::from_secs(state.config.header_read_timeout_secs.max(1));
     let app = app(state);
@@ -98,6 +102,12 @@ async fn run_with(db: &Database, cfg: &ServeConfig) -> anyhow::Result<()> {
     announce_setup_link(db, &cfg.web).await?;
 
     let keyring = std::sync::Arc::new(cfg.worker.secrets.install_keyring(&cfg.database.data_dir)?);
+    // Billing and its providers as saved on the Settings page, where no environment
+    // variable sets them; read at start.
+    let mut cfg = cfg.clone();
+    apply_saved_settings(&db.pool, &mut cfg).await?;
+    cfg.web.data_dir.clone_from(&cfg.database.data_dir);
+    let cfg = &cfg;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let worker = cfg.web.runs_worker().then(|| {
@@ -140,6 +150,34 @@ async fn run_with(db: &Database, cfg: &ServeConfig) -> anyhow::Result<()> {
     }
     tracing::info!("Ender stopped");
     Ok(served?)
+}
+
+async fn apply_saved_settings(pool: &sqlx::PgPool, cfg: &mut ServeConfig) -> anyhow::Result<()> {
+    use ender_core::admin::settings;
+    let mut conn = pool.acquire().await?;
+    let saved = settings::load(&mut conn).await?;
+    settings::apply_billing(&saved, &mut cfg.worker.sms);
+    let p = &mut cfg.web.payments;
+    if p.stripe_secret_key.is_none() {
+        p.stripe_secret_key = settings::secret(&mut conn, "stripe_secret_key")
+            .await?
+            .map(Into::into);
+    }
+    if p.stripe_webhook_secret.is_none() {
+        p.stripe_webhook_secret = settings::secret(&mut conn, "stripe_webhook_secret")
+            .await?
+            .map(Into::into);
+    }
+    if p.qvapay_app_secret.is_none() {
+        p.qvapay_app_secret = settings::secret(&mut conn, "qvapay_app_secret")
+            .await?
+            .map(Into::into);
+    }
+    if p.qvapay_app_id.is_none() && saved.is_stored("qvapay_app_id") && !saved.get("qvapay_app_id").is_empty()
+    {
+        p.qvapay_app_id = Some(saved.get("qvapay_app_id").to_owned());
+    }
+    Ok(())
 }
 
 /// Prints the one-time administrator setup link while no administrator exists. It goes to

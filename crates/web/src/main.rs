@@ -1,5 +1,7 @@
 //! `ender-web`: serve (the default), migrate, create administrators, health-check.
 
+mod admin_cli;
+
 use std::io::Read;
 
 use clap::{Parser, Subcommand};
@@ -36,7 +38,7 @@ enum Command {
         #[command(flatten)]
         log: LogConfig,
     },
-    /// Manage administrators.
+    /// Administer the server: administrators, people, plans, settings.
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Start or stop the private PostgreSQL cluster on its own, for development tools
@@ -90,6 +92,27 @@ enum AdminCommand {
         #[command(flatten)]
         log: LogConfig,
     },
+    /// People.
+    #[command(subcommand)]
+    Users(admin_cli::UsersCommand),
+    /// Suspend the account with this address: it cannot sign in and its sessions end.
+    Suspend {
+        email: String,
+        #[command(flatten)]
+        target: admin_cli::Target,
+    },
+    /// Lift a suspension.
+    Unsuspend {
+        email: String,
+        #[command(flatten)]
+        target: admin_cli::Target,
+    },
+    /// A workspace's plan.
+    #[command(subcommand)]
+    Plan(admin_cli::PlanCommand),
+    /// Instance settings.
+    #[command(subcommand)]
+    Settings(admin_cli::SettingsCommand),
 }
 
 #[tokio::main]
@@ -118,6 +141,15 @@ async fn main() -> std::process::ExitCode {
             database,
             log,
         })) => invite(&email, &public_url, database, log).await,
+        Some(Command::Admin(AdminCommand::Users(cmd))) => admin_cli::users(cmd).await,
+        Some(Command::Admin(AdminCommand::Suspend { email, target })) => {
+            admin_cli::suspend(&email, true, target).await
+        }
+        Some(Command::Admin(AdminCommand::Unsuspend { email, target })) => {
+            admin_cli::suspend(&email, false, target).await
+        }
+        Some(Command::Admin(AdminCommand::Plan(cmd))) => admin_cli::plan(cmd).await,
+        Some(Command::Admin(AdminCommand::Settings(cmd))) => admin_cli::settings(cmd).await,
         Some(Command::Healthcheck { url }) => healthcheck(&url).await,
         Some(Command::DevDb { action, data_dir }) => dev_db(action, &data_dir).await,
     };

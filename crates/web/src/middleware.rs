@@ -135,6 +135,80 @@ pub async fn timeout_answer(req: Request, next: Next) -> Response {
     }
 }
 
+/// How long clients are asked to wait during maintenance (`Retry-After`, seconds).
+pub const MAINTENANCE_RETRY_SECS: u32 = 300;
+
+/// Paths that keep working in maintenance mode for everyone: the device API (phones and
+/// modems keep reporting, so nothing is lost), payment providers' callbacks (a payment
+/// made is recorded), signing in (refused there for anyone but administrators) and out.
+const MAINTENANCE_OPEN: &[&str] = &[
+    "/api/sms/pending",
+    "/api/sms/report",
+    "/api/sms/incoming",
+    "/api/sms/fcm-token",
+    "/api/device/status",
+    "/api/device/events",
+    "/api/realtime",
+    "/api/webhooks/stripe",
+    "/api/webhooks/stripe/",
+    "/api/webhooks/qvapay",
+    "/api/webhooks/qvapay/",
+    "/login",
+    "/logout",
+];
+
+/// Maintenance mode: while it is on, a change (any method but GET, HEAD and OPTIONS) by
+/// anyone but a signed-in administrator gets 503 with `Retry-After`: the maintenance page,
+/// or the JSON envelope under `/api/`. Pages can still be read.
+pub async fn maintenance(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    use axum::http::Method;
+    use axum::response::IntoResponse;
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if safe || MAINTENANCE_OPEN.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    let settings = state.settings.get();
+    if !settings.maintenance() {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let admin = crate::session::MaybeUser::from_request_parts(&mut parts, &state)
+        .await
+        .ok()
+        .and_then(|u| u.0)
+        .is_some_and(|u| u.is_admin);
+    if admin {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    maintenance_answer(
+        parts.uri.path().starts_with("/api/"),
+        settings.get("maintenance_message"),
+    )
+    .into_response()
+}
+
+/// The 503 of maintenance mode, as a page or (`api`) the JSON envelope.
+pub fn maintenance_answer(api: bool, message: &str) -> Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let mut res = if api {
+        crate::routes::api::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            crate::error::ErrorPage {
+                code: 503,
+                title: "Under maintenance",
+                message: message.to_owned(),
+            },
+        )
+            .into_response()
+    };
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(MAINTENANCE_RETRY_SECS));
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -244,8 +244,10 @@ async fn load_user(session: &Session, state: &AppState) -> AppResult<Option<User
         .await
         .map_err(AppError::from)?
     {
-        Some(user) => Ok(Some(user)),
-        None => {
+        // A suspended account's sessions are ended when it is suspended; one that slipped
+        // through (a request in flight then) ends here.
+        Some(user) if user.suspended_at.is_none() => Ok(Some(user)),
+        _ => {
             session.flush().await?;
             Ok(None)
         }

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 use ender_core::secret::Keyring;
 use ender_worker::webhooks::{Deliverer, OwnerNotices, WebhookConfig};
 
+use ender_core::admin::settings::Cache;
+
 use crate::bus::Bus;
 use crate::config::WebConfig;
 use crate::ratelimit::Limiter;
@@ -32,6 +34,8 @@ pub struct AppState {
     pub streams: Arc<StreamSlots>,
     pub batcher: Batcher,
     pub webhooks: Arc<Webhooks>,
+    /// The instance settings, reloaded when any process saves them.
+    pub settings: Cache,
     pub shutdown: CancellationToken,
 }
 
@@ -50,6 +54,22 @@ impl AppState {
         ender_core::billing::plans::limits(&mut conn, workspace, &self.sms, now).await
     }
 
+    /// Who may create an account now: the Settings page's choice, or `ENDER_SIGNUP` when
+    /// it is set.
+    pub fn signup(&self) -> crate::config::SignupPolicy {
+        use crate::config::SignupPolicy;
+        let settings = self.settings.get();
+        if std::env::var_os("ENDER_SIGNUP").is_some() || !settings.is_stored("signup") {
+            return self.config.signup;
+        }
+        match settings.get("signup") {
+            "invite" => SignupPolicy::Invite,
+            "closed" => SignupPolicy::Closed,
+            "open" => SignupPolicy::Open,
+            _ => self.config.signup,
+        }
+    }
+
     /// Builds the state and starts this process's bus listener (needs a Tokio runtime).
     pub fn new(
         pool: PgPool,
@@ -65,8 +85,10 @@ impl AppState {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
+        let settings = Cache::default();
         Self {
-            bus: Bus::start(pool.clone(), shutdown.clone()),
+            bus: Bus::start(pool.clone(), settings.clone(), shutdown.clone()),
+            settings,
             limiter: Arc::new(Limiter::new(config.api_rate_per_minute)),
             incoming: Arc::new(Limiter::new(
                 u32::try_from(sms.limits.max_incoming_per_minute).unwrap_or(0),

@@ -28,6 +28,8 @@ pub struct Shell {
     pub oauth_github: bool,
     /// Billing is on (`ENDER_BILLING`): the Billing page and the plan's limits are shown.
     pub billing: bool,
+    /// The instance settings: name, banner, maintenance mode.
+    pub site: std::sync::Arc<ender_core::admin::settings::Settings>,
 }
 
 impl Shell {
@@ -38,6 +40,26 @@ impl Shell {
         } else {
             self.path == prefix || self.path.starts_with(&format!("{prefix}/"))
         }
+    }
+
+    pub fn instance_name(&self) -> &str {
+        self.site.instance_name()
+    }
+
+    pub fn banner_text(&self) -> &str {
+        self.site.get("banner_text")
+    }
+
+    pub fn banner_link(&self) -> &str {
+        self.site.get("banner_link")
+    }
+
+    pub fn maintenance(&self) -> bool {
+        self.site.maintenance()
+    }
+
+    pub fn maintenance_message(&self) -> &str {
+        self.site.get("maintenance_message")
     }
 
     pub fn is_admin(&self) -> bool {
@@ -95,6 +117,7 @@ impl FromRequestParts<AppState> for Shell {
             oauth_google: state.config.oauth.google_client_id.is_some(),
             oauth_github: state.config.oauth.github_client_id.is_some(),
             billing: state.sms.billing.enabled,
+            site: state.settings.get(),
         })
     }
 }

@@ -69,6 +69,32 @@ impl WorkerConfig {
     }
 }
 
+/// Writes this worker's heartbeat every few seconds for the admin Health page.
+async fn heartbeat(pool: PgPool, name: String, shutdown: CancellationToken) {
+    let started = chrono::Utc::now();
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let pid = i32::try_from(std::process::id()).unwrap_or(0);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(
+        ender_core::admin::health::BEAT_SECS,
+    ));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let beat = async {
+            let mut conn = pool.acquire().await?;
+            ender_core::admin::health::beat(&mut conn, &name, env!("CARGO_PKG_VERSION"), &host, pid, started)
+                .await
+        };
+        if let Err(e) = beat.await {
+            tracing::debug!(error = %e, "writing the worker heartbeat failed");
+        }
+    }
+}
+
 /// Runs the queues and the scheduler until `shutdown` is cancelled. A failing database
 /// restarts the workers with backoff instead of ending the process.
 pub async fn run(
@@ -92,6 +118,7 @@ pub async fn run(
         billing.as_ref().map(|b| b.grace_days),
         shutdown.clone(),
     ));
+    tokio::spawn(heartbeat(pool.clone(), name.clone(), shutdown.clone()));
     let fcm = fcm::Fcm::from_config(&cfg.fcm)?.map(std::sync::Arc::new);
     if fcm.is_none() {
         tracing::info!(

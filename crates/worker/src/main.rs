@@ -53,7 +53,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             mailer: Mailer::from_config(&cli.mail, &cli.database.data_dir)?,
             public_url: cli.public_url,
         };
-        ender_worker::run(db.pool.clone(), cli.worker, keyring, Some(notices), shutdown).await
+        let mut worker = cli.worker;
+        let saved = ender_core::admin::settings::load(&mut *db.pool.acquire().await?).await?;
+        ender_core::admin::settings::apply_billing(&saved, &mut worker.sms);
+        ender_worker::run(db.pool.clone(), worker, keyring, Some(notices), shutdown).await
     }
     .await;
     db.close().await;

@@ -148,6 +148,8 @@ pub struct User {
     pub is_admin: bool,
     pub has_password: bool,
     pub created_at: DateTime<Utc>,
+    /// Set while an administrator has suspended the account: it cannot sign in.
+    pub suspended_at: Option<DateTime<Utc>>,
 }
 
 impl User {

@@ -13,6 +13,7 @@ struct UserRow {
     is_admin: bool,
     has_password: bool,
     created_at: DateTime<Utc>,
+    suspended_at: Option<DateTime<Utc>>,
 }
 
 impl From<UserRow> for User {
@@ -25,6 +26,7 @@ impl From<UserRow> for User {
             is_admin: r.is_admin,
             has_password: r.has_password,
             created_at: r.created_at,
+            suspended_at: r.suspended_at,
         }
     }
 }
@@ -45,7 +47,7 @@ pub async fn insert(
         r#"INSERT INTO users (id, email, email_normalized, full_name, password_hash, email_verified_at, is_admin)
            VALUES ($1, $2, lower($2), $3, $4, CASE WHEN $5 THEN now() END, $6)
            RETURNING id AS "id: UserId", email, full_name, email_verified_at, is_admin,
-                     password_hash IS NOT NULL AS "has_password!", created_at"#,
+                     password_hash IS NOT NULL AS "has_password!", created_at, suspended_at"#,
         id as UserId,
         email,
         full_name,
@@ -68,7 +70,7 @@ pub async fn find(conn: &mut PgConnection, id: UserId) -> sqlx::Result<Option<Us
     let row = sqlx::query_as!(
         UserRow,
         r#"SELECT id AS "id: UserId", email, full_name, email_verified_at, is_admin,
-                  password_hash IS NOT NULL AS "has_password!", created_at
+                  password_hash IS NOT NULL AS "has_password!", created_at, suspended_at
            FROM users WHERE id = $1"#,
         id as UserId,
     )
@@ -84,7 +86,7 @@ pub async fn find_by_email(
 ) -> sqlx::Result<Option<(User, Option<String>)>> {
     let row = sqlx::query!(
         r#"SELECT id AS "id: UserId", email, full_name, email_verified_at, is_admin,
-                  password_hash, created_at
+                  password_hash, created_at, suspended_at
            FROM users WHERE email_normalized = lower($1)"#,
         email,
     )
@@ -99,6 +101,7 @@ pub async fn find_by_email(
             is_admin: r.is_admin,
             has_password: r.password_hash.is_some(),
             created_at: r.created_at,
+            suspended_at: r.suspended_at,
         };
         (user, r.password_hash)
     }))
@@ -293,7 +296,7 @@ pub async fn recent(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Use
     let rows = sqlx::query_as!(
         UserRow,
         r#"SELECT id AS "id: UserId", email, full_name, email_verified_at, is_admin,
-                  password_hash IS NOT NULL AS "has_password!", created_at
+                  password_hash IS NOT NULL AS "has_password!", created_at, suspended_at
            FROM users ORDER BY created_at DESC, id DESC LIMIT $1"#,
         limit
     )

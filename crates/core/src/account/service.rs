@@ -33,6 +33,8 @@ pub enum AccountError {
     UnverifiedProviderEmail,
     #[error("Sign-up is closed on this server.")]
     SignupClosed,
+    #[error("This account is suspended. Contact the server's administrator.")]
+    Suspended,
     #[error("Account not found.")]
     NotFound,
     #[error(transparent)]
@@ -114,10 +116,24 @@ pub async fn authenticate(
         return Err(AccountError::InvalidCredentials);
     }
     let user = user.ok_or(AccountError::InvalidCredentials)?;
+    if user.suspended_at.is_some() {
+        return Err(AccountError::Suspended);
+    }
     if require_verification && !user.is_verified() {
         return Err(AccountError::EmailNotVerified);
     }
     Ok(user)
+}
+
+/// Records a sign-in's time, for the admin console.
+pub async fn note_sign_in(pool: &PgPool, id: UserId) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE users SET last_sign_in_at = now() WHERE id = $1",
+        id as UserId
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 pub async fn find(pool: &PgPool, id: UserId) -> Result<Option<User>, AccountError> {
@@ -227,6 +243,19 @@ pub async fn update_profile(
 pub async fn delete_account(pool: &PgPool, user_id: UserId, password: &str) -> Result<(), AccountError> {
     confirm_password(pool, user_id, password).await?;
     let mut tx = pool.begin().await?;
+    remove_account_in(&mut tx, user_id, "You are").await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Deletes the account and what it owns, as [`delete_account`] does, in the caller's
+/// transaction and without a password (for an administrator). `who` starts the refusal
+/// ("You are", "They are").
+pub(crate) async fn remove_account_in(
+    tx: &mut PgConnection,
+    user_id: UserId,
+    who: &str,
+) -> Result<(), AccountError> {
     let owned = sqlx::query!(
         r#"SELECT w.id, w.name,
                   (SELECT count(*) FROM workspace_members o
@@ -250,7 +279,7 @@ pub async fn delete_account(pool: &PgPool, user_id: UserId, password: &str) -> R
         return Err(FieldError::new(
             "delete_password",
             format!(
-                "You are the only owner of {}: make another member an owner, or delete the workspace, first. Your account was not deleted.",
+                "{who} the only owner of {}: make another member an owner, or delete the workspace, first. The account was not deleted.",
                 stranded.join(", ")
             ),
         )
@@ -260,10 +289,9 @@ pub async fn delete_account(pool: &PgPool, user_id: UserId, password: &str) -> R
     sqlx::query!("DELETE FROM workspaces WHERE id = ANY($1)", &alone)
         .execute(&mut *tx)
         .await?;
-    if !repo::delete(&mut tx, user_id).await? {
+    if !repo::delete(&mut *tx, user_id).await? {
         return Err(AccountError::NotFound);
     }
-    tx.commit().await?;
     Ok(())
 }
 
@@ -288,6 +316,9 @@ pub async fn oauth_sign_in(
     if let Some(id) = repo::find_by_identity(&mut tx, provider, subject).await? {
         let user = repo::find(&mut tx, id).await?.ok_or(AccountError::NotFound)?;
         tx.commit().await?;
+        if user.suspended_at.is_some() {
+            return Err(AccountError::Suspended);
+        }
         return Ok(user);
     }
     if !email_verified {
@@ -320,6 +351,9 @@ pub async fn oauth_sign_in(
             .await?
         }
     };
+    if user.suspended_at.is_some() {
+        return Err(AccountError::Suspended);
+    }
     repo::link_identity(&mut tx, provider, subject, user.id).await?;
     let user = repo::find(&mut tx, user.id)
         .await?

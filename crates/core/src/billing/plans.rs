@@ -26,6 +26,8 @@ pub struct Plan {
     pub price_yearly_cents: i64,
     pub public: bool,
     pub is_default: bool,
+    /// Retired by an administrator: nobody may choose it; subscribers keep it until renewal.
+    pub retired: bool,
 }
 
 impl Plan {
@@ -47,7 +49,7 @@ macro_rules! select_plans {
             Plan,
             r#"SELECT id AS "id: PlanId", slug, name, max_sms_per_month, max_devices, max_schedules,
                       max_webhooks, max_api_keys, max_members, price_monthly_cents, price_yearly_cents,
-                      public, is_default
+                      public, is_default, retired_at IS NOT NULL AS "retired!"
                FROM plans "# + $tail
             $(, $arg)*
         )
@@ -56,7 +58,14 @@ macro_rules! select_plans {
 
 /// The plans anyone may choose, cheapest first.
 pub async fn public(pool: &PgPool) -> sqlx::Result<Vec<Plan>> {
-    select_plans!("WHERE public ORDER BY sort, price_monthly_cents, name")
+    select_plans!("WHERE public AND retired_at IS NULL ORDER BY sort, price_monthly_cents, name")
+        .fetch_all(pool)
+        .await
+}
+
+/// Every plan, retired ones too, in the order the console shows them.
+pub async fn all(pool: &PgPool) -> sqlx::Result<Vec<Plan>> {
+    select_plans!("ORDER BY retired_at IS NOT NULL, sort, price_monthly_cents, name")
         .fetch_all(pool)
         .await
 }

@@ -329,7 +329,7 @@ pub async fn upgrade(
     let target = plans::get(&mut tx, plan)
         .await?
         .ok_or(SubscriptionError::PlanNotFound)?;
-    if !target.public && !target.is_default {
+    if target.retired || (!target.public && !target.is_default) {
         return Err(SubscriptionError::PlanNotAvailable);
     }
     let live = lock_current(&mut tx, workspace).await?;
@@ -748,7 +748,26 @@ pub async fn run_due(pool: &PgPool, due: Due, currency: &str, now: DateTime<Utc>
     if s.current_period_end != due.period_end {
         return Ok(Renewal::Stale);
     }
+    // A retired plan keeps its subscribers until renewal, and renews no more.
+    let renews_on_retired = sqlx::query_scalar!(
+        r#"SELECT retired_at IS NOT NULL AS "r!" FROM plans WHERE id = $1"#,
+        s.next_plan_id.unwrap_or(s.plan_id) as PlanId
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     let outcome = match (s.status, due.step) {
+        (Status::Active, Step::Renew) if renews_on_retired => {
+            end(
+                &mut tx,
+                &s,
+                Status::Canceled,
+                s.current_period_end,
+                None,
+                "Ended at the end of the period: its plan was retired",
+            )
+            .await?;
+            Renewal::Ended(reload(&mut tx, s.id).await?)
+        }
         (Status::Active, Step::Renew) if s.cancel_at_period_end => {
             end(
                 &mut tx,

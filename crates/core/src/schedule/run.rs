@@ -92,6 +92,13 @@ async fn fire_one(pool: &PgPool, cfg: &SmsConfig, now: DateTime<Utc>) -> sqlx::R
         let mut sp = tx.begin().await?;
         match build(pool, cfg, &schedule).await {
             Err(e) => Err(e),
+            Ok(_)
+                if !send::paused_of(&mut sp, &[schedule.workspace_id.0])
+                    .await?
+                    .is_empty() =>
+            {
+                Err(SendError::Paused)
+            }
             Ok(v) => {
                 let (ids, batch, response) = send::accept(&v);
                 send::insert_accepted(&mut sp, &[(schedule.workspace_id, &v, &ids, batch)], true).await?;

@@ -81,27 +81,52 @@ const SEALED_MARK: u8 = 0;
 /// Seals `plaintext` for the row `id` of `column`: key version (4 bytes, big-endian), the
 /// 12-byte nonce, then the ciphertext with its tag.
 pub fn seal(column: Column, id: Uuid, plaintext: &[u8]) -> Result<Vec<u8>, SecretError> {
-    let sealed = at_rest().keyring.seal_bound(plaintext, &column.context(id))?;
+    Ok(join_sealed(
+        at_rest().keyring.seal_bound(plaintext, &column.context(id))?,
+    ))
+}
+
+fn join_sealed(sealed: Sealed) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + 12 + sealed.ciphertext.len());
     out.extend_from_slice(&sealed.key_version.to_be_bytes());
     out.extend_from_slice(&sealed.nonce);
     out.extend_from_slice(&sealed.ciphertext);
-    Ok(out)
+    out
 }
 
 /// Opens what [`seal`] sealed for the same row.
 pub fn open(column: Column, id: Uuid, stored: &[u8]) -> Result<Vec<u8>, SecretError> {
+    let sealed = split_sealed(stored)?;
+    at_rest().keyring.open_bound(&sealed, &column.context(id))
+}
+
+/// Seals an instance setting's secret (a payment provider's key), bound to its key.
+pub fn seal_setting(key: &str, plaintext: &[u8]) -> Result<Vec<u8>, SecretError> {
+    Ok(join_sealed(at_rest().keyring.seal_bound(
+        plaintext,
+        &[b"instance_settings.sealed:", key.as_bytes()].concat(),
+    )?))
+}
+
+/// Opens what [`seal_setting`] sealed for the same key.
+pub fn open_setting(key: &str, stored: &[u8]) -> Result<Vec<u8>, SecretError> {
+    let sealed = split_sealed(stored)?;
+    at_rest()
+        .keyring
+        .open_bound(&sealed, &[b"instance_settings.sealed:", key.as_bytes()].concat())
+}
+
+fn split_sealed(stored: &[u8]) -> Result<Sealed, SecretError> {
     if stored.len() < 4 + 12 + 16 {
         return Err(SecretError::Damaged);
     }
     let (version, rest) = stored.split_at(4);
     let (nonce, ciphertext) = rest.split_at(12);
-    let sealed = Sealed {
+    Ok(Sealed {
         key_version: i32::from_be_bytes(version.try_into().map_err(|_| SecretError::Damaged)?),
         nonce: nonce.to_vec(),
         ciphertext: ciphertext.to_vec(),
-    };
-    at_rest().keyring.open_bound(&sealed, &column.context(id))
+    })
 }
 
 /// A text body for a `text` column pair: the sealed bytes, or the plaintext of a row

@@ -136,10 +136,15 @@ async fn commit(
         rows.into_iter().map(|r| (r.workspace_id, r.sent)).collect();
     let used_before = used.clone();
 
+    let paused = super::send::paused_of(&mut tx, &workspaces).await?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut accepted = Vec::new();
     let mut prepared = Vec::new();
     for (workspace, v, _) in jobs {
+        if paused.contains(&workspace.0) {
+            outcomes.push(Some(Err(SendError::Paused)));
+            continue;
+        }
         let limit = allowances
             .get(&workspace.0)
             .map_or(cfg.max_sms_per_month, |a| a.limit);

@@ -40,12 +40,15 @@ pub async fn dispatch_workspace(
     cfg: &SmsConfig,
     workspace: WorkspaceId,
 ) -> sqlx::Result<Vec<Assignment>> {
-    // Without a reachable device there is nothing to do: skip the locks (and the commit).
+    // Without a reachable device, or with sending paused, there is nothing to do: skip the
+    // locks (and the commit).
     let reachable = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM devices d WHERE d.workspace_id = $1 AND d.enabled
              AND (d.stream_until > now()
                   OR (coalesce(d.fcm_token, '') <> '' AND d.last_seen_at > now() - make_interval(secs => $2))
-                  OR d.last_seen_at > now() - interval '90 seconds')) AS "e!""#,
+                  OR d.last_seen_at > now() - interval '90 seconds'))
+             -- a workspace whose sending an administrator paused keeps its queue waiting
+             AND NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = $1 AND w.sending_paused_at IS NOT NULL) AS "e!""#,
         workspace as WorkspaceId,
         cfg.device_seen_window_secs as f64
     )

@@ -75,6 +75,10 @@ pub enum SendError {
     Quota(#[from] QuotaExceeded),
     #[error("This Idempotency-Key was already used with a different request.")]
     IdempotencyMismatch,
+    #[error(
+        "Sending is paused for this workspace by the server's administrator. Messages already queued wait until it resumes."
+    )]
+    Paused,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -97,6 +101,7 @@ impl SendError {
             Self::ValidUntil => "invalid_valid_until",
             Self::Quota(_) => "quota_exceeded",
             Self::IdempotencyMismatch => "idempotency_mismatch",
+            Self::Paused => "sending_paused",
             Self::Database(_) => "database",
         }
     }
@@ -517,6 +522,9 @@ pub async fn commit_one(
     {
         return Ok(Sent::Replayed(stored));
     }
+    if !paused_of(&mut tx, &[workspace.0]).await?.is_empty() {
+        return Err(SendError::Paused);
+    }
     let (ids, batch, response) = accept(v);
     insert_accepted(&mut tx, &[(workspace, v, &ids, batch)], true).await?;
     if let Some(idem) = idempotency {
@@ -531,6 +539,19 @@ pub async fn commit_one(
     }
     tx.commit().await?;
     Ok(Sent::Accepted(response))
+}
+
+/// Which of `workspaces` an administrator has paused the sending of.
+pub(crate) async fn paused_of(
+    conn: &mut PgConnection,
+    workspaces: &[uuid::Uuid],
+) -> sqlx::Result<Vec<uuid::Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM workspaces WHERE id = ANY($1) AND sending_paused_at IS NOT NULL",
+        workspaces
+    )
+    .fetch_all(conn)
+    .await
 }
 
 async fn check_device(pool: &PgPool, workspace: WorkspaceId, raw: &str) -> Result<DeviceId, SendError> {

@@ -8,7 +8,7 @@
 //! those last webhooks are delivered, or a day later at the latest.
 
 use chrono::Utc;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::model::{Action, Membership, WorkspaceId};
 use super::{WorkspaceError, actor_under_lock, authorize};
@@ -36,7 +36,18 @@ pub async fn delete(pool: &PgPool, actor: &Membership) -> Result<Deleted, Worksp
     if actor.workspace.personal_for.is_some() {
         return Err(WorkspaceError::Personal);
     }
-    let workspace = actor.workspace.id;
+    let deleted = tear_down(&mut tx, actor.workspace.id).await?;
+    tx.commit().await?;
+    tracing::info!(workspace.id = %actor.workspace.id, cancelled = deleted.messages_cancelled, "workspace deleted");
+    Ok(deleted)
+}
+
+/// Everything a deletion does, inside the caller's transaction (an owner's, above, or an
+/// administrator's from the console, who may delete personal workspaces too).
+pub(crate) async fn tear_down(
+    tx: &mut PgConnection,
+    workspace: WorkspaceId,
+) -> Result<Deleted, WorkspaceError> {
     sqlx::query!(
         "UPDATE workspaces SET deleted_at = now() WHERE id = $1",
         workspace as WorkspaceId
@@ -54,7 +65,7 @@ pub async fn delete(pool: &PgPool, actor: &Membership) -> Result<Deleted, Worksp
     .fetch_all(&mut *tx)
     .await?;
     let ids: Vec<MessageId> = cancelled.iter().map(|m| m.id).collect();
-    record_events(&mut tx, &ids, "canceled", CANCELLED, None).await?;
+    record_events(&mut *tx, &ids, "canceled", CANCELLED, None).await?;
     for m in &cancelled {
         let payload = Payload::new(Event::SmsFailed, &m.id.to_string(), Utc::now())
             .with("to", m.recipient.clone())
@@ -62,7 +73,7 @@ pub async fn delete(pool: &PgPool, actor: &Membership) -> Result<Deleted, Worksp
             .with("error_message", CANCELLED);
         let body = crate::sms::dispatch::message_body(m.id, m.body.clone(), m.body_sealed.clone())?;
         webhook::enqueue(
-            &mut tx,
+            &mut *tx,
             workspace,
             Event::SmsFailed,
             m.device_id,
@@ -103,7 +114,7 @@ pub async fn delete(pool: &PgPool, actor: &Membership) -> Result<Deleted, Worksp
     .await?;
     for user in &members {
         bus::publish(
-            &mut tx,
+            &mut *tx,
             &BusEvent::MemberLeft {
                 workspace_id: workspace,
                 user_id: *user,
@@ -112,14 +123,12 @@ pub async fn delete(pool: &PgPool, actor: &Membership) -> Result<Deleted, Worksp
         .await?;
     }
     bus::publish(
-        &mut tx,
+        &mut *tx,
         &BusEvent::Messages {
             workspace_id: workspace,
         },
     )
     .await?;
-    tx.commit().await?;
-    tracing::info!(workspace.id = %workspace, cancelled = cancelled.len(), "workspace deleted");
     Ok(Deleted {
         messages_cancelled: cancelled.len(),
         members_removed: members.len(),

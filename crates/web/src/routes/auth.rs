@@ -141,7 +141,15 @@ async fn login(
     {
         Ok(user) => {
             forgive().await?;
+            let site = state.settings.get();
+            if site.maintenance() && !user.is_admin {
+                return Ok(crate::middleware::maintenance_answer(
+                    false,
+                    site.get("maintenance_message"),
+                ));
+            }
             log_in(&session, &user).await?;
+            account::note_sign_in(&state.pool, user.id).await?;
             tracing::info!(user.id = %user.id, "signed in");
             Ok(Redirect::to(&next).into_response())
         }
@@ -150,6 +158,17 @@ async fn login(
             page("Incorrect email or password.", false),
         )
             .into_response()),
+        Err(AccountError::Suspended) => {
+            forgive().await?;
+            Ok((
+                StatusCode::FORBIDDEN,
+                page(
+                    "This account is suspended. Contact the server's administrator.",
+                    false,
+                ),
+            )
+                .into_response())
+        }
         Err(AccountError::EmailNotVerified) => {
             forgive().await?;
             Ok((
@@ -225,7 +244,7 @@ async fn signup_form(
     if user.is_some() {
         return Ok(Redirect::to(paths::HOME).into_response());
     }
-    let policy = state.config.signup;
+    let policy = state.signup();
     if query.invite.is_empty() || policy == SignupPolicy::Closed {
         return Ok(SignupPage::new(shell, policy).into_response());
     }
@@ -283,7 +302,7 @@ async fn signup(
     ClientIp(ip): ClientIp,
     Form(form): Form<SignupForm>,
 ) -> AppResult<Response> {
-    let policy = state.config.signup;
+    let policy = state.signup();
     if policy == SignupPolicy::Closed || (policy == SignupPolicy::Invite && form.invite.is_empty()) {
         return Ok((StatusCode::FORBIDDEN, SignupPage::new(shell, policy)).into_response());
     }
@@ -438,7 +457,7 @@ pub(crate) fn send_in_background(state: &AppState, mail: Mail) {
     });
 }
 
-fn verification_mail(state: &AppState, to: &str, token: &str) -> Mail {
+pub(crate) fn verification_mail(state: &AppState, to: &str, token: &str) -> Mail {
     let link = state
         .config
         .absolute(&format!("{}?token={token}", paths::VERIFY_EMAIL));
@@ -667,7 +686,7 @@ async fn forgot(
     Ok(page.into_response())
 }
 
-fn reset_mail(state: &AppState, to: &str, token: &str) -> Mail {
+pub(crate) fn reset_mail(state: &AppState, to: &str, token: &str) -> Mail {
     let link = state
         .config
         .absolute(&format!("{}?token={token}", paths::RESET_PASSWORD));

@@ -81,7 +81,7 @@ async fn page(
         .collect();
     Ok(InvitationsPage {
         shell,
-        closed: state.config.signup == SignupPolicy::Closed,
+        closed: state.signup() == SignupPolicy::Closed,
         max_pending: state.config.max_pending_invitations,
         invitations,
         email: String::new(),

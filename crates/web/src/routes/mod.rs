@@ -96,6 +96,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages)
         .nest("/api", api::routes())
+        .layer(from_fn_with_state(state.clone(), crate::middleware::maintenance))
         .layer(from_fn(crate::middleware::no_store))
         .layer(from_fn(crate::csrf::verify))
         .layer(sessions)

@@ -221,9 +221,13 @@ async fn callback(
             return Ok(Redirect::to(paths::LOGIN).into_response());
         }
     };
-    match account::oauth_sign_in(&state.pool, provider.slug(), &profile.subject, &profile.email, profile.email_verified, &profile.name, state.config.signup == SignupPolicy::Open).await {
+    match account::oauth_sign_in(&state.pool, provider.slug(), &profile.subject, &profile.email, profile.email_verified, &profile.name, state.signup() == SignupPolicy::Open).await {
+        Ok(user) if !user.is_admin && state.settings.get().maintenance() => Ok(
+            crate::middleware::maintenance_answer(false, state.settings.get().get("maintenance_message")),
+        ),
         Ok(user) => {
             log_in(&session, &user).await?;
+            account::note_sign_in(&state.pool, user.id).await?;
             tracing::info!(user.id = %user.id, provider = provider.slug(), "signed in through OAuth");
             Ok(Redirect::to(&pending.next).into_response())
         }
@@ -241,13 +245,24 @@ async fn callback(
             },
         )
             .into_response()),
+        Err(AccountError::Suspended) => Ok((
+            StatusCode::FORBIDDEN,
+            LoginPage {
+                shell,
+                email: String::new(),
+                next: pending.next,
+                error: "This account is suspended. Contact the server's administrator.".to_owned(),
+                unverified: false,
+            },
+        )
+            .into_response()),
         Err(AccountError::SignupClosed) => Ok((
             StatusCode::FORBIDDEN,
             LoginPage {
                 shell,
                 email: String::new(),
                 next: pending.next,
-                error: if state.config.signup == SignupPolicy::Invite {
+                error: if state.signup() == SignupPolicy::Invite {
                     "Sign-up on this server is by invitation: there is no account for this address. Open the invitation link you were mailed to create one; then you can sign in here too.".to_owned()
                 } else {
                     "Sign-up is closed on this server: there is no account for this address. Ask the administrator for one.".to_owned()

@@ -12,6 +12,7 @@ mod log_privacy;
 mod logs;
 
 mod accounts;
+mod admin;
 mod billing;
 mod binary;
 mod browser;

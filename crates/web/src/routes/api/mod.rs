@@ -100,6 +100,7 @@ pub fn routes() -> Router<AppState> {
         .merge(templates::routes())
         .merge(schedules::routes())
         .merge(audit::routes())
+        .merge(super::admin::api_routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not found.") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.")

@@ -45,6 +45,7 @@ impl From<SendError> for ApiError {
         match e {
             SendError::Database(d) => d.into(),
             SendError::IdempotencyMismatch => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+            SendError::Paused => ApiError::new(StatusCode::FORBIDDEN, e.to_string()),
             other => ApiError::bad_request(other.to_string()),
         }
     }

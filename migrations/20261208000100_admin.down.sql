@@ -1,0 +1,10 @@
+DROP TABLE admin_audit;
+DROP FUNCTION ender_admin_audit_append_only();
+DROP TABLE worker_heartbeats;
+DROP TABLE instance_settings;
+ALTER TABLE plans DROP COLUMN retired_at;
+ALTER TABLE workspaces DROP COLUMN sending_paused_reason, DROP COLUMN sending_paused_at;
+DROP INDEX users_search;
+DROP INDEX users_admins;
+DROP INDEX users_created;
+ALTER TABLE users DROP COLUMN last_sign_in_at, DROP COLUMN suspended_at;
