@@ -99,7 +99,6 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
 async fn run_with(db: &Database, cfg: &ServeConfig) -> anyhow::Result<()> {
     ender_core::db::migrate(&db.pool).await?;
     let mailer = Mailer::from_config(&cfg.mail, &cfg.database.data_dir)?;
-    announce_setup_link(db, &cfg.web).await?;
 
     let keyring = std::sync::Arc::new(cfg.worker.secrets.install_keyring(&cfg.database.data_dir)?);
     // Billing and its providers as saved on the Settings page, where no environment
@@ -126,6 +125,8 @@ async fn run_with(db: &Database, cfg: &ServeConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(cfg.web.bind)
         .await
         .with_context(|| format!("cannot listen on {} (ENDER_BIND)", cfg.web.bind))?;
+    // Once the port is bound, so the printed link answers at once.
+    announce_setup_link(db, &cfg.web).await?;
     tracing::info!(bind = %cfg.web.bind, public_url = %cfg.web.public_url, worker = cfg.web.runs_worker(), "Ender is serving");
     if let Some(warning) = cfg.web.insecure_cookie_warning() {
         tracing::warn!("{warning}");
