@@ -35,6 +35,9 @@ pub enum AppError {
     PayloadTooLarge,
     #[error("database unavailable")]
     Unavailable,
+    /// Maintenance mode refuses the change: 503 with `Retry-After` and the operator's words.
+    #[error("under maintenance")]
+    Maintenance(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -166,6 +169,19 @@ impl IntoResponse for AppError {
             Self::Unavailable => {
                 tracing::warn!("database unavailable; answering 503");
                 StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Maintenance(message) => {
+                let page = ErrorPage {
+                    code: 503,
+                    title: "Under maintenance",
+                    message: message.clone(),
+                };
+                let mut res = (StatusCode::SERVICE_UNAVAILABLE, page).into_response();
+                res.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(crate::middleware::MAINTENANCE_RETRY_SECS),
+                );
+                return res;
             }
             Self::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "request failed");

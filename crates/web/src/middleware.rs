@@ -191,19 +191,10 @@ pub async fn maintenance(State(state): State<AppState>, req: Request, next: Next
 pub fn maintenance_answer(api: bool, message: &str) -> Response {
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
-    let mut res = if api {
-        crate::routes::api::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            crate::error::ErrorPage {
-                code: 503,
-                title: "Under maintenance",
-                message: message.to_owned(),
-            },
-        )
-            .into_response()
-    };
+    if !api {
+        return crate::error::AppError::Maintenance(message.to_owned()).into_response();
+    }
+    let mut res = crate::routes::api::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).into_response();
     res.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(MAINTENANCE_RETRY_SECS));
     res

@@ -272,18 +272,20 @@ pub async fn set_suspended(
         return Err(AdminError::Refused("You cannot suspend yourself.".into()));
     }
     let mut tx = pool.begin().await?;
-    if suspended {
-        // Lock the administrators first, in the same order as promotions and demotions.
-        let others = other_active_admins(&mut tx, id).await?;
-        let who = lock(&mut tx, id).await?;
-        if who.is_admin && others == 0 {
-            return Err(AdminError::Refused(
-                "This is the last administrator who can sign in: make someone else an administrator first."
-                    .into(),
-            ));
-        }
-    }
+    // A suspension locks the administrators first, in the same order as promotions and
+    // demotions; lifting one cannot take the last administrator away.
+    let others = if suspended {
+        Some(other_active_admins(&mut tx, id).await?)
+    } else {
+        None
+    };
     let who = lock(&mut tx, id).await?;
+    if who.is_admin && others == Some(0) {
+        return Err(AdminError::Refused(
+            "This is the last administrator who can sign in: make someone else an administrator first."
+                .into(),
+        ));
+    }
     if who.suspended == suspended {
         tx.commit().await?;
         return Ok(());

@@ -45,7 +45,6 @@ pub struct PlanValues {
 
 impl PlanInput {
     pub fn from_plan(p: &Plan) -> Self {
-        let money = |c: i64| format!("{}.{:02}", c / 100, c % 100);
         Self {
             slug: p.slug.clone(),
             name: p.name.clone(),
@@ -55,8 +54,8 @@ impl PlanInput {
             max_webhooks: p.max_webhooks.to_string(),
             max_api_keys: p.max_api_keys.to_string(),
             max_members: p.max_members.to_string(),
-            price_monthly: money(p.price_monthly_cents),
-            price_yearly: money(p.price_yearly_cents),
+            price_monthly: crate::billing::plain_amount(p.price_monthly_cents),
+            price_yearly: crate::billing::plain_amount(p.price_yearly_cents),
             public: p.public.then(|| "on".to_owned()),
         }
     }
@@ -432,7 +431,8 @@ pub async fn promos(pool: &PgPool) -> sqlx::Result<Vec<Promo>> {
 
 /// Makes a promo code and logs it.
 pub async fn create_promo(pool: &PgPool, admin: &Admin, new: &NewPromo) -> Result<PromoId, AdminError> {
-    let id = promo::create(pool, new).await.map_err(|e| match e {
+    let mut tx = pool.begin().await?;
+    let id = promo::create(&mut *tx, new).await.map_err(|e| match e {
         NewPromoError::Database(d) => AdminError::Database(d),
         NewPromoError::BadCode | NewPromoError::Taken => {
             AdminError::Invalid(FieldError::new("code", e.to_string()))
@@ -442,7 +442,7 @@ pub async fn create_promo(pool: &PgPool, admin: &Admin, new: &NewPromo) -> Resul
         NewPromoError::BadLimit => AdminError::Invalid(FieldError::new("max_redemptions", e.to_string())),
     })?;
     audit::record(
-        pool,
+        &mut *tx,
         admin,
         kind::PROMO_CREATED,
         &Target::new("promo", id, promo::normalize(&new.code)),
@@ -454,5 +454,6 @@ pub async fn create_promo(pool: &PgPool, admin: &Admin, new: &NewPromo) -> Resul
         }),
     )
     .await?;
+    tx.commit().await?;
     Ok(id)
 }

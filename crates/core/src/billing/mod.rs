@@ -21,11 +21,20 @@ id_type!(PromoId);
 /// the currency's unit): a bound far above any real top-up that keeps every sum exact.
 pub const MAX_AMOUNT_CENTS: i64 = 1_000_000_000;
 
+/// `1234` is "12.34": an amount as a form field holds it, without the currency.
+pub fn plain_amount(cents: i64) -> String {
+    let abs = cents.unsigned_abs();
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
 /// `1234` in `usd` is "$12.34"; other currencies read "12.34 EUR".
 pub fn format_cents(cents: i64, currency: &str) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let abs = cents.unsigned_abs();
-    let amount = format!("{}.{:02}", abs / 100, abs % 100);
+    let plain = plain_amount(cents);
+    let (sign, amount) = match plain.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", plain.as_str()),
+    };
     match currency {
         "usd" => format!("{sign}${amount}"),
         "eur" => format!("{sign}€{amount}"),

@@ -81,7 +81,7 @@ pub enum NewPromoError {
 }
 
 /// Makes a promo code (the admin console's; tests use it too).
-pub async fn create(pool: &PgPool, new: &NewPromo) -> Result<PromoId, NewPromoError> {
+pub async fn create<'e>(db: impl sqlx::PgExecutor<'e>, new: &NewPromo) -> Result<PromoId, NewPromoError> {
     let code = normalize(&new.code);
     if !well_formed(&code) {
         return Err(NewPromoError::BadCode);
@@ -107,7 +107,7 @@ pub async fn create(pool: &PgPool, new: &NewPromo) -> Result<PromoId, NewPromoEr
         new.max_redemptions,
         new.max_per_workspace
     )
-    .execute(pool)
+    .execute(db)
     .await?;
     if inserted.rows_affected() == 0 {
         return Err(NewPromoError::Taken);

@@ -34,18 +34,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(paths::ADMIN, get(people_page))
         .route("/admin/people/{id}", get(person_page))
-        .route("/admin/people/{id}/suspend", post(suspend))
-        .route("/admin/people/{id}/unsuspend", post(unsuspend))
-        .route("/admin/people/{id}/promote", post(promote))
-        .route("/admin/people/{id}/demote", post(demote))
-        .route("/admin/people/{id}/verify", post(mark_verified))
-        .route(
-            "/admin/people/{id}/resend-verification",
-            post(resend_verification),
-        )
-        .route("/admin/people/{id}/reset-password", post(reset_password))
-        .route("/admin/people/{id}/sign-out", post(sign_out))
-        .route("/admin/people/{id}/delete", post(delete))
+        .route("/admin/people/{id}/{action}", post(person_action))
         .merge(workspaces::routes())
         .merge(plans::routes())
         .merge(settings::routes())
@@ -286,110 +275,18 @@ fn person_path(id: UserId) -> String {
     format!("/admin/people/{id}")
 }
 
-async fn suspend(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    session: Session,
-    Path(id): Path<String>,
+/// An action's answer on a page: on success to `to` with `text`, on refusal back to `back`
+/// with the reason.
+pub(super) async fn settle(
+    session: &Session,
+    result: Result<(), AdminError>,
+    back: &str,
+    to: &str,
+    text: impl Into<String>,
 ) -> AppResult<Response> {
-    let id = parse_user(&id)?;
-    match people::set_suspended(&state.pool, &admin_of(&admin), id, true).await {
-        Ok(()) => {
-            done(
-                &session,
-                &person_path(id),
-                "Suspended: their sessions have ended and they cannot sign in.",
-            )
-            .await
-        }
-        Err(e) => refused(&session, &person_path(id), e).await,
-    }
-}
-
-async fn unsuspend(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    session: Session,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let id = parse_user(&id)?;
-    match people::set_suspended(&state.pool, &admin_of(&admin), id, false).await {
-        Ok(()) => {
-            done(
-                &session,
-                &person_path(id),
-                "The suspension is lifted: they may sign in again.",
-            )
-            .await
-        }
-        Err(e) => refused(&session, &person_path(id), e).await,
-    }
-}
-
-async fn promote(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    session: Session,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let id = parse_user(&id)?;
-    match people::set_admin(&state.pool, &admin_of(&admin), id, true).await {
-        Ok(()) => done(&session, &person_path(id), "They are now an administrator.").await,
-        Err(e) => refused(&session, &person_path(id), e).await,
-    }
-}
-
-async fn demote(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    session: Session,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let id = parse_user(&id)?;
-    match people::set_admin(&state.pool, &admin_of(&admin), id, false).await {
-        Ok(()) if id == admin.id => {
-            flash(&session, "success", "You are no longer an administrator.").await?;
-            Ok(Redirect::to("/").into_response())
-        }
-        Ok(()) => done(&session, &person_path(id), "They are no longer an administrator.").await,
-        Err(e) => refused(&session, &person_path(id), e).await,
-    }
-}
-
-async fn mark_verified(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    session: Session,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let id = parse_user(&id)?;
-    match people::mark_verified(&state.pool, &admin_of(&admin), id).await {
-        Ok(()) => done(&session, &person_path(id), "The address is marked as confirmed.").await,
-        Err(e) => refused(&session, &person_path(id), e).await,
-    }
-}
-
-async fn resend_verification(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    session: Session,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let id = parse_user(&id)?;
-    match people::verification_link(&state.pool, &admin_of(&admin), id).await {
-        Ok(link) => {
-            super::auth::send_in_background(
-                &state,
-                super::auth::verification_mail(&state, &link.email, &link.token),
-            );
-            done(
-                &session,
-                &person_path(id),
-                "A new confirmation link is on its way.",
-            )
-            .await
-        }
-        Err(e) => refused(&session, &person_path(id), e).await,
+    match result {
+        Ok(()) => done(session, to, text).await,
+        Err(e) => refused(session, back, e).await,
     }
 }
 
@@ -400,70 +297,90 @@ struct ConfirmForm {
     confirm: Option<String>,
 }
 
-async fn reset_password(
+/// `POST /admin/people/{id}/{action}`: each action, its service call and what the page
+/// says after it.
+async fn person_action(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     session: Session,
-    Path(id): Path<String>,
+    Path((id, action)): Path<(String, String)>,
     Form(form): Form<ConfirmForm>,
 ) -> AppResult<Response> {
     let id = parse_user(&id)?;
-    match people::password_reset_link(&state.pool, &admin_of(&admin), id, form.confirm.is_some()).await {
-        Ok(link) => {
-            super::auth::send_in_background(
-                &state,
-                super::auth::reset_mail(&state, &link.email, &link.token),
-            );
-            done(
-                &session,
-                &person_path(id),
-                "A password reset link is on its way to them.",
-            )
-            .await
-        }
-        Err(e) => refused(&session, &person_path(id), e).await,
-    }
-}
-
-async fn sign_out(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    session: Session,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let id = parse_user(&id)?;
-    if id == admin.id {
-        flash(
-            &session,
-            "error",
-            "To end your own sessions, use your account settings.",
-        )
-        .await?;
-        return Ok(Redirect::to(&person_path(id)).into_response());
-    }
-    match people::sign_out_everywhere(&state.pool, &admin_of(&admin), id).await {
-        Ok(n) => done(&session, &person_path(id), format!("{n} session(s) ended.")).await,
-        Err(e) => refused(&session, &person_path(id), e).await,
-    }
-}
-
-async fn delete(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    session: Session,
-    Path(id): Path<String>,
-    Form(form): Form<ConfirmForm>,
-) -> AppResult<Response> {
-    let id = parse_user(&id)?;
-    match people::delete(&state.pool, &admin_of(&admin), id, form.confirm.is_some()).await {
-        Ok(()) => {
-            done(
-                &session,
-                paths::ADMIN,
-                "The account and what it owned are deleted.",
-            )
-            .await
-        }
-        Err(e) => refused(&session, &person_path(id), e).await,
-    }
+    let pool = &state.pool;
+    let by = admin_of(&admin);
+    let confirmed = form.confirm.is_some();
+    let back = person_path(id);
+    let (result, to, text): (_, &str, String) = match action.as_str() {
+        "suspend" => (
+            people::set_suspended(pool, &by, id, true).await,
+            &back,
+            "Suspended: their sessions have ended and they cannot sign in.".into(),
+        ),
+        "unsuspend" => (
+            people::set_suspended(pool, &by, id, false).await,
+            &back,
+            "The suspension is lifted: they may sign in again.".into(),
+        ),
+        "promote" => (
+            people::set_admin(pool, &by, id, true).await,
+            &back,
+            "They are now an administrator.".into(),
+        ),
+        "demote" if id == admin.id => (
+            people::set_admin(pool, &by, id, false).await,
+            "/",
+            "You are no longer an administrator.".into(),
+        ),
+        "demote" => (
+            people::set_admin(pool, &by, id, false).await,
+            &back,
+            "They are no longer an administrator.".into(),
+        ),
+        "verify" => (
+            people::mark_verified(pool, &by, id).await,
+            &back,
+            "The address is marked as confirmed.".into(),
+        ),
+        "resend-verification" => (
+            people::verification_link(pool, &by, id).await.map(|link| {
+                super::auth::send_in_background(
+                    &state,
+                    super::auth::verification_mail(&state, &link.email, &link.token),
+                );
+            }),
+            &back,
+            "A new confirmation link is on its way.".into(),
+        ),
+        "reset-password" => (
+            people::password_reset_link(pool, &by, id, confirmed)
+                .await
+                .map(|link| {
+                    super::auth::send_in_background(
+                        &state,
+                        super::auth::reset_mail(&state, &link.email, &link.token),
+                    );
+                }),
+            &back,
+            "A password reset link is on its way to them.".into(),
+        ),
+        "sign-out" if id == admin.id => (
+            Err(AdminError::Refused(
+                "To end your own sessions, use your account settings.".into(),
+            )),
+            &back,
+            String::new(),
+        ),
+        "sign-out" => match people::sign_out_everywhere(pool, &by, id).await {
+            Ok(n) => (Ok(()), &back, format!("{n} session(s) ended.")),
+            Err(e) => (Err(e), &back, String::new()),
+        },
+        "delete" => (
+            people::delete(pool, &by, id, confirmed).await,
+            paths::ADMIN,
+            "The account and what it owned are deleted.".into(),
+        ),
+        _ => return Err(AppError::NotFound),
+    };
+    settle(&session, result, &back, to, text).await
 }

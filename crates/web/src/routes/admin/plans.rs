@@ -16,23 +16,21 @@ use ender_core::billing::{PlanId, format_cents};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::{admin_of, done, refused, when};
+use super::{admin_of, done, refused, settle, when};
 use crate::error::{AppError, AppResult};
 use crate::extract::Form;
 use crate::session::AdminUser;
 use crate::state::AppState;
 use crate::views::{Errors, Shell};
 
+const LIST: &str = "/admin/plans";
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/plans", get(list_page).post(create))
         .route("/admin/plans/new", get(new_page))
         .route("/admin/plans/{id}", get(edit_page).post(update))
-        .route("/admin/plans/{id}/retire", post(retire))
-        .route("/admin/plans/{id}/restore", post(restore))
-        .route("/admin/plans/{id}/up", post(move_up))
-        .route("/admin/plans/{id}/down", post(move_down))
-        .route("/admin/plans/{id}/default", post(make_default))
+        .route("/admin/plans/{id}/{action}", post(plan_action))
         .route("/admin/promos", get(promos_page).post(create_promo))
 }
 
@@ -157,16 +155,9 @@ async fn create(
         Err(errors) => return Ok(again(shell, None, form, errors)),
     };
     match plans::create(&state.pool, &admin_of(&admin), &values).await {
-        Ok(_) => {
-            done(
-                &session,
-                "/admin/plans",
-                format!("The plan {} is created.", values.name),
-            )
-            .await
-        }
+        Ok(_) => done(&session, LIST, format!("The plan {} is created.", values.name)).await,
         Err(AdminError::Invalid(e)) => Ok(again(shell, None, form, vec![e])),
-        Err(e) => refused(&session, "/admin/plans", e).await,
+        Err(e) => refused(&session, LIST, e).await,
     }
 }
 
@@ -184,89 +175,39 @@ async fn update(
         Err(errors) => return Ok(again(shell, Some(id), form, errors)),
     };
     match plans::update(&state.pool, &admin_of(&admin), id, &values).await {
-        Ok(()) => {
-            done(
-                &session,
-                "/admin/plans",
-                format!("The plan {} is saved.", values.name),
-            )
-            .await
-        }
+        Ok(()) => done(&session, LIST, format!("The plan {} is saved.", values.name)).await,
         Err(AdminError::Invalid(e)) => Ok(again(shell, Some(id), form, vec![e])),
-        Err(e) => refused(&session, "/admin/plans", e).await,
+        Err(e) => refused(&session, LIST, e).await,
     }
 }
 
-async fn retire(
+/// `POST /admin/plans/{id}/{action}`: retire, restore, up, down and default.
+async fn plan_action(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     session: Session,
-    Path(id): Path<String>,
+    Path((id, action)): Path<(String, String)>,
 ) -> AppResult<Response> {
     let id = parse(&id)?;
-    match plans::set_retired(&state.pool, &admin_of(&admin), id, true).await {
-        Ok(()) => {
-            done(
-                &session,
-                "/admin/plans",
-                "Retired: nobody may choose it now; its subscribers keep it until their renewal.",
-            )
-            .await
-        }
-        Err(e) => refused(&session, "/admin/plans", e).await,
-    }
-}
-
-async fn restore(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    session: Session,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let id = parse(&id)?;
-    match plans::set_retired(&state.pool, &admin_of(&admin), id, false).await {
-        Ok(()) => done(&session, "/admin/plans", "The plan is offered again.").await,
-        Err(e) => refused(&session, "/admin/plans", e).await,
-    }
-}
-
-async fn move_up(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    session: Session,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let id = parse(&id)?;
-    match plans::reorder(&state.pool, &admin_of(&admin), id, true).await {
-        Ok(()) => done(&session, "/admin/plans", "Moved up.").await,
-        Err(e) => refused(&session, "/admin/plans", e).await,
-    }
-}
-
-async fn move_down(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    session: Session,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let id = parse(&id)?;
-    match plans::reorder(&state.pool, &admin_of(&admin), id, false).await {
-        Ok(()) => done(&session, "/admin/plans", "Moved down.").await,
-        Err(e) => refused(&session, "/admin/plans", e).await,
-    }
-}
-
-async fn make_default(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    session: Session,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let id = parse(&id)?;
-    match plans::set_default(&state.pool, &admin_of(&admin), id).await {
-        Ok(()) => done(&session, "/admin/plans", "New workspaces get this plan now.").await,
-        Err(e) => refused(&session, "/admin/plans", e).await,
-    }
+    let (pool, by) = (&state.pool, admin_of(&admin));
+    let (result, text) = match action.as_str() {
+        "retire" => (
+            plans::set_retired(pool, &by, id, true).await,
+            "Retired: nobody may choose it now; its subscribers keep it until their renewal.",
+        ),
+        "restore" => (
+            plans::set_retired(pool, &by, id, false).await,
+            "The plan is offered again.",
+        ),
+        "up" => (plans::reorder(pool, &by, id, true).await, "Moved up."),
+        "down" => (plans::reorder(pool, &by, id, false).await, "Moved down."),
+        "default" => (
+            plans::set_default(pool, &by, id).await,
+            "New workspaces get this plan now.",
+        ),
+        _ => return Err(AppError::NotFound),
+    };
+    settle(&session, result, LIST, LIST, text).await
 }
 
 pub struct PromoRow {

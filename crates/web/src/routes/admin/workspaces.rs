@@ -16,7 +16,7 @@ use ender_core::workspace::WorkspaceId;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::{PAGE, admin_of, done, refused, when};
+use super::{PAGE, admin_of, done, refused, settle, when};
 use crate::error::{AppError, AppResult};
 use crate::extract::Form;
 use crate::session::AdminUser;
@@ -29,9 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/workspaces/{id}", get(show))
         .route("/admin/workspaces/{id}/plan", post(change_plan))
         .route("/admin/workspaces/{id}/balance", post(adjust_balance))
-        .route("/admin/workspaces/{id}/pause", post(pause))
-        .route("/admin/workspaces/{id}/resume", post(resume))
-        .route("/admin/workspaces/{id}/delete", post(delete))
+        .route("/admin/workspaces/{id}/{action}", post(workspace_action))
 }
 
 fn parse(raw: &str) -> AppResult<WorkspaceId> {
@@ -263,10 +261,15 @@ async fn change_plan(
         )
         .await;
     };
-    match ws_admin::change_plan(&state.pool, &admin_of(&admin), id, plan).await {
-        Ok(()) => done(&session, &path_of(id), "The plan is changed.").await,
-        Err(e) => refused(&session, &path_of(id), e).await,
-    }
+    let result = ws_admin::change_plan(&state.pool, &admin_of(&admin), id, plan).await;
+    settle(
+        &session,
+        result,
+        &path_of(id),
+        &path_of(id),
+        "The plan is changed.",
+    )
+    .await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -346,56 +349,40 @@ async fn adjust_balance(
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct PauseForm {
+struct ReasonForm {
     #[serde(default)]
     reason: String,
 }
 
-async fn pause(
+/// `POST /admin/workspaces/{id}/{action}`: pause (with a reason), resume and delete.
+async fn workspace_action(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     session: Session,
-    Path(id): Path<String>,
-    Form(form): Form<PauseForm>,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<ReasonForm>,
 ) -> AppResult<Response> {
     let id = parse(&id)?;
-    match ws_admin::set_paused(&state.pool, &admin_of(&admin), id, true, &form.reason).await {
-        Ok(()) => {
-            done(
-                &session,
-                &path_of(id),
-                "Sending is paused: new sends are refused and queued messages wait.",
-            )
-            .await
-        }
-        Err(e) => refused(&session, &path_of(id), e).await,
-    }
-}
-
-async fn resume(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    session: Session,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let id = parse(&id)?;
-    match ws_admin::set_paused(&state.pool, &admin_of(&admin), id, false, "").await {
-        Ok(()) => done(&session, &path_of(id), "Sending is resumed.").await,
-        Err(e) => refused(&session, &path_of(id), e).await,
-    }
-}
-
-async fn delete(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    session: Session,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let id = parse(&id)?;
-    match ws_admin::delete(&state.pool, &admin_of(&admin), id).await {
-        Ok(()) => done(&session, "/admin/workspaces", "The workspace is deleted.").await,
-        Err(e) => refused(&session, &path_of(id), e).await,
-    }
+    let (pool, by, back) = (&state.pool, admin_of(&admin), path_of(id));
+    let (result, to, text) = match action.as_str() {
+        "pause" => (
+            ws_admin::set_paused(pool, &by, id, true, &form.reason).await,
+            back.as_str(),
+            "Sending is paused: new sends are refused and queued messages wait.",
+        ),
+        "resume" => (
+            ws_admin::set_paused(pool, &by, id, false, "").await,
+            back.as_str(),
+            "Sending is resumed.",
+        ),
+        "delete" => (
+            ws_admin::delete(pool, &by, id).await,
+            "/admin/workspaces",
+            "The workspace is deleted.",
+        ),
+        _ => return Err(AppError::NotFound),
+    };
+    settle(&session, result, &back, to, text).await
 }
 
 #[cfg(test)]
