@@ -395,22 +395,27 @@ pub async fn verification_link(pool: &PgPool, admin: &Admin, id: UserId) -> Resu
     if who.verified {
         return Err(AdminError::Refused("This address is already confirmed.".into()));
     }
-    account::repo::retire_tokens(&mut tx, id, TokenPurpose::VerifyEmail).await?;
-    let token = account::issue_token(&mut tx, id, TokenPurpose::VerifyEmail, account::VERIFY_TTL).await?;
-    audit::record(
-        &mut *tx,
-        admin,
-        kind::USER_VERIFICATION_SENT,
-        &target(id, &who.email),
-        json!({}),
-        json!({}),
-    )
-    .await?;
+    issue_link(tx, admin, id, who.email, TokenPurpose::VerifyEmail).await
+}
+
+/// Retires the person's earlier links of `purpose`, issues a fresh one, writes the audit
+/// entry and commits.
+async fn issue_link(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    admin: &Admin,
+    id: UserId,
+    email: String,
+    purpose: TokenPurpose,
+) -> Result<Link, AdminError> {
+    let (ttl, what) = match purpose {
+        TokenPurpose::VerifyEmail => (account::VERIFY_TTL, kind::USER_VERIFICATION_SENT),
+        TokenPurpose::ResetPassword => (account::RESET_TTL, kind::USER_PASSWORD_RESET_SENT),
+    };
+    account::repo::retire_tokens(&mut tx, id, purpose).await?;
+    let token = account::issue_token(&mut tx, id, purpose, ttl).await?;
+    audit::record(&mut *tx, admin, what, &target(id, &email), json!({}), json!({})).await?;
     tx.commit().await?;
-    Ok(Link {
-        email: who.email,
-        token,
-    })
+    Ok(Link { email, token })
 }
 
 /// A password reset link for the person (the administrator never sees or sets a
@@ -429,22 +434,7 @@ pub async fn password_reset_link(
             who.email
         )));
     }
-    account::repo::retire_tokens(&mut tx, id, TokenPurpose::ResetPassword).await?;
-    let token = account::issue_token(&mut tx, id, TokenPurpose::ResetPassword, account::RESET_TTL).await?;
-    audit::record(
-        &mut *tx,
-        admin,
-        kind::USER_PASSWORD_RESET_SENT,
-        &target(id, &who.email),
-        json!({}),
-        json!({}),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Link {
-        email: who.email,
-        token,
-    })
+    issue_link(tx, admin, id, who.email, TokenPurpose::ResetPassword).await
 }
 
 /// Ends every session of the person (they sign in again on their next click).

@@ -917,3 +917,39 @@ async fn the_health_page_and_the_audit_api_show_what_an_operator_checks() {
     let res = app.get("/api/admin/audit?before=abc").await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn admin_actions_refuse_unknown_actions_and_oversized_forms_and_change_nothing() {
+    let app = with_admin().await;
+    app.create_user("pat@example.org", PW).await;
+    let pat = user_id(&app, "pat@example.org").await;
+    let ws = workspace_of(&app, "pat@example.org").await;
+    let plan = "00000000-0000-4000-8000-00000000f002";
+    for action in [
+        format!("/admin/people/{pat}/bogus"),
+        format!("/admin/workspaces/{ws}/bogus"),
+        format!("/admin/plans/{plan}/bogus"),
+    ] {
+        let res = post_form_with(&app.client, &app, "/admin", &action, &[]).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "POST {action}");
+    }
+    // Over the 1 MiB body limit: refused before any change.
+    let huge = "x".repeat(2 * 1024 * 1024);
+    for (action, field) in [
+        (format!("/admin/workspaces/{ws}/pause"), "reason"),
+        (format!("/admin/workspaces/{ws}/balance"), "reason"),
+        ("/admin/settings".to_owned(), "banner_text"),
+        ("/admin/promos".to_owned(), "code"),
+    ] {
+        let res = post_form_with(&app.client, &app, "/admin", &action, &[(field, huge.as_str())]).await;
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE, "POST {action}");
+    }
+    let paused: bool =
+        sqlx::query_scalar("SELECT sending_paused_at IS NOT NULL FROM workspaces WHERE id = $1")
+            .bind(ws)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert!(!paused);
+    assert!(audit_actions(&app).await.is_empty(), "nothing was recorded");
+}
