@@ -98,7 +98,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
 
 async fn run_with(db: &Database, cfg: &ServeConfig) -> anyhow::Result<()> {
     ender_core::db::migrate(&db.pool).await?;
-    let mailer = Mailer::from_config(&cfg.mail, &cfg.database.data_dir)?;
+    let mailer = Mailer::from_config(&cfg.mail, &cfg.database.data_dir)?.with_database(db.pool.clone());
 
     let keyring = std::sync::Arc::new(cfg.worker.secrets.install_keyring(&cfg.database.data_dir)?);
     // Billing and its providers as saved on the Settings page, where no environment

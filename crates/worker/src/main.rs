@@ -50,7 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tokio::spawn(signal(shutdown.clone()));
         let keyring = std::sync::Arc::new(cli.worker.secrets.install_keyring(&cli.database.data_dir)?);
         let notices = ender_worker::webhooks::OwnerNotices {
-            mailer: Mailer::from_config(&cli.mail, &cli.database.data_dir)?,
+            mailer: Mailer::from_config(&cli.mail, &cli.database.data_dir)?.with_database(db.pool.clone()),
             public_url: cli.public_url,
         };
         let mut worker = cli.worker;

@@ -1,6 +1,7 @@
 //! What an operator checks first, read in one go for the Health page: worker processes
 //! and their heartbeats, the database, the message queue by age, webhook backlog and
-//! breakers, devices, scheduled sends due soon, background job queues, disk space.
+//! breakers, devices, scheduled sends due soon, background job queues, disk space, mail
+//! that could not be sent.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -84,7 +85,13 @@ pub struct Health {
     pub disk_total_bytes: Option<u64>,
     pub paused_workspaces: i64,
     pub suspended_people: i64,
+    /// Mail that could not be sent in the last 24 hours, and the newest of it.
+    pub mail_failures: i64,
+    pub recent_mail_failures: Vec<crate::mail::Failure>,
 }
+
+/// How many of the last day's mail failures the page lists.
+pub const MAIL_FAILURES_SHOWN: i64 = 10;
 
 pub async fn read(pool: &PgPool, data_dir: &std::path::Path) -> sqlx::Result<Health> {
     let mut conn = pool.acquire().await?;
@@ -156,6 +163,8 @@ pub async fn read(pool: &PgPool, data_dir: &std::path::Path) -> sqlx::Result<Hea
             })
             .collect()
     });
+    let (recent_mail_failures, mail_failures) =
+        crate::mail::recent_failures(&mut conn, MAIL_FAILURES_SHOWN).await?;
     let (disk_free_bytes, disk_total_bytes) = disk_space(data_dir);
     Ok(Health {
         workers,
@@ -175,6 +184,8 @@ pub async fn read(pool: &PgPool, data_dir: &std::path::Path) -> sqlx::Result<Hea
         disk_total_bytes,
         paused_workspaces: hooks.paused,
         suspended_people: hooks.suspended,
+        mail_failures,
+        recent_mail_failures,
     })
 }
 

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::audit::{self, Target, kind};
 use super::{Admin, AdminError};
@@ -187,13 +187,19 @@ pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Listed>> {
         .collect())
 }
 
-pub async fn create(pool: &PgPool, admin: &Admin, v: &PlanValues) -> Result<PlanId, AdminError> {
-    let id = PlanId(uuid::Uuid::now_v7());
-    let mut tx = pool.begin().await?;
+/// Stores a plan's values: a new plan (placed last) or the ones of the plan with this id
+/// (its place, default flag and retirement stay). A slug in use is a field error.
+async fn write(conn: &mut PgConnection, id: PlanId, v: &PlanValues) -> Result<(), AdminError> {
     sqlx::query!(
         "INSERT INTO plans (id, slug, name, max_sms_per_month, max_devices, max_schedules, max_webhooks,
                             max_api_keys, max_members, price_monthly_cents, price_yearly_cents, public, sort)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, (SELECT coalesce(max(sort), 0) + 1 FROM plans))",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, (SELECT coalesce(max(sort), 0) + 1 FROM plans))
+         ON CONFLICT (id) DO UPDATE SET slug = EXCLUDED.slug, name = EXCLUDED.name,
+             max_sms_per_month = EXCLUDED.max_sms_per_month, max_devices = EXCLUDED.max_devices,
+             max_schedules = EXCLUDED.max_schedules, max_webhooks = EXCLUDED.max_webhooks,
+             max_api_keys = EXCLUDED.max_api_keys, max_members = EXCLUDED.max_members,
+             price_monthly_cents = EXCLUDED.price_monthly_cents,
+             price_yearly_cents = EXCLUDED.price_yearly_cents, public = EXCLUDED.public",
         id as PlanId,
         v.slug,
         v.name,
@@ -207,9 +213,16 @@ pub async fn create(pool: &PgPool, admin: &Admin, v: &PlanValues) -> Result<Plan
         v.price_yearly_cents,
         v.public
     )
-    .execute(&mut *tx)
+    .execute(conn)
     .await
     .map_err(|e| if slug_taken(&e) { taken() } else { e.into() })?;
+    Ok(())
+}
+
+pub async fn create(pool: &PgPool, admin: &Admin, v: &PlanValues) -> Result<PlanId, AdminError> {
+    let id = PlanId(uuid::Uuid::now_v7());
+    let mut tx = pool.begin().await?;
+    write(&mut tx, id, v).await?;
     audit::record(
         &mut *tx,
         admin,
@@ -243,27 +256,7 @@ pub async fn update(pool: &PgPool, admin: &Admin, id: PlanId, v: &PlanValues) ->
         )
         .into());
     }
-    sqlx::query!(
-        "UPDATE plans SET slug = $2, name = $3, max_sms_per_month = $4, max_devices = $5, max_schedules = $6,
-                          max_webhooks = $7, max_api_keys = $8, max_members = $9, price_monthly_cents = $10,
-                          price_yearly_cents = $11, public = $12
-         WHERE id = $1",
-        id as PlanId,
-        v.slug,
-        v.name,
-        v.limits[0],
-        v.limits[1],
-        v.limits[2],
-        v.limits[3],
-        v.limits[4],
-        v.limits[5],
-        v.price_monthly_cents,
-        v.price_yearly_cents,
-        v.public
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| if slug_taken(&e) { taken() } else { e.into() })?;
+    write(&mut tx, id, v).await?;
     audit::record(
         &mut *tx,
         admin,

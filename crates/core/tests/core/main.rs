@@ -10,6 +10,7 @@ mod address_book;
 mod at_rest;
 mod billing;
 mod housekeeping;
+mod mail;
 mod ownership_migration;
 mod schedules;
 mod sending;

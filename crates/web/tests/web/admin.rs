@@ -877,6 +877,31 @@ async fn the_health_page_and_the_audit_api_show_what_an_operator_checks() {
     )
     .await
     .unwrap();
+    // A second worker that stopped beating a while ago.
+    ender_core::admin::health::beat(
+        &mut app.pool().acquire().await.unwrap(),
+        "worker-2",
+        "9.9.8",
+        "host-b",
+        43,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE worker_heartbeats SET beat_at = now() - interval '5 minutes' WHERE name = 'worker-2'",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
+    // Mail the server could not send (as the mailer records it).
+    let mailer = ender_core::mail::Mailer::files("/dev/null/not-a-folder").with_database(app.pool().clone());
+    let mail = ender_core::mail::Mail {
+        to: "someone@example.org".into(),
+        subject: "Confirm your email address for Ender".into(),
+        text: "x".into(),
+    };
+    assert!(mailer.send(&mail).await.is_err());
     let page = app.get("/admin/health").await.text().await.unwrap();
     let workers = select_text(&page, "#workers td");
     assert!(
@@ -885,7 +910,17 @@ async fn the_health_page_and_the_audit_api_show_what_an_operator_checks() {
             .any(|t| t.contains("worker-1") && t.contains("alive")),
         "{workers:?}"
     );
+    assert!(
+        workers
+            .iter()
+            .any(|t| t.contains("worker-2") && t.contains("silent")),
+        "{workers:?}"
+    );
     assert!(workers.iter().any(|t| t == "9.9.9"));
+    assert_eq!(select_text(&page, "#mail-failures"), vec!["1"]);
+    let failures = select_text(&page, "#mail-failure-list td");
+    assert_eq!(failures[1], "Confirm your email address for Ender");
+    assert!(!page.contains("someone@example.org"));
     assert_eq!(
         select_text(&page, "#queue td").first().map(String::as_str),
         Some("pending")

@@ -955,3 +955,183 @@ async fn a_person_tops_up_upgrades_sends_past_the_old_limit_cancels_and_is_downg
     snapshot(&c, "billing-downgraded").await;
     c.close().await.unwrap();
 }
+
+/// The operator's round in the admin console: find a person, suspend them (their open
+/// session ends at their next click), change a workspace's plan, create a promo code, turn
+/// maintenance on (a member's send is refused, a phone's report is taken) and off again,
+/// and read each of those in the audit log.
+#[tokio::test]
+async fn an_operator_suspends_changes_a_plan_creates_a_promo_and_runs_maintenance_in_a_browser() {
+    // The password the SMS test helpers give the people they create.
+    const PW: &str = "correct horse battery";
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    // With billing on, so workspaces have plans to change.
+    let app = TestApp::spawn_with(Options {
+        sms: Some(ender_core::config::SmsConfig {
+            billing: ender_core::config::BillingConfig {
+                enabled: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    app.create_user("root@example.org", PW).await;
+    sqlx::query("UPDATE users SET is_admin = true WHERE email_normalized = 'root@example.org'")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    app.create_user("victim@example.org", PW).await;
+    let caller = crate::sms::Caller::new(&app, "clinic@example.org").await;
+    let phone = crate::simulator::Sim::register(&app, "clinic@example.org", "android", "Desk").await;
+    let clinic_ws: uuid::Uuid = sqlx::query_scalar(
+        "SELECT w.id FROM workspaces w JOIN users u ON w.personal_user_id = u.id WHERE u.email_normalized = 'clinic@example.org'",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    // A message the phone holds while maintenance starts.
+    let (status, sent) = caller.send(&["+15550001111"], "before").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{sent}");
+    let message = sent["message_ids"][0].as_str().unwrap().to_owned();
+    if phone.pending().await.is_empty() {
+        ender_core::sms::dispatch::dispatch_workspace(
+            app.pool(),
+            &ender_core::config::SmsConfig::default(),
+            ender_core::workspace::WorkspaceId(clinic_ws),
+        )
+        .await
+        .unwrap();
+        assert_eq!(phone.pending().await.len(), 1);
+    }
+
+    let victim = browser(&driver).await;
+    let member = browser(&driver).await;
+    let admin = browser(&driver).await;
+    for (c, email) in [
+        (&victim, "victim@example.org"),
+        (&member, "clinic@example.org"),
+        (&admin, "root@example.org"),
+    ] {
+        c.goto(&app.url("/login")).await.unwrap();
+        fill(c, "#email", email).await;
+        fill(c, "#password", PW).await;
+        click(c, "#login-form button[type=submit]").await;
+        find(c, "details.account-menu").await;
+    }
+
+    // Find the person by email and suspend them.
+    c_goto(&admin, &app, "/admin").await;
+    fill(&admin, "#people-q", "victim@").await;
+    click(&admin, "#people-filter button[type=submit]").await;
+    wait_path(&admin, "/admin?q=victim").await;
+    let rows = admin
+        .find_all(Locator::Css("#users a.person-link"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].text().await.unwrap(), "victim@example.org");
+    rows[0].click().await.unwrap();
+    wait_path(&admin, "/admin/people/").await;
+    click(&admin, "#suspend").await;
+    text(&admin, "#suspended-badge").await;
+    snapshot(&admin, "admin-person").await;
+    // The suspended person's next click finds them signed out.
+    click(&victim, "a.nav-link[href='/messages']").await;
+    wait_path(&victim, "/login").await;
+    fill(&victim, "#email", "victim@example.org").await;
+    fill(&victim, "#password", PW).await;
+    click(&victim, "#login-form button[type=submit]").await;
+    wait_text(&victim, "#form-error", "suspended").await;
+
+    // Move the clinic's workspace to Pro.
+    c_goto(&admin, &app, &format!("/admin/workspaces/{clinic_ws}")).await;
+    find(&admin, "#plan-select")
+        .await
+        .select_by_value("00000000-0000-4000-8000-00000000f003")
+        .await
+        .unwrap();
+    click(&admin, "#change-plan").await;
+    wait_text(&admin, "#ws-plan", "Pro").await;
+
+    // A promo code.
+    c_goto(&admin, &app, "/admin/promos").await;
+    fill(&admin, "#code", "spring-26").await;
+    fill(&admin, "#credit", "5.00").await;
+    click(&admin, "#create-promo").await;
+    wait_text(&admin, "#promos code", "SPRING-26").await;
+
+    // Maintenance on: the banner everywhere, a member's send refused, a phone heard.
+    c_goto(&admin, &app, "/admin/settings").await;
+    let on = find(&admin, "#maintenance_mode").await;
+    if on.prop("checked").await.unwrap().as_deref() != Some("true") {
+        on.click().await.unwrap();
+    }
+    fill(&admin, "#maintenance_message", "Back at noon.").await;
+    click(&admin, "#save-settings").await;
+    wait_text(&admin, "#maintenance-banner", "Back at noon.").await;
+    snapshot(&admin, "admin-maintenance").await;
+    c_goto(&member, &app, "/send").await;
+    wait_text(&member, "#maintenance-banner", "Back at noon.").await;
+    fill(&member, "#recipients", "+15550002222").await;
+    fill(&member, "#body", "during").await;
+    click(&member, "#send-form button[type=submit]").await;
+    wait_text(&member, ".error-page", "Back at noon.").await;
+    assert_eq!(text(&member, ".error-page .code").await, "503");
+    let (status, body) = phone.report(&message, "sent", "").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert_eq!(caller.status_of(&message).await, "sent");
+
+    // Maintenance off: the member sends again.
+    c_goto(&admin, &app, "/admin/settings").await;
+    let on = find(&admin, "#maintenance_mode").await;
+    if on.prop("checked").await.unwrap().as_deref() == Some("true") {
+        on.click().await.unwrap();
+    }
+    click(&admin, "#save-settings").await;
+    wait_text(&admin, ".toast", "saved").await;
+    assert!(
+        admin
+            .find_all(Locator::Css("#maintenance-banner"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    c_goto(&member, &app, "/send").await;
+    fill(&member, "#recipients", "+15550002222").await;
+    fill(&member, "#body", "after").await;
+    click(&member, "#send-form button[type=submit]").await;
+    wait_path(&member, "/messages").await;
+
+    // Each action in the audit log, newest first.
+    c_goto(&admin, &app, "/admin/audit").await;
+    let mut actions = Vec::new();
+    for el in admin
+        .find_all(Locator::Css("#admin-audit .audit-action"))
+        .await
+        .unwrap()
+    {
+        actions.push(el.text().await.unwrap());
+    }
+    assert_eq!(
+        actions,
+        [
+            "settings.changed",
+            "settings.changed",
+            "promo.created",
+            "workspace.plan_changed",
+            "user.suspended"
+        ]
+    );
+    snapshot(&admin, "admin-audit").await;
+    for c in [victim, member, admin] {
+        c.close().await.unwrap();
+    }
+}
+
+async fn c_goto(c: &Client, app: &TestApp, path: &str) {
+    c.goto(&app.url(path)).await.unwrap();
+}

@@ -66,10 +66,8 @@ impl TestApp {
         argv.extend(options.extra_args);
         let web = Args::parse_from(argv).web;
         let mail_dir = tempfile::tempdir().unwrap();
-        let mailer = Mailer::Files {
-            dir: mail_dir.path().to_owned(),
-        };
         let pool = options.pool.unwrap_or_else(|| db.pool.clone());
+        let mailer = Mailer::files(mail_dir.path()).with_database(pool.clone());
         let sms = options.sms.unwrap_or_default();
         let shutdown = CancellationToken::new();
         if options.dispatcher {

@@ -532,9 +532,7 @@ async fn an_endpoint_failing_for_days_is_disabled_its_owner_told_and_replay_send
     let ep = add_endpoint(&db, &keyring, user, &format!("{base}/dead")).await;
     let mail = tempfile::tempdir().unwrap();
     let notices = OwnerNotices {
-        mailer: Mailer::Files {
-            dir: mail.path().to_owned(),
-        },
+        mailer: Mailer::files(mail.path()),
         public_url: "https://ender.example.org".to_owned(),
     };
     let d = Arc::new(

@@ -135,9 +135,7 @@ async fn running_workers_mark_an_unpaid_renewal_past_due_and_mail_the_owner() {
         secrets: ender_core::config::SecretConfig::default(),
     };
     let notices = OwnerNotices {
-        mailer: Mailer::Files {
-            dir: mail_dir.path().to_owned(),
-        },
+        mailer: Mailer::files(mail_dir.path()),
         public_url: "https://sms.example.org".to_owned(),
     };
     let workers: Vec<_> = ["one", "two"]

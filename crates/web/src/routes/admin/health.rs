@@ -86,6 +86,9 @@ pub struct HealthPage {
     pub disk_low: bool,
     pub paused_workspaces: i64,
     pub suspended_people: i64,
+    pub mail_failures: i64,
+    /// (when, subject, reason) of the newest failures.
+    pub recent_mail_failures: Vec<(String, String, String)>,
 }
 
 async fn health_page(
@@ -135,6 +138,12 @@ async fn health_page(
         disk_low,
         paused_workspaces: h.paused_workspaces,
         suspended_people: h.suspended_people,
+        mail_failures: h.mail_failures,
+        recent_mail_failures: h
+            .recent_mail_failures
+            .into_iter()
+            .map(|f| (format!("{} ago", age(Some(f.at))), f.subject, f.error))
+            .collect(),
     })
 }
 
