@@ -58,6 +58,7 @@ pub mod secret;
 pub mod session;
 pub mod setup;
 pub mod sms;
+pub mod store;
 pub mod template;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -39,6 +39,37 @@ pub struct MailConfig {
     pub mail_from: String,
 }
 
+/// Where exports, backups and other files are kept: an S3-compatible bucket, or the
+/// folder `<data dir>/objects` when no bucket is set.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct StorageConfig {
+    /// S3 bucket (AWS, MinIO, Garage, R2…). Unset: files under `<data dir>/objects`.
+    #[arg(long, env = "ENDER_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// The store's endpoint for S3-compatible services (`https://minio.example.org:9000`).
+    /// Unset: AWS in `ENDER_S3_REGION`.
+    #[arg(long, env = "ENDER_S3_ENDPOINT")]
+    pub s3_endpoint: Option<url::Url>,
+
+    #[arg(long, env = "ENDER_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    #[arg(long, env = "ENDER_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+
+    #[arg(long, env = "ENDER_S3_SECRET_ACCESS_KEY", value_parser = secret, hide_env_values = true)]
+    pub s3_secret_access_key: Option<SecretString>,
+
+    /// Path-style requests (`endpoint/bucket/key`), which MinIO and Garage usually need.
+    #[arg(long, env = "ENDER_S3_PATH_STYLE", default_value_t = false)]
+    pub s3_path_style: bool,
+
+    /// A folder in the bucket for everything Ender stores (to share a bucket).
+    #[arg(long, env = "ENDER_S3_PREFIX", default_value = "")]
+    pub s3_prefix: String,
+}
+
 /// Log output.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LogConfig {

@@ -2,6 +2,8 @@
 //! embedded cluster, or `ENDER_TEST_DATABASE_URL`), a migrated template database, and a
 //! fresh copy of it for each test.
 
+pub mod s3;
+
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -15,5 +15,6 @@ mod ownership_migration;
 mod schedules;
 mod sending;
 mod setup;
+mod store;
 mod webhooks;
 mod workspaces;
