@@ -48,6 +48,7 @@ pub mod cron;
 pub mod crypto;
 pub mod db;
 pub mod device;
+pub mod export;
 pub mod invite;
 pub mod mail;
 pub mod maintenance;

@@ -118,6 +118,7 @@ async fn run_with(db: &Database, cfg: &ServeConfig) -> anyhow::Result<()> {
                 mailer: mailer.clone(),
                 public_url: cfg.web.public_url.to_string(),
             }),
+            cfg.database.data_dir.clone(),
             shutdown.clone(),
         ))
     });
@@ -142,6 +143,7 @@ async fn run_with(db: &Database, cfg: &ServeConfig) -> anyhow::Result<()> {
         cfg.worker.sms.clone(),
         mailer,
         webhooks,
+        ender_core::store::Store::from_config(&cfg.worker.storage, &cfg.database.data_dir)?,
         shutdown.clone(),
     );
     let served = serve(listener, state).await;

@@ -36,6 +36,8 @@ pub struct AppState {
     pub webhooks: Arc<Webhooks>,
     /// The instance settings, reloaded when any process saves them.
     pub settings: Cache,
+    /// Where exports (and backups) are kept.
+    pub store: ender_core::store::Store,
     pub shutdown: CancellationToken,
 }
 
@@ -77,6 +79,7 @@ impl AppState {
         sms: SmsConfig,
         mailer: Mailer,
         webhooks: WebhookSetup,
+        store: ender_core::store::Store,
         shutdown: CancellationToken,
     ) -> Self {
         let http = reqwest::Client::builder()
@@ -115,6 +118,7 @@ impl AppState {
             sms: Arc::new(sms),
             mailer: Arc::new(mailer),
             http,
+            store,
             shutdown,
         }
     }

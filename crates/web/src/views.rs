@@ -72,7 +72,7 @@ impl Shell {
 
     /// Whether the user's role in the current workspace allows `what`, to show or hide the
     /// page's controls (the handlers check again): `send`, `templates`, `schedules`,
-    /// `contacts`, `devices`, `keys`, `webhooks`, `members`, `audit`, `billing`.
+    /// `contacts`, `devices`, `keys`, `webhooks`, `members`, `audit`, `export`, `billing`.
     pub fn can(&self, what: &str) -> bool {
         let action = match what {
             "send" => Action::Send,
@@ -84,6 +84,7 @@ impl Shell {
             "webhooks" => Action::ManageWebhooks,
             "members" => Action::ManageMembers,
             "audit" => Action::ReadAudit,
+            "export" => Action::Export,
             "billing" => Action::ManageBilling,
             _ => return false,
         };

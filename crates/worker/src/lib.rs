@@ -44,6 +44,13 @@ pub struct WorkerConfig {
 
     #[command(flatten)]
     pub secrets: ender_core::config::SecretConfig,
+
+    #[command(flatten)]
+    pub storage: ender_core::config::StorageConfig,
+
+    /// Days a finished export is kept in the store before it is deleted.
+    #[arg(long, env = "ENDER_EXPORT_KEEP_DAYS", default_value_t = 7)]
+    pub export_keep_days: u32,
 }
 
 impl WorkerConfig {
@@ -96,16 +103,24 @@ async fn heartbeat(pool: PgPool, name: String, shutdown: CancellationToken) {
 }
 
 /// Runs the queues and the scheduler until `shutdown` is cancelled. A failing database
-/// restarts the workers with backoff instead of ending the process.
+/// restarts the workers with backoff instead of ending the process. `data_dir` holds the
+/// local object store (when no bucket is configured) and temporary files.
 pub async fn run(
     pool: PgPool,
     cfg: WorkerConfig,
     keyring: std::sync::Arc<ender_core::secret::Keyring>,
     notices: Option<webhooks::OwnerNotices>,
+    data_dir: std::path::PathBuf,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let name = cfg.worker_name();
     tracing::info!(worker.name = %name, "worker starting");
+    let exports = jobs::exports::Exports {
+        store: ender_core::store::Store::from_config(&cfg.storage, &data_dir)?,
+        tmp_dir: data_dir.join("tmp"),
+        keep_days: i64::from(cfg.export_keep_days.max(1)),
+        notices: notices.clone(),
+    };
     let billing = cfg.sms.billing.enabled.then(|| jobs::renewals::Billing {
         currency: cfg.sms.billing.currency.clone(),
         notices: notices.clone(),
@@ -116,6 +131,7 @@ pub async fn run(
         cfg.schedules(),
         name.clone(),
         billing.as_ref().map(|b| b.grace_days),
+        exports.store.clone(),
         shutdown.clone(),
     ));
     tokio::spawn(heartbeat(pool.clone(), name.clone(), shutdown.clone()));
@@ -183,7 +199,7 @@ pub async fn run(
             webhook_days: i64::from(cfg.webhooks.webhook_retention_days),
             message_days: i64::from(cfg.message_retention_days),
         };
-        let monitor = monitor(&pool, &name, retention, billing.clone());
+        let monitor = monitor(&pool, &name, retention, billing.clone(), exports.clone());
         let signal = {
             let shutdown = shutdown.clone();
             async move {
@@ -219,6 +235,7 @@ fn monitor(
     name: &str,
     retention: jobs::purge_expired::Retention,
     billing: Option<jobs::renewals::Billing>,
+    exports: jobs::exports::Exports,
 ) -> Monitor {
     let maintenance = {
         let pool = pool.clone();
@@ -237,7 +254,25 @@ fn monitor(
                 .build(jobs::purge_expired::handle)
         }
     };
-    let mut monitor = Monitor::new().register(maintenance);
+    let exporter = {
+        let pool = pool.clone();
+        let name = format!("{name}-exports");
+        move |_restarts: usize| {
+            // Polls, like the billing queues: an export starting two seconds late is fine,
+            // a listening connection held for it in every worker is not.
+            let backend = PostgresStorage::<ender_core::export::ExportJob>::new(&pool)
+                .with_config(queue_config(jobs::exports::QUEUE))
+                .poll_with_interval(Duration::from_secs(2));
+            WorkerBuilder::new(name.clone())
+                .backend(backend)
+                .data(pool.clone())
+                .data(exports.clone())
+                .catch_panic()
+                .enable_tracing()
+                .build(jobs::exports::handle)
+        }
+    };
+    let mut monitor = Monitor::new().register(maintenance).register(exporter);
     // The billing queues poll (no listening connection each): a renewal or a mail a
     // couple of seconds late is fine, a connection held per queue per worker is not.
     if let Some(billing) = billing {

@@ -56,7 +56,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let mut worker = cli.worker;
         let saved = ender_core::admin::settings::load(&mut *db.pool.acquire().await?).await?;
         ender_core::admin::settings::apply_billing(&saved, &mut worker.sms);
-        ender_worker::run(db.pool.clone(), worker, keyring, Some(notices), shutdown).await
+        ender_worker::run(
+            db.pool.clone(),
+            worker,
+            keyring,
+            Some(notices),
+            cli.database.data_dir.clone(),
+            shutdown,
+        )
+        .await
     }
     .await;
     db.close().await;

@@ -18,22 +18,31 @@ pub struct Schedule {
     pub queue: &'static str,
 }
 
-/// `renewals`: with billing on, the grace days of past-due subscriptions; each tick then
+/// `store`: where exports are kept. `renewals`: with billing on, the grace days of past-due subscriptions; each tick then
 /// also enqueues the subscription renewals that are due and the usage warnings to mail.
 pub(crate) async fn run(
     pool: PgPool,
     schedules: Vec<Schedule>,
     worker: String,
     renewals: Option<i64>,
+    store: ender_core::store::Store,
     shutdown: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(Duration::from_secs(5));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
+        // Once a minute: exports past their keeping time leave the store.
+        if ticks.is_multiple_of(12)
+            && let Err(e) = crate::jobs::exports::sweep_expired(&pool, &store).await
+        {
+            tracing::warn!(error = %e, "deleting expired exports failed");
+        }
+        ticks += 1;
         for schedule in &schedules {
             if let Err(e) = fire_due(&pool, schedule, &worker).await {
                 tracing::warn!(schedule = schedule.name, error = %e, "enqueueing a periodic job failed");

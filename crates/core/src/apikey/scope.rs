@@ -210,6 +210,8 @@ pub fn action_for(method: &str, template: &str) -> Option<Action> {
         }
     } else if under("/audit") {
         Action::ReadAudit
+    } else if under("/exports") || path == "/user/export" {
+        Action::Export
     } else if under("/webhooks") {
         if read_only && !path.ends_with("/secret") {
             Action::Read
@@ -263,6 +265,9 @@ mod tests {
             ("GET", "/api/api-keys", Some(Action::ManageKeys)),
             ("POST", "/api/api-keys", Some(Action::ManageKeys)),
             ("GET", "/api/audit", Some(Action::ReadAudit)),
+            ("GET", "/api/exports/{id}/download", Some(Action::Export)),
+            ("POST", "/api/exports", Some(Action::Export)),
+            ("GET", "/api/user/export", Some(Action::Export)),
             ("POST", "/api/something-new", None),
             ("DELETE", "/api/sms/status/{id}", None),
         ];

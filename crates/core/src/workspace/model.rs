@@ -101,6 +101,8 @@ pub enum Action {
     ManageMembers,
     /// Read the audit trail.
     ReadAudit,
+    /// Export the message history (every body in one file) and delete conversations.
+    Export,
     /// Rename the workspace.
     Rename,
     /// The plan, payments and invoices.
@@ -112,7 +114,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 15] = [
         Self::Read,
         Self::Send,
         Self::ManageTemplates,
@@ -123,6 +125,7 @@ impl Action {
         Self::ManageWebhooks,
         Self::ManageMembers,
         Self::ReadAudit,
+        Self::Export,
         Self::Rename,
         Self::ManageBilling,
         Self::ManageOwners,
@@ -142,6 +145,7 @@ impl Action {
             Self::ManageWebhooks => "manage webhooks",
             Self::ManageMembers => "manage members",
             Self::ReadAudit => "read the audit trail",
+            Self::Export => "export the workspace's messages",
             Self::Rename => "rename the workspace",
             Self::ManageBilling => "manage billing",
             Self::ManageOwners => "change who owns the workspace",
@@ -160,6 +164,7 @@ impl Action {
             | Self::ManageWebhooks
             | Self::ManageMembers
             | Self::ReadAudit
+            | Self::Export
             | Self::Rename => Role::Admin,
             Self::ManageBilling | Self::ManageOwners | Self::Delete => Role::Owner,
         }

@@ -11,6 +11,7 @@ pub mod contacts;
 pub mod dashboard;
 pub mod devices;
 pub mod events;
+pub mod exports;
 pub mod health;
 pub mod invitations;
 pub mod keys;
@@ -83,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .merge(devices::routes())
         .merge(send::routes())
         .merge(messages::routes())
+        .merge(exports::routes())
         .merge(events::routes())
         .merge(webhooks::routes())
         .merge(contacts::routes())

@@ -24,6 +24,9 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub db: TestDb,
     pub mail_dir: tempfile::TempDir,
+    /// The local object store's folder (unless the test gave its own store).
+    pub objects_dir: tempfile::TempDir,
+    pub store: ender_core::store::Store,
     pub client: reqwest::Client,
     /// The keyring the server seals webhook secrets with.
     pub keyring: std::sync::Arc<ender_core::secret::Keyring>,
@@ -48,6 +51,8 @@ pub struct Options {
     pub dispatcher: bool,
     /// Run the worker's webhook delivery engine too, retrying after these waits (seconds).
     pub webhook_engine: Option<Vec<u64>>,
+    /// Keep exports here instead of a local folder.
+    pub store: Option<ender_core::store::Store>,
 }
 
 impl TestApp {
@@ -108,12 +113,18 @@ impl TestApp {
             .unwrap();
             tokio::spawn(std::sync::Arc::new(engine).run(shutdown.clone()));
         }
-        let state = AppState::new(pool, web, sms, mailer, webhooks, shutdown.clone());
+        let objects_dir = tempfile::tempdir().unwrap();
+        let store = options
+            .store
+            .unwrap_or_else(|| ender_core::store::Store::local(objects_dir.path()));
+        let state = AppState::new(pool, web, sms, mailer, webhooks, store.clone(), shutdown.clone());
         tokio::spawn(ender_web::serve(listener, state));
         Self {
             addr,
             db,
             mail_dir,
+            objects_dir,
+            store,
             client: client(),
             keyring,
             shutdown,

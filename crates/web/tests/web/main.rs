@@ -21,6 +21,7 @@ mod compat;
 mod contacts_api;
 mod contacts_pages;
 mod device_status;
+mod exports;
 mod fake_pay;
 mod invitations;
 mod modem_agent;

@@ -6,6 +6,7 @@
 )]
 
 mod delivery;
+mod exports;
 mod fcm;
 mod renewals;
 mod scheduled_sends;
@@ -74,12 +75,15 @@ async fn running_workers_purge_expired_rows_and_stop_on_request() {
             ..Default::default()
         },
         secrets: ender_core::config::SecretConfig::default(),
+        storage: ender_core::config::StorageConfig::default(),
+        export_keep_days: 7,
     };
     let one = tokio::spawn(ender_worker::run(
         db.pool.clone(),
         cfg("one"),
         keyring.clone(),
         None,
+        std::env::temp_dir(),
         shutdown.clone(),
     ));
     let two = tokio::spawn(ender_worker::run(
@@ -87,6 +91,7 @@ async fn running_workers_purge_expired_rows_and_stop_on_request() {
         cfg("two"),
         keyring.clone(),
         None,
+        std::env::temp_dir(),
         shutdown.clone(),
     ));
 

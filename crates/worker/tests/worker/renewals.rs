@@ -133,6 +133,8 @@ async fn running_workers_mark_an_unpaid_renewal_past_due_and_mail_the_owner() {
         },
         webhooks: ender_worker::webhooks::WebhookConfig::default(),
         secrets: ender_core::config::SecretConfig::default(),
+        storage: ender_core::config::StorageConfig::default(),
+        export_keep_days: 7,
     };
     let notices = OwnerNotices {
         mailer: Mailer::files(mail_dir.path()),
@@ -146,6 +148,7 @@ async fn running_workers_mark_an_unpaid_renewal_past_due_and_mail_the_owner() {
                 cfg(name),
                 keyring.clone(),
                 Some(notices.clone()),
+                std::env::temp_dir(),
                 shutdown.clone(),
             ))
         })

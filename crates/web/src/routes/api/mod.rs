@@ -6,7 +6,7 @@ pub mod auth;
 pub mod billing;
 mod contacts;
 mod devices;
-mod format;
+pub mod format;
 mod keys;
 mod realtime;
 mod schedules;
@@ -100,6 +100,7 @@ pub fn routes() -> Router<AppState> {
         .merge(templates::routes())
         .merge(schedules::routes())
         .merge(audit::routes())
+        .merge(super::exports::api_routes())
         .merge(super::admin::api_routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not found.") })
         .method_not_allowed_fallback(|| async {
