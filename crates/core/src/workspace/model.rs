@@ -246,7 +246,7 @@ mod tests {
     #[test]
     fn the_table_of_actions_and_roles_is_exactly_this() {
         use Action::*;
-        let expected: [(Action, [bool; 4]); 14] = [
+        let expected: [(Action, [bool; 4]); 15] = [
             //                  owner  admin  member viewer
             (Read, [true, true, true, true]),
             (Send, [true, true, true, false]),
@@ -258,6 +258,7 @@ mod tests {
             (ManageWebhooks, [true, true, false, false]),
             (ManageMembers, [true, true, false, false]),
             (ReadAudit, [true, true, false, false]),
+            (Export, [true, true, false, false]),
             (Rename, [true, true, false, false]),
             (ManageBilling, [true, false, false, false]),
             (ManageOwners, [true, false, false, false]),

@@ -654,11 +654,21 @@ async fn a_person_imports_contacts_and_schedules_a_daily_personalised_send() {
     fill(&c, "#body", "Hi {{name}}, see you at 9.").await;
     wait_text(&c, "#template-preview", "Hi Ana Silva, see you at 9.").await;
     click(&c, "#template-form button[type=submit]").await;
-    wait_path(&c, "/templates/").await;
-    let template: uuid::Uuid = sqlx::query_scalar("SELECT id FROM message_templates WHERE name = 'Reminder'")
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
+    // The form's own path starts with /templates/ too: wait for the saved template.
+    let mut template = None;
+    for _ in 0..100 {
+        template =
+            sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM message_templates WHERE name = 'Reminder'")
+                .fetch_optional(app.pool())
+                .await
+                .unwrap();
+        if template.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let template = template.expect("the template was saved");
+    wait_path(&c, &format!("/templates/{template}")).await;
 
     // Daily at 09:00 in London to the group, with the next five runs shown.
     c.goto(&app.url("/scheduled/new")).await.unwrap();
