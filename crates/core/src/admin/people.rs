@@ -92,7 +92,8 @@ pub async fn list(
         .map(|d| d.and_utc());
     let q = filter.q.trim().to_lowercase();
     // Two statements rather than one with `$1 = '' OR …`: each keeps a plan that uses its
-    // index (the (created_at, id) index alone; the trigram index with a search).
+    // index (the (created_at, id) index alone; the trigram index, or the date order, with
+    // a search).
     let mut rows = if q.is_empty() {
         sqlx::query_as!(
             Person,
@@ -114,7 +115,14 @@ pub async fn list(
         .fetch_all(pool)
         .await?
     } else {
-        sqlx::query_as!(
+        // A search's best plan depends on the term (a rare one: the trigram index; one that
+        // most rows match: the date order), so it is planned for each term rather than
+        // with the prepared statement's generic plan.
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query_as!(
             Person,
             r#"SELECT id AS "id: UserId", email, full_name, is_admin, email_verified_at IS NOT NULL AS "verified!",
                       suspended_at IS NOT NULL AS "suspended!", created_at, last_sign_in_at
@@ -133,8 +141,10 @@ pub async fn list(
             limit + 1,
             like_escaped(&q)
         )
-        .fetch_all(pool)
-        .await?
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows
     };
     let next = if rows.len() as i64 > limit {
         rows.truncate(usize::try_from(limit).unwrap_or(0));
