@@ -20,6 +20,8 @@ start_server "$name"
 seed_user
 log "seeding $MESSAGES messages"
 bench_psql <<SQL
+-- Exports need a key that holds every scope.
+UPDATE api_keys SET scopes = '{send,read,contacts,webhooks,keys}' WHERE $OWNER = '$USER_ID';
 INSERT INTO messages (id, workspace_id, direction, recipient, from_number, body, encoding, segments, status, created_at, sent_at)
 SELECT gen_random_uuid(), '$USER_ID', 'outgoing', '+1555' || lpad(g::text, 7, '0'), '',
        'Your appointment is on ' || (g % 28 + 1) || ' March at ' || (g % 12 + 8) || ':00. Reply STOP to opt out.',
