@@ -715,6 +715,35 @@ where
     Ok(written)
 }
 
+/// The workspace's newest `limit` messages in the shape of Vendel's `GET /api/user/export`
+/// (`to`, `from_number`, `message_type`…), newest first.
+pub async fn vendel_messages(
+    pool: &PgPool,
+    ws: WorkspaceId,
+    limit: i64,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let rows = sqlx::query!(
+        "SELECT id, created_at, direction, from_number, recipient, body, body_sealed, status, batch_id,
+                error_message, sent_at, delivered_at
+         FROM messages WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        ws.0,
+        limit
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let body = at_rest::open_text(Column::MessageBody, r.id, r.body, r.body_sealed.as_deref())?;
+        out.push(serde_json::json!({
+            "id": r.id, "created": time(Some(r.created_at)), "to": r.recipient,
+            "from_number": r.from_number, "body": body, "status": r.status,
+            "message_type": r.direction, "batch_id": r.batch_id.map(|b| b.to_string()).unwrap_or_default(),
+            "error_message": r.error_message, "sent_at": time(r.sent_at), "delivered_at": time(r.delivered_at),
+        }));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

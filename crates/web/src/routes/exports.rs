@@ -46,6 +46,7 @@ pub fn routes() -> Router<AppState> {
 
 pub fn api_routes() -> Router<AppState> {
     Router::new()
+        .route("/user/export", get(vendel_export))
         .route("/exports", get(api_list).post(api_create))
         .route("/exports/{id}", get(api_get))
         .route("/exports/{id}/download", get(api_download))
@@ -393,4 +394,147 @@ async fn api_download(
             ))
         }
     }
+}
+
+/// Messages in Vendel's one-file export at most (the whole history: `POST /api/exports`).
+pub const VENDEL_EXPORT_MESSAGES: i64 = 50_000;
+
+/// Vendel's exports per workspace per hour at most.
+const VENDEL_EXPORTS_PER_HOUR: i32 = 10;
+
+/// Vendel's `GET /api/user/export`: the caller and the current workspace in one JSON file
+/// (`vendel-export.json`), with Vendel's field names. Secrets (keys, tokens, webhook
+/// secrets, passwords) are never in it. At most [`VENDEL_EXPORT_MESSAGES`] messages, the
+/// newest; `messages_truncated` says when there were more.
+async fn vendel_export(State(state): State<AppState>, caller: ApiCaller) -> ApiResult<Response> {
+    use ender_core::ratelimit::{self, Limit};
+    let ws = caller.workspace;
+    let mut conn = state.pool.acquire().await?;
+    if !ratelimit::allow(
+        &mut conn,
+        &format!("user-export:{}", ws.0),
+        Limit::per_hour(VENDEL_EXPORTS_PER_HOUR),
+    )
+    .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("At most {VENDEL_EXPORTS_PER_HOUR} exports an hour: try again later."),
+        ));
+    }
+    let user = match caller.user {
+        Some(id) => ender_core::account::repo::find(&mut conn, id).await?,
+        None => None,
+    };
+    let limits = ender_core::billing::plans::limits(&mut conn, ws, &state.sms, chrono::Utc::now()).await?;
+    let used = ender_core::quota::used(&mut conn, ws, limits.allowance().period).await?;
+    let subscription = ender_core::billing::subscriptions::current(&mut conn, ws).await?;
+    drop(conn);
+    let user = user.map_or_else(
+        || json!({}),
+        |u| {
+            json!({
+                "id": u.id.to_string(), "email": u.email, "full_name": u.full_name,
+                "verified": u.email_verified_at.is_some(), "created": ts(Some(u.created_at)),
+                "updated": ts(Some(u.created_at)),
+            })
+        },
+    );
+    let devices = ender_core::device::list(&state.pool, ws).await?;
+    let device_rows: Vec<Value> = devices
+        .iter()
+        .map(|d| {
+            json!({"id": d.id.to_string(), "created": ts(Some(d.created_at)), "name": d.name,
+                   "phone_number": d.phone_number, "device_type": d.kind})
+        })
+        .collect();
+    let mut messages = export::vendel_messages(&state.pool, ws, VENDEL_EXPORT_MESSAGES + 1)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %format!("{e:#}"), "reading messages for an export failed");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error.")
+        })?;
+    let truncated = messages.len() as i64 > VENDEL_EXPORT_MESSAGES;
+    messages.truncate(usize::try_from(VENDEL_EXPORT_MESSAGES).unwrap_or(usize::MAX));
+    let webhooks: Vec<Value> = ender_core::webhook::endpoint::list(&state.pool, ws)
+        .await?
+        .iter()
+        .map(|e| {
+            json!({"id": e.id.to_string(), "created": ts(Some(e.created_at)), "url": e.url,
+                   "events": e.events, "active": e.active, "include_body": e.include_body})
+        })
+        .collect();
+    let api_keys: Vec<Value> = ender_core::apikey::list(&state.pool, ws)
+        .await?
+        .iter()
+        .map(|k| {
+            json!({"id": k.id.to_string(), "created": ts(Some(k.created_at)), "name": k.name,
+                   "is_active": k.is_active(), "expires_at": ts(k.expires_at), "last_used_at": ts(k.last_used_at)})
+        })
+        .collect();
+    let (templates, _) = ender_core::template::repo::list(&state.pool, ws, 0, 10_000).await?;
+    let templates: Vec<Value> = templates
+        .iter()
+        .map(|t| json!({"id": t.id.to_string(), "created": ts(Some(t.created_at)), "name": t.name, "body": t.body}))
+        .collect();
+    let (schedules, _) = ender_core::schedule::repo::list(&state.pool, ws, 0, 10_000).await?;
+    let scheduled: Vec<Value> = schedules
+        .iter()
+        .map(|s| {
+            let body = match &s.content {
+                ender_core::schedule::Content::Body(b) => b.as_str(),
+                ender_core::schedule::Content::Template { .. } => "",
+            };
+            json!({"id": s.id.to_string(), "created": ts(Some(s.created_at)), "name": s.name,
+                   "recipients": s.recipients, "body": body, "schedule_type": s.kind(),
+                   "scheduled_at": s.local_time(), "cron_expression": s.cron_expr(),
+                   "timezone": s.timezone.name(), "status": s.status.as_str()})
+        })
+        .collect();
+    let subscriptions: Vec<Value> = subscription
+        .iter()
+        .map(|s| {
+            json!({"id": s.id.to_string(), "created": ts(Some(s.current_period_start)),
+                   "billing_cycle": s.cycle.as_str(), "status": s.status.as_str(), "payment_method": "balance",
+                   "current_period_start": ts(Some(s.current_period_start)),
+                   "current_period_end": ts(Some(s.current_period_end)),
+                   "cancel_at_period_end": s.cancel_at_period_end, "canceled_at": ts(s.ended_at)})
+        })
+        .collect();
+    let payments: Vec<Value> = ender_core::billing::ledger::history(&state.pool, ws, 10_000)
+        .await?
+        .iter()
+        .filter(|e| e.payment_id.is_some())
+        .map(|e| {
+            json!({"id": e.payment_id.map(|p| p.to_string()).unwrap_or_default(),
+                   "created": ts(Some(e.created_at)), "amount": e.amount_cents as f64 / 100.0,
+                   "currency": state.sms.billing.currency, "status": "completed", "provider": "",
+                   "period_start": "", "period_end": "", "paid_at": ts(Some(e.created_at))})
+        })
+        .collect();
+    let body = json!({
+        "exported_at": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "user": user,
+        "devices": device_rows,
+        "messages": messages,
+        "messages_truncated": truncated,
+        "webhooks": webhooks,
+        "api_keys": api_keys,
+        "templates": templates,
+        "scheduled_sms": scheduled,
+        "quota": {
+            "plan": limits.plan, "sms_sent_this_month": used, "devices_registered": devices.len(),
+            "last_reset_date": limits.period_end.format("%Y-%m-%d").to_string(),
+        },
+        "subscriptions": subscriptions,
+        "payments": payments,
+    });
+    Ok((
+        [(
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"vendel-export.json\"",
+        )],
+        Json(body),
+    )
+        .into_response())
 }

@@ -403,3 +403,77 @@ async fn exports_refuse_bad_input_strangers_and_other_workspaces_and_expire() {
         0
     );
 }
+
+#[tokio::test]
+async fn vendels_user_export_is_one_json_file_of_the_workspace_without_secrets() {
+    let app = TestApp::spawn().await;
+    let caller = Caller::new(&app, "legacy@example.org").await;
+    let other = Caller::new(&app, "other@example.org").await;
+    other.send(&["+15550009999"], "not mine").await;
+    let phone = crate::simulator::Sim::register(&app, "legacy@example.org", "android", "Desk").await;
+    caller.send(&["+15550001111"], "hello from Ender").await;
+    let (status, _) = caller
+        .post(
+            "/api/templates",
+            json!({"name": "Reminder", "body": "See you {{name}}"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, hook) = caller
+        .post(
+            "/api/webhooks",
+            json!({"url": "https://hooks.example.org/in", "events": ["sms_sent"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{hook}");
+
+    // With the session (Vendel's dashboard) …
+    assert_eq!(
+        app.login("legacy@example.org", PW).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let res = app.get("/api/user/export").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()["content-disposition"],
+        "attachment; filename=\"vendel-export.json\""
+    );
+    let text = res.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["user"]["email"], "legacy@example.org");
+    assert_eq!(body["user"]["verified"], true);
+    assert_eq!(body["devices"][0]["id"], phone.id.as_str());
+    assert_eq!(body["devices"][0]["device_type"], "android");
+    let messages = body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "only this workspace's");
+    assert_eq!(messages[0]["body"], "hello from Ender");
+    assert_eq!(messages[0]["to"], "+15550001111");
+    assert_eq!(messages[0]["message_type"], "outgoing");
+    assert_eq!(body["messages_truncated"], false);
+    assert_eq!(body["templates"][0]["name"], "Reminder");
+    assert_eq!(body["webhooks"][0]["url"], "https://hooks.example.org/in");
+    assert_eq!(body["api_keys"][0]["is_active"], true);
+    assert_eq!(body["quota"]["sms_sent_this_month"], 1);
+    for key in ["exported_at", "scheduled_sms", "subscriptions", "payments"] {
+        assert!(!body[key].is_null(), "{key}");
+    }
+    // No secret of any kind.
+    assert!(!text.contains(&caller.key));
+    assert!(!text.contains("dk_") && !text.contains("whsec_") && !text.contains("argon2"));
+    // … and with a key; a stranger gets 401.
+    let res = reqwest::Client::new()
+        .get(app.url("/api/user/export"))
+        .header("x-api-key", &caller.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = reqwest::get(app.url("/api/user/export")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // Rate limited per workspace: 10 an hour.
+    let mut last = StatusCode::OK;
+    for _ in 0..10 {
+        last = app.get("/api/user/export").await.status();
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+}
