@@ -128,6 +128,12 @@ pub fn attachment(filename: &str) -> String {
     format!("attachment; filename=\"{name}\"")
 }
 
+/// What a put stores.
+enum Source<'a> {
+    File(&'a Path),
+    Bytes(Vec<u8>),
+}
+
 /// The hidden folder under a local root where objects are written before they are moved
 /// into place.
 const PARTIAL: &str = ".partial";
@@ -197,15 +203,38 @@ impl Store {
     /// Stores the file at `path` as `key` (replacing an object of that key), streaming it;
     /// returns its size.
     pub async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> Result<u64, StoreError> {
-        let key = checked(key)?;
         let size = tokio::fs::metadata(path).await?.len();
+        self.put(key, Source::File(path), size, content_type).await?;
+        Ok(size)
+    }
+
+    /// Stores `bytes` as `key`.
+    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<u64, StoreError> {
+        let size = bytes.len() as u64;
+        self.put(key, Source::Bytes(bytes), size, content_type).await?;
+        Ok(size)
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        source: Source<'_>,
+        size: u64,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
+        let key = checked(key)?;
         match &self.backend {
             Backend::Local { root } => {
                 let partial = root.join(PARTIAL);
                 tokio::fs::create_dir_all(&partial).await?;
                 let tmp = partial.join(crate::crypto::random_token(12));
                 let result = async {
-                    tokio::fs::copy(path, &tmp).await?;
+                    match source {
+                        Source::File(path) => {
+                            tokio::fs::copy(path, &tmp).await?;
+                        }
+                        Source::Bytes(bytes) => tokio::fs::write(&tmp, bytes).await?,
+                    }
                     tokio::fs::File::open(&tmp).await?.sync_all().await?;
                     place(root, key, &tmp).await
                 }
@@ -213,16 +242,19 @@ impl Store {
                 if result.is_err() {
                     let _ = tokio::fs::remove_file(&tmp).await;
                 }
-                result?;
+                result
             }
             Backend::S3 {
                 client,
                 bucket,
                 prefix,
             } => {
-                let body = ByteStream::from_path(path)
-                    .await
-                    .map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+                let body = match source {
+                    Source::File(path) => ByteStream::from_path(path)
+                        .await
+                        .map_err(|e| StoreError::Io(std::io::Error::other(e)))?,
+                    Source::Bytes(bytes) => ByteStream::from(bytes),
+                };
                 client
                     .put_object()
                     .bucket(bucket)
@@ -233,48 +265,9 @@ impl Store {
                     .send()
                     .await
                     .map_err(s3_error)?;
+                Ok(())
             }
         }
-        Ok(size)
-    }
-
-    /// Stores `bytes` as `key`.
-    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<u64, StoreError> {
-        let key = checked(key)?;
-        let size = bytes.len() as u64;
-        match &self.backend {
-            Backend::Local { root } => {
-                let partial = root.join(PARTIAL);
-                tokio::fs::create_dir_all(&partial).await?;
-                let tmp = partial.join(crate::crypto::random_token(12));
-                let result = async {
-                    tokio::fs::write(&tmp, &bytes).await?;
-                    tokio::fs::File::open(&tmp).await?.sync_all().await?;
-                    place(root, key, &tmp).await
-                }
-                .await;
-                if result.is_err() {
-                    let _ = tokio::fs::remove_file(&tmp).await;
-                }
-                result?;
-            }
-            Backend::S3 {
-                client,
-                bucket,
-                prefix,
-            } => {
-                client
-                    .put_object()
-                    .bucket(bucket)
-                    .key(format!("{prefix}{key}"))
-                    .content_type(content_type)
-                    .body(ByteStream::from(bytes))
-                    .send()
-                    .await
-                    .map_err(s3_error)?;
-            }
-        }
-        Ok(size)
     }
 
     /// Opens `key` for reading.

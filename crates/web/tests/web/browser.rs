@@ -873,14 +873,7 @@ async fn a_person_tops_up_upgrades_sends_past_the_old_limit_cancels_and_is_downg
     let fake = crate::fake_pay::FakePay::start().await;
     let app = TestApp::spawn_with(Options {
         extra_args: fake.args(),
-        sms: Some(ender_core::config::SmsConfig {
-            billing: ender_core::config::BillingConfig {
-                enabled: true,
-                ..Default::default()
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
+        ..billing_on()
     })
     .await;
     fake.report_to(app.url("/api/webhooks/stripe"));
@@ -978,17 +971,7 @@ async fn an_operator_suspends_changes_a_plan_creates_a_promo_and_runs_maintenanc
         return;
     };
     // With billing on, so workspaces have plans to change.
-    let app = TestApp::spawn_with(Options {
-        sms: Some(ender_core::config::SmsConfig {
-            billing: ender_core::config::BillingConfig {
-                enabled: true,
-                ..Default::default()
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::spawn_with(billing_on()).await;
     app.create_user("root@example.org", PW).await;
     sqlx::query("UPDATE users SET is_admin = true WHERE email_normalized = 'root@example.org'")
         .execute(app.pool())
@@ -1139,6 +1122,20 @@ async fn an_operator_suspends_changes_a_plan_creates_a_promo_and_runs_maintenanc
     snapshot(&admin, "admin-audit").await;
     for c in [victim, member, admin] {
         c.close().await.unwrap();
+    }
+}
+
+/// Server options with billing on.
+fn billing_on() -> Options {
+    Options {
+        sms: Some(ender_core::config::SmsConfig {
+            billing: ender_core::config::BillingConfig {
+                enabled: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }
 

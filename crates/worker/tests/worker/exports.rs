@@ -31,19 +31,9 @@ async fn running_workers_make_each_export_once_into_the_store() {
         ender_core::secret::Keyring::parse(&ender_core::secret::Keyring::generate_entry(1)).unwrap(),
     );
     let cfg = |name: &str| WorkerConfig {
-        name: Some(name.to_owned()),
-        purge_every_secs: 3600,
-        message_retention_days: 0,
-        sms: ender_core::config::SmsConfig::default(),
-        fcm: ender_worker::fcm::FcmConfig {
-            fcm_service_account: None,
-            fcm_url: "http://127.0.0.1:9".to_owned(),
-            fcm_token_url: None,
-        },
-        webhooks: ender_worker::webhooks::WebhookConfig::default(),
-        secrets: ender_core::config::SecretConfig::default(),
         storage: s3.config(),
         export_keep_days: 3,
+        ..crate::config(name)
     };
     let workers: Vec<_> = ["one", "two"]
         .into_iter()

@@ -19,6 +19,25 @@ use ender_core::testing::test_db;
 use ender_worker::{Schedule, WorkerConfig, fire_due, jobs};
 use tokio_util::sync::CancellationToken;
 
+/// Worker settings for a test: defaults, no FCM, the local store in `ENDER_DATA_DIR`.
+pub fn config(name: &str) -> WorkerConfig {
+    WorkerConfig {
+        name: Some(name.to_owned()),
+        purge_every_secs: 3600,
+        message_retention_days: 0,
+        sms: ender_core::config::SmsConfig::default(),
+        fcm: ender_worker::fcm::FcmConfig {
+            fcm_service_account: None,
+            fcm_url: "http://127.0.0.1:9".to_owned(),
+            fcm_token_url: None,
+        },
+        webhooks: ender_worker::webhooks::WebhookConfig::default(),
+        secrets: ender_core::config::SecretConfig::default(),
+        storage: ender_core::config::StorageConfig::default(),
+        export_keep_days: 7,
+    }
+}
+
 #[tokio::test]
 async fn two_workers_enqueue_each_periodic_tick_once() {
     let db = test_db().await;
@@ -59,24 +78,14 @@ async fn running_workers_purge_expired_rows_and_stop_on_request() {
         ender_core::secret::Keyring::parse(&ender_core::secret::Keyring::generate_entry(1)).unwrap(),
     );
     let cfg = |name: &str| WorkerConfig {
-        name: Some(name.to_owned()),
         purge_every_secs: 1,
-        message_retention_days: 0,
-        sms: ender_core::config::SmsConfig::default(),
-        fcm: ender_worker::fcm::FcmConfig {
-            fcm_service_account: None,
-            fcm_url: "http://127.0.0.1:9".to_owned(),
-            fcm_token_url: None,
-        },
         webhooks: ender_worker::webhooks::WebhookConfig {
             webhook_retry_secs: vec![5],
             webhook_timeout_secs: 5,
             webhook_concurrency: 4,
             ..Default::default()
         },
-        secrets: ender_core::config::SecretConfig::default(),
-        storage: ender_core::config::StorageConfig::default(),
-        export_keep_days: 7,
+        ..config(name)
     };
     let one = tokio::spawn(ender_worker::run(
         db.pool.clone(),

@@ -116,9 +116,6 @@ async fn running_workers_mark_an_unpaid_renewal_past_due_and_mail_the_owner() {
         ender_core::secret::Keyring::parse(&ender_core::secret::Keyring::generate_entry(1)).unwrap(),
     );
     let cfg = |name: &str| WorkerConfig {
-        name: Some(name.to_owned()),
-        purge_every_secs: 3600,
-        message_retention_days: 0,
         sms: SmsConfig {
             billing: BillingConfig {
                 enabled: true,
@@ -126,15 +123,7 @@ async fn running_workers_mark_an_unpaid_renewal_past_due_and_mail_the_owner() {
             },
             ..SmsConfig::default()
         },
-        fcm: ender_worker::fcm::FcmConfig {
-            fcm_service_account: None,
-            fcm_url: "http://127.0.0.1:9".to_owned(),
-            fcm_token_url: None,
-        },
-        webhooks: ender_worker::webhooks::WebhookConfig::default(),
-        secrets: ender_core::config::SecretConfig::default(),
-        storage: ender_core::config::StorageConfig::default(),
-        export_keep_days: 7,
+        ..crate::config(name)
     };
     let notices = OwnerNotices {
         mailer: Mailer::files(mail_dir.path()),
