@@ -18,8 +18,9 @@ pub struct Schedule {
     pub queue: &'static str,
 }
 
-/// `store`: where exports are kept. `renewals`: with billing on, the grace days of past-due subscriptions; each tick then
-/// also enqueues the subscription renewals that are due and the usage warnings to mail.
+/// `store`: where exports are kept (expired ones are deleted once a minute). `renewals`:
+/// with billing on, the grace days of past-due subscriptions; each tick then also enqueues
+/// the subscription renewals that are due and the usage warnings to mail.
 pub(crate) async fn run(
     pool: PgPool,
     schedules: Vec<Schedule>,
