@@ -210,7 +210,7 @@ pub fn action_for(method: &str, template: &str) -> Option<Action> {
         }
     } else if under("/audit") {
         Action::ReadAudit
-    } else if under("/exports") || path == "/user/export" {
+    } else if under("/exports") || path == "/user/export" || under("/sms/conversations") {
         Action::Export
     } else if under("/webhooks") {
         if read_only && !path.ends_with("/secret") {
@@ -268,6 +268,7 @@ mod tests {
             ("GET", "/api/exports/{id}/download", Some(Action::Export)),
             ("POST", "/api/exports", Some(Action::Export)),
             ("GET", "/api/user/export", Some(Action::Export)),
+            ("POST", "/api/sms/conversations/delete", Some(Action::Export)),
             ("POST", "/api/something-new", None),
             ("DELETE", "/api/sms/status/{id}", None),
         ];

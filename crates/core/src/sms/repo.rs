@@ -228,6 +228,61 @@ pub async fn page_before(
     .collect()
 }
 
+/// Messages deleted per statement when a conversation goes, so no statement holds many
+/// row locks for long.
+const DELETE_BATCH: i64 = 5_000;
+
+/// A number as the audit trail keeps it: only its last four digits, so the record of an
+/// erasure does not keep what was erased.
+pub fn masked_number(number: &str) -> String {
+    let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
+    let tail: String = digits[digits.len().saturating_sub(4)..].iter().collect();
+    format!("…{tail}")
+}
+
+/// Deletes the workspace's conversation with `number`: every message sent to it or
+/// received from it, in batches, and writes `actor`'s audit entry with the last batch.
+/// Returns how many messages went. (The month's usage is counted apart and stays.)
+pub async fn delete_conversation(
+    pool: &PgPool,
+    workspace: WorkspaceId,
+    number: &str,
+    actor: crate::workspace::audit::Actor,
+) -> sqlx::Result<u64> {
+    let mut total = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        let n = sqlx::query!(
+            "DELETE FROM messages WHERE id IN (
+                 SELECT id FROM messages
+                 WHERE workspace_id = $1
+                   AND (CASE WHEN direction = 'incoming' THEN from_number ELSE recipient END) = $2
+                 LIMIT $3 FOR UPDATE)",
+            workspace as WorkspaceId,
+            number,
+            DELETE_BATCH
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        total += n;
+        if n < DELETE_BATCH as u64 {
+            crate::workspace::audit::record(
+                &mut *tx,
+                workspace,
+                actor,
+                crate::workspace::audit::kind::CONVERSATION_DELETED,
+                &masked_number(number),
+                serde_json::json!({ "messages": total }),
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(total);
+        }
+        tx.commit().await?;
+    }
+}
+
 /// Filters of the dashboard's message list.
 #[derive(Debug, Clone, Default)]
 pub struct PageFilter {

@@ -43,6 +43,7 @@ pub mod kind {
     pub const WEBHOOK_SECRET_ROTATED: &str = "webhook.secret_rotated";
     pub const BULK_SEND: &str = "sms.bulk_send";
     pub const CONTACTS_EXPORTED: &str = "contacts.exported";
+    pub const CONVERSATION_DELETED: &str = "sms.conversation_deleted";
 }
 
 /// A send to more recipients than this is written to the trail.

@@ -47,6 +47,10 @@ pub fn routes() -> Router<AppState> {
 pub fn api_routes() -> Router<AppState> {
     Router::new()
         .route("/user/export", get(vendel_export))
+        .route(
+            "/sms/conversations/delete",
+            axum::routing::post(api_delete_conversation),
+        )
         .route("/exports", get(api_list).post(api_create))
         .route("/exports/{id}", get(api_get))
         .route("/exports/{id}/download", get(api_download))
@@ -537,4 +541,31 @@ async fn vendel_export(State(state): State<AppState>, caller: ApiCaller) -> ApiR
         Json(body),
     )
         .into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ConversationBody {
+    number: String,
+}
+
+/// `POST /api/sms/conversations/delete` `{"number": "+1555…"}`: every message to and from
+/// the number goes; answers `{"deleted": N}`.
+async fn api_delete_conversation(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    ApiJson(body): ApiJson<ConversationBody>,
+) -> ApiResult<Json<Value>> {
+    let number = ender_core::sms::phone::PhoneNumber::parse(body.number.trim())
+        .map_err(|_| {
+            ApiError::invalid(&[ender_core::FieldError::new(
+                "number",
+                "Enter the number in international form, such as +15551234567.",
+            )])
+        })?
+        .into_string();
+    let n = ender_core::sms::repo::delete_conversation(&state.pool, caller.workspace, &number, caller.actor)
+        .await?;
+    tracing::info!(workspace.id = %caller.workspace, messages = n, "conversation deleted");
+    Ok(Json(json!({ "deleted": n })))
 }

@@ -6,13 +6,15 @@ use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
+use axum::response::Redirect;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use ender_core::sms::{Message, MessageId, Status, repo};
 
 use crate::error::{AppError, AppResult};
-use crate::session::CurrentWorkspace;
+use crate::extract::Form;
+use crate::session::{CurrentWorkspace, flash};
 use crate::state::AppState;
 use crate::views::Shell;
 use crate::views::{is_htmx, vary};
@@ -23,6 +25,7 @@ const PAGE: i64 = 50;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(PATH, get(list))
+        .route("/messages/conversation/delete", post(delete_conversation))
         .route("/messages/{id}", get(show))
 }
 
@@ -238,4 +241,59 @@ async fn show(
         m,
         events,
     })
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct ConversationForm {
+    number: String,
+    confirm: String,
+}
+
+/// Deletes every message to and from one number (a person asking to be forgotten), after
+/// the box is ticked; owners and admins only. The audit trail keeps who, when and how many,
+/// with the number's last four digits.
+async fn delete_conversation(
+    State(state): State<AppState>,
+    ws: CurrentWorkspace,
+    session: tower_sessions::Session,
+    Form(form): Form<ConversationForm>,
+) -> AppResult<Response> {
+    ws.may(ender_core::workspace::Action::Export)?;
+    let Ok(number) = ender_core::sms::phone::PhoneNumber::parse(form.number.trim()) else {
+        flash(
+            &session,
+            "error",
+            "Enter the number in international form, such as +15551234567.",
+        )
+        .await?;
+        return Ok(Redirect::to(PATH).into_response());
+    };
+    let number = number.into_string();
+    let back = format!(
+        "{PATH}?number={}",
+        url::form_urlencoded::byte_serialize(number.as_bytes()).collect::<String>()
+    );
+    if form.confirm != "yes" {
+        flash(
+            &session,
+            "error",
+            "Tick the box to confirm: deleted messages cannot be brought back.",
+        )
+        .await?;
+        return Ok(Redirect::to(&back).into_response());
+    }
+    let n = repo::delete_conversation(&state.pool, ws.id(), &number, ws.actor()).await?;
+    tracing::info!(workspace.id = %ws.id(), messages = n, "conversation deleted");
+    flash(
+        &session,
+        "success",
+        format!(
+            "Deleted {n} message{} of the conversation with {}.",
+            if n == 1 { "" } else { "s" },
+            repo::masked_number(&number)
+        ),
+    )
+    .await?;
+    Ok(Redirect::to(PATH).into_response())
 }

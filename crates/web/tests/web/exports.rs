@@ -477,3 +477,127 @@ async fn vendels_user_export_is_one_json_file_of_the_workspace_without_secrets()
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[tokio::test]
+async fn a_conversation_is_deleted_whole_after_confirming_and_the_audit_keeps_no_number() {
+    let app = TestApp::spawn().await;
+    let caller = Caller::new(&app, "clinic@example.org").await;
+    let other = Caller::new(&app, "other@example.org").await;
+    for (to, body) in [
+        ("+15550001111", "one"),
+        ("+15550001111", "two"),
+        ("+15550002222", "keep"),
+    ] {
+        let (status, _) = caller.send(&[to], body).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    other.send(&["+15550001111"], "another workspace's").await;
+    let ws: uuid::Uuid = sqlx::query_scalar(
+        "SELECT w.id FROM workspaces w JOIN users u ON u.id = w.personal_user_id WHERE u.email_normalized = 'clinic@example.org'",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    // A reply from the same person.
+    sqlx::query(
+        "INSERT INTO messages (id, workspace_id, direction, from_number, body, encoding, segments, status, received_at)
+         VALUES (gen_random_uuid(), $1, 'incoming', '+15550001111', 'reply', 'gsm7', 1, 'received', now())",
+    )
+    .bind(ws)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let count = |number: &'static str| {
+        let pool = app.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM messages WHERE workspace_id = $1 AND (recipient = $2 OR from_number = $2)",
+            )
+            .bind(ws)
+            .bind(number)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(count("+15550001111").await, 3);
+
+    assert_eq!(
+        app.login("clinic@example.org", PW).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let page = app
+        .get("/messages?number=%2B15550001111")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(has(&page, "#delete-conversation"));
+    assert!(!has(
+        &app.get("/messages").await.text().await.unwrap(),
+        "#delete-conversation"
+    ));
+    // Without the box ticked nothing goes.
+    let res = app
+        .post_form(
+            "/messages?number=%2B15550001111",
+            "/messages/conversation/delete",
+            &[("number", "+15550001111")],
+        )
+        .await;
+    assert_eq!(location(&res), "/messages?number=%2B15550001111");
+    assert_eq!(count("+15550001111").await, 3);
+    let res = app
+        .post_form(
+            "/messages?number=%2B15550001111",
+            "/messages/conversation/delete",
+            &[("number", "not a number"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(location(&res), "/messages");
+    let res = app
+        .post_form(
+            "/messages?number=%2B15550001111",
+            "/messages/conversation/delete",
+            &[("number", "+1 555 000 1111"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(location(&res), "/messages");
+    assert_eq!(count("+15550001111").await, 0);
+    assert_eq!(count("+15550002222").await, 1, "other conversations stay");
+    let theirs: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE workspace_id <> $1")
+        .bind(ws)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(theirs, 1, "another workspace's messages stay");
+    let (action, subject, detail): (String, String, Value) = sqlx::query_as(
+        "SELECT action, subject, detail FROM audit_events WHERE workspace_id = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(ws)
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(action, "sms.conversation_deleted");
+    assert_eq!(subject, "…1111");
+    assert_eq!(detail, json!({"messages": 3}));
+
+    // The API: the same, with its own errors.
+    let (status, body) = caller
+        .post("/api/sms/conversations/delete", json!({"number": "+15550002222"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["deleted"], 1);
+    let (status, body) = caller
+        .post("/api/sms/conversations/delete", json!({"number": "12"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["data"]["errors"]["number"].is_string());
+    let res = reqwest::Client::new()
+        .post(app.url("/api/sms/conversations/delete"))
+        .json(&json!({"number": "+15550002222"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
