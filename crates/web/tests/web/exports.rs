@@ -601,3 +601,34 @@ async fn a_conversation_is_deleted_whole_after_confirming_and_the_audit_keeps_no
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_full_disk_fails_the_export_with_a_clear_reason_and_offers_nothing() {
+    let app = TestApp::spawn().await;
+    let caller = Caller::new(&app, "full@example.org").await;
+    caller.send(&["+15550001111"], "x").await;
+    let (_, body) = caller.post("/api/exports", json!({"format": "csv"})).await;
+    let id = body["id"].as_str().unwrap().to_owned();
+    // The export's temporary file is /dev/full: every write fails with "no space left".
+    let ctx = exports_ctx(&app, app.store.clone());
+    std::fs::create_dir_all(&ctx.tmp_dir).unwrap();
+    std::os::unix::fs::symlink("/dev/full", ctx.tmp_dir.join(format!("export-{id}.part"))).unwrap();
+    run_exports(&app, &ctx).await;
+    let (_, body) = caller.get(&format!("/api/exports/{id}")).await;
+    assert_eq!(body["status"], "failed", "{body}");
+    assert!(body["error"].as_str().unwrap().contains("disk is full"), "{body}");
+    assert_eq!(body["download_url"], "");
+    assert_eq!(
+        download(&caller.key, &app, &id).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(app.store.list("exports/").await.unwrap().is_empty());
+    // The page says so too.
+    assert_eq!(
+        app.login("full@example.org", PW).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let page = app.get("/exports").await.text().await.unwrap();
+    assert_eq!(select_text(&page, ".export-status"), vec!["failed"]);
+    assert!(select_text(&page, ".export-note")[0].contains("disk is full"));
+}
