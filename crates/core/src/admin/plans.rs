@@ -240,13 +240,7 @@ pub async fn create(pool: &PgPool, admin: &Admin, v: &PlanValues) -> Result<Plan
 /// the price it was paid at. The default plan stays free.
 pub async fn update(pool: &PgPool, admin: &Admin, id: PlanId, v: &PlanValues) -> Result<(), AdminError> {
     let mut tx = pool.begin().await?;
-    let before = sqlx::query_scalar!("SELECT id FROM plans WHERE id = $1 FOR UPDATE", id as PlanId)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if before.is_none() {
-        return Err(AdminError::NotFound);
-    }
-    let before = crate::billing::plans::get(&mut tx, id)
+    let before = crate::billing::plans::get_for_update(&mut tx, id)
         .await?
         .ok_or(AdminError::NotFound)?;
     if before.is_default && (v.price_monthly_cents != 0 || v.price_yearly_cents != 0) {

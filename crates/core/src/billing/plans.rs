@@ -76,6 +76,13 @@ pub async fn get(conn: &mut PgConnection, id: PlanId) -> sqlx::Result<Option<Pla
         .await
 }
 
+/// A plan, its row locked until the transaction ends (to change it).
+pub async fn get_for_update(conn: &mut PgConnection, id: PlanId) -> sqlx::Result<Option<Plan>> {
+    select_plans!("WHERE id = $1 FOR UPDATE", id as PlanId)
+        .fetch_optional(conn)
+        .await
+}
+
 /// The plan of new workspaces and of lapsed subscriptions.
 pub async fn default_plan(conn: &mut PgConnection) -> sqlx::Result<Option<Plan>> {
     select_plans!("WHERE is_default").fetch_optional(conn).await
