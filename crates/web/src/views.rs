@@ -180,6 +180,22 @@ pub fn ago(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
 }
 
 /// Whether HTMX made the request (it then wants a fragment, not the page).
+/// A size in bytes as people read it: `512 B`, `1.5 KiB`, `3.0 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
 pub fn is_htmx(headers: &axum::http::HeaderMap) -> bool {
     headers.contains_key("hx-request")
 }

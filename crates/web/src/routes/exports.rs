@@ -69,18 +69,6 @@ pub struct ExportRow {
     pub downloadable: bool,
 }
 
-fn size(bytes: Option<i64>) -> String {
-    let Some(b) = bytes else { return String::new() };
-    let b = b as f64;
-    if b >= 1_048_576.0 {
-        format!("{:.1} MiB", b / 1_048_576.0)
-    } else if b >= 1024.0 {
-        format!("{:.1} KiB", b / 1024.0)
-    } else {
-        format!("{b} B")
-    }
-}
-
 impl From<&Export> for ExportRow {
     fn from(e: &Export) -> Self {
         let progress = match (e.status.as_str(), e.rows_total) {
@@ -110,7 +98,10 @@ impl From<&Export> for ExportRow {
             format: e.format.as_str(),
             status: e.status.clone(),
             progress,
-            size: size(e.size_bytes),
+            size: e
+                .size_bytes
+                .map(|b| crate::views::bytes(u64::try_from(b).unwrap_or(0)))
+                .unwrap_or_default(),
             created: e.created_at.format("%Y-%m-%d %H:%M").to_string(),
             note,
             downloadable: e.downloadable(),

@@ -16,6 +16,7 @@ use crate::routes::api::ApiError;
 use crate::session::AdminUser;
 use crate::state::AppState;
 use crate::views::Shell;
+use crate::views::bytes;
 
 /// Audit entries per page.
 const AUDIT_PAGE: i64 = 50;
@@ -28,21 +29,6 @@ pub fn routes() -> Router<AppState> {
 
 pub fn api_routes() -> Router<AppState> {
     Router::new().route("/admin/audit", get(audit_api))
-}
-
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 fn age(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
@@ -254,9 +240,9 @@ async fn audit_api(
 mod tests {
     #[test]
     fn sizes_read_well() {
-        assert_eq!(super::bytes(512), "512 B");
-        assert_eq!(super::bytes(1536), "1.5 KiB");
-        assert_eq!(super::bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+        assert_eq!(crate::views::bytes(512), "512 B");
+        assert_eq!(crate::views::bytes(1536), "1.5 KiB");
+        assert_eq!(crate::views::bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
     }
 
     #[test]
